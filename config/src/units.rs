@@ -1,0 +1,140 @@
+//! Durations (`"500ms"`, `"30s"`, `"5m"`, `"1h"`, `"400d"`) and byte sizes (`"1GiB"`) as
+//! written in config files, parsed strictly and printed back the way a person writes them.
+
+use std::time::Duration;
+
+/// Parses a duration such as `"30s"` or `"1h30m"`; units are ms, s, m, h, d.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("is empty; write a duration such as \"30s\", \"5m\" or \"400d\"".into());
+    }
+    let mut total: u128 = 0;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!(
+                "\"{text}\" is not a duration; write a number and a unit (ms, s, m, h, d) such as \"30s\""
+            ));
+        }
+        let number: u128 = rest[..digits].parse().map_err(|_| format!("\"{text}\" is too large"))?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let millis_per_unit: u128 = match unit {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "" => {
+                return Err(format!(
+                    "\"{text}\" has no unit; write e.g. \"{}s\" (units: ms, s, m, h, d)",
+                    &t[..digits.min(t.len())]
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "\"{text}\" has unknown unit \"{other}\"; use ms, s, m, h or d"
+                ));
+            }
+        };
+        total = number
+            .checked_mul(millis_per_unit)
+            .and_then(|v| total.checked_add(v))
+            .filter(|v| *v <= u64::MAX as u128)
+            .ok_or_else(|| format!("\"{text}\" is too large"))?;
+    }
+    Ok(Duration::from_millis(total as u64))
+}
+
+/// Prints a duration in the largest units that keep it exact: `30s`, `1h30m`, `250ms`.
+pub fn format_duration(d: Duration) -> String {
+    let mut ms = d.as_millis();
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    for (unit, size) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+        if ms >= size {
+            out.push_str(&format!("{}{unit}", ms / size));
+            ms %= size;
+        }
+    }
+    out
+}
+
+/// Parses a byte size such as `"1GiB"`, `"512MiB"`, `"10MB"` or `"4096"`.
+pub fn parse_byte_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    if digits == 0 {
+        return Err(format!("\"{text}\" is not a size; write e.g. \"1GiB\", \"512MiB\" or \"100MB\""));
+    }
+    let number: u64 = t[..digits].parse().map_err(|_| format!("\"{text}\" is too large"))?;
+    let multiplier: u64 = match t[digits..].trim() {
+        "" | "B" => 1,
+        "KB" | "kB" => 1_000,
+        "KiB" => 1 << 10,
+        "MB" => 1_000_000,
+        "MiB" => 1 << 20,
+        "GB" => 1_000_000_000,
+        "GiB" => 1 << 30,
+        "TB" => 1_000_000_000_000,
+        "TiB" => 1 << 40,
+        other => {
+            return Err(format!(
+                "\"{text}\" has unknown unit \"{other}\"; use B, KB, KiB, MB, MiB, GB, GiB, TB or TiB"
+            ));
+        }
+    };
+    number.checked_mul(multiplier).ok_or_else(|| format!("\"{text}\" is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_every_unit() {
+        for (text, ms) in [
+            ("500ms", 500),
+            ("30s", 30_000),
+            ("5m", 300_000),
+            ("1h", 3_600_000),
+            ("400d", 400 * 86_400_000),
+            ("1h30m", 5_400_000),
+            ("0s", 0),
+        ] {
+            assert_eq!(parse_duration(text), Ok(Duration::from_millis(ms)), "{text}");
+        }
+    }
+
+    #[test]
+    fn bad_durations_say_what_to_write() {
+        assert!(parse_duration("30").unwrap_err().contains("has no unit"));
+        assert!(parse_duration("30sec").unwrap_err().contains("unknown unit \"sec\""));
+        assert!(parse_duration("").unwrap_err().contains("is empty"));
+        assert!(parse_duration("s").unwrap_err().contains("not a duration"));
+        assert!(parse_duration("-5s").unwrap_err().contains("not a duration"));
+        assert!(parse_duration("99999999999999999999999d").unwrap_err().contains("too large"));
+    }
+
+    #[test]
+    fn durations_round_trip_through_format() {
+        for text in ["500ms", "30s", "5m", "1h", "400d", "1h30m", "1m1s1ms"] {
+            assert_eq!(format_duration(parse_duration(text).unwrap()), text);
+        }
+    }
+
+    #[test]
+    fn byte_sizes_parse_binary_and_decimal_units() {
+        assert_eq!(parse_byte_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_byte_size("10MB"), Ok(10_000_000));
+        assert_eq!(parse_byte_size("4096"), Ok(4096));
+        assert!(parse_byte_size("1 gigabyte").is_err());
+        assert!(parse_byte_size("GiB").is_err());
+    }
+}
