@@ -1,1 +1,103 @@
-fn main() {}
+//! The `probity-collector` binary: argument parsing and dispatch, nothing more.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use probity_collector::cli;
+
+/// probity collector: ingests probe results from agents, computes availability within
+/// agreed service hours, and reports compliance against SLAs, OLAs and underpinning contracts.
+#[derive(Parser)]
+#[command(name = "probity-collector", version, about, long_about = None)]
+struct Args {
+    /// Collector configuration file (serve mode).
+    #[arg(long, short, default_value = "probity-collector.toml", global = false)]
+    config: PathBuf,
+    /// Log filter, e.g. `info`, `debug`, `probity_collector=trace`; `RUST_LOG` is used when unset.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a collector config: print every error (exit 1), or a summary and the
+    /// structural gaps between agreements as warnings (exit 0).
+    CheckConfig {
+        /// The config file to check.
+        file: PathBuf,
+    },
+    /// Print a fresh agent token (32 random bytes) and the [[agents]] entry holding its sha256.
+    NewAgent {
+        /// The agent's id, e.g. `lon-1` ([a-z0-9][a-z0-9_-]{0,62}).
+        id: String,
+    },
+    /// Evidence bundles for underpinning-contract reviews.
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
+}
+
+#[derive(Subcommand)]
+enum EvidenceCommand {
+    /// Check a bundle offline: signature, every file's sha256, nothing missing or added.
+    /// Exits 1 naming the first file that fails.
+    Verify {
+        /// The bundle (.zip) to verify.
+        bundle: PathBuf,
+        /// Pin the signer: the public key as hex, or a file holding it.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(args.log_level.as_deref());
+    match args.command {
+        Some(Command::CheckConfig { file }) => match cli::check_config(&file) {
+            Ok(summary) => {
+                print!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Command::NewAgent { id }) => match cli::new_agent(&id) {
+            Ok(a) => {
+                println!("# token for agent \"{id}\": put it in the agent's token_file (shown only once)");
+                println!("{}", a.token);
+                println!();
+                println!("# add this to the collector config and reload it (SIGHUP):");
+                print!("{}", a.entry);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Command::Evidence(EvidenceCommand::Verify { bundle, public_key })) => {
+            let _ = (bundle, public_key);
+            eprintln!("error: evidence verification is not built yet");
+            ExitCode::from(2)
+        }
+        None => {
+            eprintln!("error: serving is not built yet (config {})", args.config.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(level: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match level {
+        Some(l) => EnvFilter::new(l),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

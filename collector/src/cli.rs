@@ -1,0 +1,85 @@
+//! Command-line subcommands that need no server: `check-config` and `new-agent`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use probity_config::gaps::structural_gaps;
+use probity_config::{CollectorConfig, Id, LoadError, TOKEN_PREFIX, load_collector_config, token_sha256};
+
+/// Validates a collector config; `Ok` carries the summary and warnings to print, `Err`
+/// every error (the caller exits 1).
+pub fn check_config(path: &Path) -> Result<String, LoadError> {
+    let config = load_collector_config(path)?;
+    Ok(check_config_summary(&config))
+}
+
+/// The `ok: …` line with each structural gap as a warning before it.
+pub fn check_config_summary(config: &CollectorConfig) -> String {
+    let c = &config.catalogue;
+    let gaps = structural_gaps(c);
+    let mut out = String::new();
+    for gap in &gaps {
+        let _ = writeln!(out, "warning: structural gap ({}): {}", rule_name(gap.rule), gap.message);
+    }
+    let plural = |n: usize, word: &str| if n == 1 { format!("{n} {word}") } else { format!("{n} {word}s") };
+    let _ = writeln!(
+        out,
+        "ok: {}, {}, {}, {} ({}, {})",
+        plural(c.services.len(), "service"),
+        plural(c.probe_count(), "probe"),
+        plural(c.agreements.len(), "agreement"),
+        plural(gaps.len(), "structural gap"),
+        plural(c.agents.len(), "agent"),
+        plural(c.defined_calendars().count(), "calendar"),
+    );
+    out
+}
+
+fn rule_name(rule: probity_config::gaps::GapRule) -> &'static str {
+    use probity_config::gaps::GapRule;
+    match rule {
+        GapRule::Availability => "availability",
+        GapRule::Latency => "latency",
+        GapRule::Hours => "hours",
+    }
+}
+
+/// A fresh agent token and the `[[agents]]` block that admits it.
+pub struct NewAgent {
+    pub token: String,
+    pub entry: String,
+}
+
+pub fn new_agent(id: &str) -> Result<NewAgent, String> {
+    let id = Id::new(id).map_err(|e| format!("agent id {e}"))?;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| format!("cannot read random bytes from the OS: {e}"))?;
+    let token = format!("{TOKEN_PREFIX}{}", hex::encode(bytes));
+    let hash = hex::encode(token_sha256(&token));
+    let entry = format!("[[agents]]\nid = \"{id}\"\ntoken_sha256 = \"{hash}\"\nlabels = {{}}\n");
+    Ok(NewAgent { token, entry })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_agent_prints_a_token_whose_hash_is_in_the_entry() {
+        let a = new_agent("lon-1").unwrap();
+        assert!(a.token.starts_with(TOKEN_PREFIX));
+        assert_eq!(a.token.len(), TOKEN_PREFIX.len() + 64);
+        assert!(a.entry.contains(&hex::encode(token_sha256(&a.token))));
+        assert!(a.entry.contains("id = \"lon-1\""));
+        let b = new_agent("lon-1").unwrap();
+        assert_ne!(a.token, b.token, "tokens come from the OS's randomness");
+        // The entry is valid config.
+        let text = format!("[embedded_agent]\nenabled = false\n{}\n[[services]]\nid = \"s\"\n[[services.probes]]\nid = \"p\"\nkind = \"tcp\"\ntarget = \"127.0.0.1:1\"\n", a.entry);
+        probity_config::parse_collector_config("t.toml", &text).unwrap();
+    }
+
+    #[test]
+    fn new_agent_refuses_a_bad_id() {
+        assert!(new_agent("Bad Id").unwrap_err().contains("not a valid id"));
+    }
+}

@@ -1,0 +1,5 @@
+//! `probity-collector` as a library: the pieces the binary wires together, exposed so
+//! that tests and benchmarks drive them directly.
+
+pub mod cli;
+pub mod runs;
