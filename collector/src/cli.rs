@@ -45,6 +45,7 @@ fn rule_name(rule: probity_config::gaps::GapRule) -> &'static str {
 }
 
 /// A fresh agent token and the `[[agents]]` block that admits it.
+#[derive(Debug)]
 pub struct NewAgent {
     pub token: String,
     pub entry: String,
