@@ -41,7 +41,13 @@ fn main() -> ExitCode {
     match args.command {
         Some(Command::CheckConfig { file }) => match probity_config::load_agent_config(&file) {
             Ok(c) => {
-                println!("ok: agent {} reports to {}, spool {} (max {} bytes)", c.id, c.collector, c.spool_dir.display(), c.spool_max);
+                println!(
+                    "ok: agent {} reports to {}, spool {} (max {} bytes)",
+                    c.id,
+                    c.collector,
+                    c.spool_dir.display(),
+                    c.spool_max
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -75,7 +75,10 @@ mod tests {
         let b = new_agent("lon-1").unwrap();
         assert_ne!(a.token, b.token, "tokens come from the OS's randomness");
         // The entry is valid config.
-        let text = format!("[embedded_agent]\nenabled = false\n{}\n[[services]]\nid = \"s\"\n[[services.probes]]\nid = \"p\"\nkind = \"tcp\"\ntarget = \"127.0.0.1:1\"\n", a.entry);
+        let text = format!(
+            "[embedded_agent]\nenabled = false\n{}\n[[services]]\nid = \"s\"\n[[services.probes]]\nid = \"p\"\nkind = \"tcp\"\ntarget = \"127.0.0.1:1\"\n",
+            a.entry
+        );
         probity_config::parse_collector_config("t.toml", &text).unwrap();
     }
 

@@ -53,11 +53,19 @@ fn read(r: &mut Reader<'_>, root: &crate::reader::Value<'_>) -> Option<AgentConf
     let collector = r.req_string(&f, "collector").and_then(|s| match url::Url::parse(&s.value) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Some(u),
         Ok(u) => {
-            r.error(s.pos, "collector", format!("\"{}\" has scheme \"{}\"; use an http:// or https:// URL", s.value, u.scheme()));
+            r.error(
+                s.pos,
+                "collector",
+                format!("\"{}\" has scheme \"{}\"; use an http:// or https:// URL", s.value, u.scheme()),
+            );
             None
         }
         Err(e) => {
-            r.error(s.pos, "collector", format!("\"{}\" is not a URL ({e}); write e.g. \"https://collector.example.com:7878\"", s.value));
+            r.error(
+                s.pos,
+                "collector",
+                format!("\"{}\" is not a URL ({e}); write e.g. \"https://collector.example.com:7878\"", s.value),
+            );
             None
         }
     });
@@ -75,11 +83,16 @@ fn read(r: &mut Reader<'_>, root: &crate::reader::Value<'_>) -> Option<AgentConf
             None
         }
         (None, None) => {
-            r.error(f.pos, "token_file", "is required but missing; set token_file (or token) to the agent's bearer token");
+            r.error(
+                f.pos,
+                "token_file",
+                "is required but missing; set token_file (or token) to the agent's bearer token",
+            );
             None
         }
     };
-    let spool_dir = r.opt_string(&f, "spool_dir").map_or(PathBuf::from("/var/lib/probity-agent"), |s| PathBuf::from(s.value));
+    let spool_dir =
+        r.opt_string(&f, "spool_dir").map_or(PathBuf::from("/var/lib/probity-agent"), |s| PathBuf::from(s.value));
     let spool_max = match r.opt_string(&f, "spool_max") {
         None => Some(DEFAULT_SPOOL_MAX),
         Some(s) => match parse_byte_size(&s.value) {
@@ -104,7 +117,8 @@ mod tests {
 
     #[test]
     fn a_minimal_agent_config_takes_the_defaults() {
-        let c = parse_agent_config("a.toml", "id = \"lon-1\"\ncollector = \"http://127.0.0.1:7878\"\ntoken = \"t\"\n").unwrap();
+        let c = parse_agent_config("a.toml", "id = \"lon-1\"\ncollector = \"http://127.0.0.1:7878\"\ntoken = \"t\"\n")
+            .unwrap();
         assert_eq!(c.id.as_str(), "lon-1");
         assert_eq!(c.spool_max, DEFAULT_SPOOL_MAX);
         assert_eq!(c.token, TokenSource::Inline("t".into()));

@@ -60,8 +60,7 @@ impl Calendar {
     }
 
     pub fn is_always(&self) -> bool {
-        self.holidays.is_empty()
-            && self.weekly.iter().all(|d| d == &[DayRange { start: 0, end: DAY_SECONDS }])
+        self.holidays.is_empty() && self.weekly.iter().all(|d| d == &[DayRange { start: 0, end: DAY_SECONDS }])
     }
 
     /// The ranges that apply on a local date (none on a holiday).
@@ -128,9 +127,8 @@ fn local_date(tz: &TimeZone, ms: i64) -> Date {
 /// constant UTC offset, civil = instant + offset, so the preimage is a shifted copy
 /// clipped to the stretch. A repeated hour yields two pieces; a skipped hour none.
 pub fn civil_preimage(tz: &TimeZone, start: DateTime, end: DateTime) -> Vec<(i64, i64)> {
-    let as_utc_ms = |dt: DateTime| -> i64 {
-        dt.to_zoned(TimeZone::UTC).map(|z| z.timestamp().as_millisecond()).unwrap_or(0)
-    };
+    let as_utc_ms =
+        |dt: DateTime| -> i64 { dt.to_zoned(TimeZone::UTC).map(|z| z.timestamp().as_millisecond()).unwrap_or(0) };
     let (civil_a, civil_b) = (as_utc_ms(start), as_utc_ms(end));
     const MARGIN: i64 = 27 * 3_600_000;
     let window_lo = civil_a - MARGIN;
@@ -170,9 +168,7 @@ pub fn civil_preimage(tz: &TimeZone, start: DateTime, end: DateTime) -> Vec<(i64
 pub fn parse_hours(text: &str) -> Result<(Vec<usize>, Vec<DayRange>), String> {
     let mut parts = text.split_whitespace();
     let (Some(days), Some(times), None) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(format!(
-            "\"{text}\" is not an hours entry; write days and times such as \"mon-fri 08:00-18:00\""
-        ));
+        return Err(format!("\"{text}\" is not an hours entry; write days and times such as \"mon-fri 08:00-18:00\""));
     };
     let mut weekdays = Vec::new();
     for item in days.split(',') {
@@ -199,12 +195,10 @@ pub fn parse_hours(text: &str) -> Result<(Vec<usize>, Vec<DayRange>), String> {
         let Some((a, b)) = item.split_once('-') else {
             return Err(format!("\"{text}\": \"{item}\" is not a time range; write it as \"08:00-18:00\""));
         };
-        let start = parse_clock(a).ok_or_else(|| {
-            format!("\"{text}\": \"{a}\" is not a time of day; write HH:MM from 00:00 to 23:59")
-        })?;
-        let end = parse_clock(b).ok_or_else(|| {
-            format!("\"{text}\": \"{b}\" is not a time of day; write HH:MM from 00:00 to 24:00")
-        })?;
+        let start = parse_clock(a)
+            .ok_or_else(|| format!("\"{text}\": \"{a}\" is not a time of day; write HH:MM from 00:00 to 23:59"))?;
+        let end = parse_clock(b)
+            .ok_or_else(|| format!("\"{text}\": \"{b}\" is not a time of day; write HH:MM from 00:00 to 24:00"))?;
         if start == DAY_SECONDS {
             return Err(format!("\"{text}\": a range cannot start at 24:00"));
         }

@@ -210,9 +210,7 @@ impl Catalogue {
 
     /// A probe and the service it belongs to.
     pub fn probe(&self, id: &str) -> Option<(&Service, &Probe)> {
-        self.services
-            .iter()
-            .find_map(|s| s.probes.iter().find(|p| p.id.as_str() == id).map(|p| (s, p)))
+        self.services.iter().find_map(|s| s.probes.iter().find(|p| p.id.as_str() == id).map(|p| (s, p)))
     }
 
     pub fn probes(&self) -> impl Iterator<Item = (&Service, &Probe)> {

@@ -82,7 +82,17 @@ fn read_collector(r: &mut Reader<'_>, root: &Value<'_>) -> Option<CollectorConfi
     let top = r.fields(
         root,
         "",
-        &["server", "api", "embedded_agent", "evidence", "agents", "calendars", "maintenance", "services", "agreements"],
+        &[
+            "server",
+            "api",
+            "embedded_agent",
+            "evidence",
+            "agents",
+            "calendars",
+            "maintenance",
+            "services",
+            "agreements",
+        ],
     )?;
 
     let server = read_server(r, top.get("server"));
@@ -110,7 +120,11 @@ fn read_collector(r: &mut Reader<'_>, root: &Value<'_>) -> Option<CollectorConfi
         }
         if let (Some(id), Some(token)) = (id, token) {
             if let Some(first) = agent_pos.get(id.value.as_str()) {
-                r.error(id.pos, f.key_path("id"), format!("duplicate agent id \"{}\" (first defined at offset {first})", id.value));
+                r.error(
+                    id.pos,
+                    f.key_path("id"),
+                    format!("duplicate agent id \"{}\" (first defined at offset {first})", id.value),
+                );
                 continue;
             }
             agent_pos.insert(id.value.to_string(), id.pos);
@@ -130,15 +144,28 @@ fn read_collector(r: &mut Reader<'_>, root: &Value<'_>) -> Option<CollectorConfi
         }
         for (a, other) in dupes {
             let pos = agent_pos[a.as_str()];
-            r.error(pos, "agents", format!("agent \"{a}\" has the same token_sha256 as agent \"{other}\"; give each agent its own token"));
+            r.error(
+                pos,
+                "agents",
+                format!("agent \"{a}\" has the same token_sha256 as agent \"{other}\"; give each agent its own token"),
+            );
         }
     }
     if let Some(embedded) = &embedded {
         if embedded.enabled {
             if let Some(pos) = agent_pos.get(embedded.id.as_str()) {
-                r.error(*pos, "embedded_agent.id", format!("\"{}\" is also an [[agents]] id; give the embedded agent its own id", embedded.id));
+                r.error(
+                    *pos,
+                    "embedded_agent.id",
+                    format!("\"{}\" is also an [[agents]] id; give the embedded agent its own id", embedded.id),
+                );
             } else {
-                agents.push(Agent { id: embedded.id.clone(), token_sha256: None, labels: BTreeMap::new(), embedded: true });
+                agents.push(Agent {
+                    id: embedded.id.clone(),
+                    token_sha256: None,
+                    labels: BTreeMap::new(),
+                    embedded: true,
+                });
             }
         }
     }
@@ -247,7 +274,11 @@ fn read_collector(r: &mut Reader<'_>, root: &Value<'_>) -> Option<CollectorConfi
             if !service_ids.contains_key(&dep.value) {
                 r.error(dep.pos, format!("{}.depends_on", s.path), format!("unknown service \"{}\"", dep.value));
             } else if s.id.as_ref().is_some_and(|id| id.value.as_str() == dep.value) {
-                r.error(dep.pos, format!("{}.depends_on", s.path), format!("service \"{}\" depends on itself", dep.value));
+                r.error(
+                    dep.pos,
+                    format!("{}.depends_on", s.path),
+                    format!("service \"{}\" depends on itself", dep.value),
+                );
             }
         }
         let mut probes = Vec::new();
@@ -402,7 +433,14 @@ fn read_server(r: &mut Reader<'_>, v: Option<&Value<'_>>) -> Option<ServerConfig
             Ok(a) => server.listen = a,
             Err(_) => {
                 ok = false;
-                r.error(listen.pos, "server.listen", format!("\"{}\" is not an ip:port address; write e.g. \"127.0.0.1:7878\" or \"0.0.0.0:7878\"", listen.value));
+                r.error(
+                    listen.pos,
+                    "server.listen",
+                    format!(
+                        "\"{}\" is not an ip:port address; write e.g. \"127.0.0.1:7878\" or \"0.0.0.0:7878\"",
+                        listen.value
+                    ),
+                );
             }
         }
     }
@@ -580,7 +618,11 @@ fn read_probe(r: &mut Reader<'_>, v: &Value<'_>, path: &str) -> Option<RawProbe>
             match s.value.as_str() {
                 "http" | "tcp" | "dns" | "tls" => Some(s.value),
                 other => {
-                    r.error(s.pos, join(path, "kind"), format!("\"{other}\" is not a probe kind; use http, tcp, dns or tls"));
+                    r.error(
+                        s.pos,
+                        join(path, "kind"),
+                        format!("\"{other}\" is not a probe kind; use http, tcp, dns or tls"),
+                    );
                     None
                 }
             }
@@ -622,11 +664,19 @@ fn read_http(r: &mut Reader<'_>, f: &Fields<'_, '_>) -> Option<HttpSpec> {
     let url = r.req_string(f, "url").and_then(|u| match url::Url::parse(&u.value) {
         Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some() => Some(u.value),
         Ok(parsed) => {
-            r.error(u.pos, f.key_path("url"), format!("\"{}\" has scheme \"{}\"; only http and https URLs can be probed", u.value, parsed.scheme()));
+            r.error(
+                u.pos,
+                f.key_path("url"),
+                format!("\"{}\" has scheme \"{}\"; only http and https URLs can be probed", u.value, parsed.scheme()),
+            );
             None
         }
         Err(e) => {
-            r.error(u.pos, f.key_path("url"), format!("\"{}\" is not a URL ({e}); write e.g. \"https://example.com/health\"", u.value));
+            r.error(
+                u.pos,
+                f.key_path("url"),
+                format!("\"{}\" is not a URL ({e}); write e.g. \"https://example.com/health\"", u.value),
+            );
             None
         }
     });
@@ -635,7 +685,11 @@ fn read_http(r: &mut Reader<'_>, f: &Fields<'_, '_>) -> Option<HttpSpec> {
         if HTTP_METHODS.contains(&upper.as_str()) {
             Some(upper)
         } else {
-            r.error(m.pos, f.key_path("method"), format!("\"{}\" is not a supported method; use one of {}", m.value, HTTP_METHODS.join(", ")));
+            r.error(
+                m.pos,
+                f.key_path("method"),
+                format!("\"{}\" is not a supported method; use one of {}", m.value, HTTP_METHODS.join(", ")),
+            );
             None
         }
     });
@@ -646,7 +700,8 @@ fn read_http(r: &mut Reader<'_>, f: &Fields<'_, '_>) -> Option<HttpSpec> {
         if let Some(map) = r.open_map(v, &f.key_path("headers")) {
             for (k, pos, v) in map.entries() {
                 let path = join(&map.path, k);
-                let valid_name = !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                let valid_name =
+                    !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
                 if !valid_name {
                     headers_ok = false;
                     r.error(pos, path.clone(), format!("\"{k}\" is not a valid header name"));
@@ -680,7 +735,11 @@ fn read_http(r: &mut Reader<'_>, f: &Fields<'_, '_>) -> Option<HttpSpec> {
         }
         if expect_status.is_empty() && status_ok {
             status_ok = false;
-            r.error(f.get("expect_status").map_or(f.pos, |v| v.span().start), f.key_path("expect_status"), "is empty; list the expected statuses such as [\"200-299\"]");
+            r.error(
+                f.get("expect_status").map_or(f.pos, |v| v.span().start),
+                f.key_path("expect_status"),
+                "is empty; list the expected statuses such as [\"200-299\"]",
+            );
         }
     }
     let body_contains = r.opt_string(f, "body_contains").map(|s| s.value);
@@ -803,13 +862,18 @@ fn resolve_probe(
                     Some(id) => out.push(id.clone()),
                     None => {
                         let known: Vec<&str> = agent_pos.keys().map(String::as_str).collect();
-                        let hint = if known.is_empty() { String::from("; no [[agents]] are defined") } else { String::new() };
+                        let hint =
+                            if known.is_empty() { String::from("; no [[agents]] are defined") } else { String::new() };
                         r.error(a.pos, format!("{}.agents", p.path), format!("unknown agent \"{}\"{hint}", a.value));
                     }
                 }
             }
             if list.is_empty() {
-                r.error(p.agents_pos, format!("{}.agents", p.path), "is empty; list at least one agent or leave the key out for every agent");
+                r.error(
+                    p.agents_pos,
+                    format!("{}.agents", p.path),
+                    "is empty; list at least one agent or leave the key out for every agent",
+                );
             }
             out
         }
@@ -864,19 +928,28 @@ fn read_agreement(r: &mut Reader<'_>, v: &Value<'_>, path: &str) -> Option<RawAg
             "quarter" => Some(PeriodKind::Quarter),
             "year" => Some(PeriodKind::Year),
             other => {
-                r.error(s.pos, f.key_path("period"), format!("\"{other}\" is not a period; use week, month, quarter or year"));
+                r.error(
+                    s.pos,
+                    f.key_path("period"),
+                    format!("\"{other}\" is not a period; use week, month, quarter or year"),
+                );
                 None
             }
         },
     };
-    let availability = r.required(&f, "availability").and_then(|v| r.number(v, &f.key_path("availability"))).and_then(|a| {
-        if a.value > 0.0 && a.value <= 100.0 {
-            Some(a.value)
-        } else {
-            r.error(a.pos, f.key_path("availability"), format!("{} is outside (0, 100]; give a percentage such as 99.9", a.value));
-            None
-        }
-    });
+    let availability =
+        r.required(&f, "availability").and_then(|v| r.number(v, &f.key_path("availability"))).and_then(|a| {
+            if a.value > 0.0 && a.value <= 100.0 {
+                Some(a.value)
+            } else {
+                r.error(
+                    a.pos,
+                    f.key_path("availability"),
+                    format!("{} is outside (0, 100]; give a percentage such as 99.9", a.value),
+                );
+                None
+            }
+        });
     let latency = match f.get("latency") {
         None => Some(None),
         Some(v) => read_latency(r, v, &f.key_path("latency")).map(Some),
@@ -888,12 +961,27 @@ fn read_agreement(r: &mut Reader<'_>, v: &Value<'_>, path: &str) -> Option<RawAg
             "up" => Some(UnknownPolicy::Up),
             "down" => Some(UnknownPolicy::Down),
             other => {
-                r.error(s.pos, f.key_path("unknown"), format!("\"{other}\" is not an unknown-time policy; use exclude, up or down"));
+                r.error(
+                    s.pos,
+                    f.key_path("unknown"),
+                    format!("\"{other}\" is not an unknown-time policy; use exclude, up or down"),
+                );
                 None
             }
         },
     };
-    Some(RawAgreement { path: path.to_string(), id, kind, service, counterparty, calendar, period, availability, latency, unknown })
+    Some(RawAgreement {
+        path: path.to_string(),
+        id,
+        kind,
+        service,
+        counterparty,
+        calendar,
+        period,
+        availability,
+        latency,
+        unknown,
+    })
 }
 
 fn read_latency(r: &mut Reader<'_>, v: &Value<'_>, path: &str) -> Option<LatencyTarget> {

@@ -137,7 +137,11 @@ impl FromStr for StatusRange {
         let bad = || format!("\"{text}\" is not a status or status range; write e.g. \"200-299\" or \"204\"");
         let code = |s: &str| -> Result<u16, String> {
             let n: u16 = s.trim().parse().map_err(|_| bad())?;
-            if (100..=599).contains(&n) { Ok(n) } else { Err(format!("\"{text}\": {n} is not an HTTP status (100-599)")) }
+            if (100..=599).contains(&n) {
+                Ok(n)
+            } else {
+                Err(format!("\"{text}\": {n} is not an HTTP status (100-599)"))
+            }
         };
         let (lo, hi) = match text.split_once('-') {
             Some((a, b)) => (code(a)?, code(b)?),
@@ -204,7 +208,11 @@ pub fn valid_host(host: &str) -> bool {
 
 impl fmt::Display for HostPort {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') { write!(f, "[{}]:{}", self.host, self.port) } else { write!(f, "{}:{}", self.host, self.port) }
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
     }
 }
 
@@ -264,10 +272,9 @@ impl RecordType {
 impl FromStr for RecordType {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
-        RecordType::ALL
-            .into_iter()
-            .find(|r| r.as_str().eq_ignore_ascii_case(text))
-            .ok_or_else(|| format!("\"{text}\" is not a supported record type; use A, AAAA, CNAME, MX, NS, TXT, SRV or SOA"))
+        RecordType::ALL.into_iter().find(|r| r.as_str().eq_ignore_ascii_case(text)).ok_or_else(|| {
+            format!("\"{text}\" is not a supported record type; use A, AAAA, CNAME, MX, NS, TXT, SRV or SOA")
+        })
     }
 }
 
@@ -324,6 +331,14 @@ mod tests {
         let back = serde_json::to_value(&spec).unwrap();
         assert_eq!(back["expect_status"], serde_json::json!(["200-399"]));
         let dns: ProbeSpec = serde_json::from_str(r#"{"kind":"dns","name":"localhost","record":"AAAA"}"#).unwrap();
-        assert_eq!(dns, ProbeSpec::Dns(DnsSpec { name: "localhost".into(), record: RecordType::Aaaa, server: None, expect: vec![] }));
+        assert_eq!(
+            dns,
+            ProbeSpec::Dns(DnsSpec {
+                name: "localhost".into(),
+                record: RecordType::Aaaa,
+                server: None,
+                expect: vec![]
+            })
+        );
     }
 }

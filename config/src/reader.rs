@@ -190,13 +190,7 @@ impl<'s> Reader<'s> {
         let v = f.get(key)?;
         let path = f.key_path(key);
         let items = self.array(v, &path)?;
-        Some(
-            items
-                .iter()
-                .enumerate()
-                .filter_map(|(i, item)| self.string(item, &index(&path, i)))
-                .collect(),
-        )
+        Some(items.iter().enumerate().filter_map(|(i, item)| self.string(item, &index(&path, i))).collect())
     }
 
     pub(crate) fn duration(&mut self, v: &Value<'_>, path: &str) -> Option<At<Duration>> {

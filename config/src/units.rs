@@ -36,9 +36,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
                 ));
             }
             other => {
-                return Err(format!(
-                    "\"{text}\" has unknown unit \"{other}\"; use ms, s, m, h or d"
-                ));
+                return Err(format!("\"{text}\" has unknown unit \"{other}\"; use ms, s, m, h or d"));
             }
         };
         total = number

@@ -218,7 +218,8 @@ mod tests {
 
     #[test]
     fn every_error_kind_has_its_spec_name() {
-        let names: Vec<String> = ErrorKind::ALL.iter().map(|k| serde_json::to_value(k).unwrap().as_str().unwrap().to_string()).collect();
+        let names: Vec<String> =
+            ErrorKind::ALL.iter().map(|k| serde_json::to_value(k).unwrap().as_str().unwrap().to_string()).collect();
         assert_eq!(names, ["dns", "connect", "timeout", "tls", "status", "body", "answer", "cert_expiry", "internal"]);
         for k in ErrorKind::ALL {
             assert_eq!(ErrorKind::from_str_opt(k.as_str()), Some(k));
