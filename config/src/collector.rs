@@ -118,17 +118,20 @@ fn read_collector(r: &mut Reader<'_>, root: &Value<'_>) -> Option<CollectorConfi
                 }
             }
         }
-        if let (Some(id), Some(token)) = (id, token) {
+        // An agent whose token is wrong is still an agent: references to it must not cascade
+        // into "unknown agent" errors (the file is refused anyway).
+        if let Some(id) = id {
             if let Some(first) = agent_pos.get(id.value.as_str()) {
+                let line = r.diags.line_of(*first);
                 r.error(
                     id.pos,
                     f.key_path("id"),
-                    format!("duplicate agent id \"{}\" (first defined at offset {first})", id.value),
+                    format!("duplicate agent id \"{}\" (first defined on line {line})", id.value),
                 );
                 continue;
             }
             agent_pos.insert(id.value.to_string(), id.pos);
-            agents.push(Agent { id: id.value, token_sha256: Some(token), labels, embedded: false });
+            agents.push(Agent { id: id.value, token_sha256: token, labels, embedded: false });
         }
     }
     // Duplicate tokens would make agents indistinguishable.
@@ -173,6 +176,7 @@ fn read_collector(r: &mut Reader<'_>, root: &Value<'_>) -> Option<CollectorConfi
     // Calendars.
     let mut calendars: BTreeMap<String, Calendar> = BTreeMap::new();
     calendars.insert(ALWAYS.to_string(), Calendar::always());
+    let mut defined_calendars: BTreeSet<String> = BTreeSet::new();
     if let Some(v) = top.get("calendars") {
         if let Some(map) = r.open_map(v, "calendars") {
             for (name, name_pos, value) in map.entries() {
@@ -185,6 +189,7 @@ fn read_collector(r: &mut Reader<'_>, root: &Value<'_>) -> Option<CollectorConfi
                     r.error(name_pos, path, format!("calendar name {e}"));
                     continue;
                 }
+                defined_calendars.insert(name.to_string());
                 if let Some(cal) = read_calendar(r, name, value, &path) {
                     calendars.insert(name.to_string(), cal);
                 }
@@ -328,7 +333,7 @@ fn read_collector(r: &mut Reader<'_>, root: &Value<'_>) -> Option<CollectorConfi
             }
         }
         if let Some(c) = &a.calendar {
-            if !calendars.contains_key(&c.value) {
+            if !calendars.contains_key(&c.value) && !defined_calendars.contains(&c.value) {
                 let known: Vec<&str> = calendars.keys().map(String::as_str).collect();
                 r.error(
                     c.pos,

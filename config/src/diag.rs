@@ -50,6 +50,10 @@ impl<'s> Diagnostics<'s> {
         self.pending.push((offset, path.into(), message.into()));
     }
 
+    pub(crate) fn line_of(&self, offset: usize) -> usize {
+        line_column(self.source, offset).0
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.pending.is_empty()
     }

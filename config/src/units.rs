@@ -21,7 +21,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         let number: u128 = rest[..digits].parse().map_err(|_| format!("\"{text}\" is too large"))?;
         rest = &rest[digits..];
         let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
+        let unit = rest[..unit_len].trim();
         rest = &rest[unit_len..];
         let millis_per_unit: u128 = match unit {
             "ms" => 1,
