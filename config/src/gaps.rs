@@ -142,3 +142,140 @@ fn uncovered_hours(a: &Calendar, b: &Calendar) -> Option<String> {
         a.timezone_name
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse_collector_config;
+
+    /// A catalogue where `web` (SLA) depends on `db`, which depends on `dns`.
+    fn catalogue(web_sla: &str, db_ola: &str, calendars: &str) -> Catalogue {
+        let text = format!(
+            r#"
+[embedded_agent]
+enabled = true
+{calendars}
+[[services]]
+id = "web"
+depends_on = ["db"]
+  [[services.probes]]
+  id = "web-p"
+  kind = "tcp"
+  target = "127.0.0.1:80"
+[[services]]
+id = "db"
+depends_on = ["dns"]
+  [[services.probes]]
+  id = "db-p"
+  kind = "tcp"
+  target = "127.0.0.1:5432"
+[[services]]
+id = "dns"
+  [[services.probes]]
+  id = "dns-p"
+  kind = "tcp"
+  target = "127.0.0.1:53"
+[[agreements]]
+id = "web-sla"
+kind = "sla"
+service = "web"
+{web_sla}
+[[agreements]]
+id = "db-ola"
+kind = "ola"
+service = "db"
+{db_ola}
+"#
+        );
+        parse_collector_config("t.toml", &text).unwrap_or_else(|e| panic!("{e}")).catalogue
+    }
+
+    #[test]
+    fn a_dependency_with_a_lower_availability_target_is_a_gap() {
+        let c = catalogue("availability = 99.9", "availability = 99.5", "");
+        let gaps = structural_gaps(&c);
+        assert_eq!(gaps.len(), 1);
+        assert_eq!(gaps[0].rule, GapRule::Availability);
+        assert_eq!(gaps[0].message, "sla web-sla on web depends on db, whose ola db-ola targets 99.5% availability, below 99.9%");
+    }
+
+    #[test]
+    fn equal_or_stricter_targets_are_no_gap() {
+        let c = catalogue(
+            "availability = 99.9\nlatency = { percentile = 95, max = \"300ms\" }",
+            "availability = 99.95\nlatency = { percentile = 99, max = \"200ms\" }",
+            "",
+        );
+        assert!(structural_gaps(&c).is_empty());
+    }
+
+    #[test]
+    fn a_looser_latency_max_or_a_lower_percentile_is_a_gap() {
+        let c = catalogue(
+            "availability = 99\nlatency = { percentile = 95, max = \"300ms\" }",
+            "availability = 99\nlatency = { percentile = 95, max = \"500ms\" }",
+            "",
+        );
+        let gaps = structural_gaps(&c);
+        assert_eq!(gaps.len(), 1);
+        assert_eq!(gaps[0].rule, GapRule::Latency);
+        assert_eq!((gaps[0].agreement_value.as_str(), gaps[0].dependency_value.as_str()), ("p95 <= 300ms", "p95 <= 500ms"));
+        let c = catalogue(
+            "availability = 99\nlatency = { percentile = 99, max = \"300ms\" }",
+            "availability = 99\nlatency = { percentile = 90, max = \"300ms\" }",
+            "",
+        );
+        assert_eq!(structural_gaps(&c)[0].rule, GapRule::Latency);
+    }
+
+    #[test]
+    fn hours_not_covered_across_zones_are_a_gap() {
+        // London 08:00-18:00 is New York 03:00-13:00: a New York 09:00-17:00 desk misses most of it.
+        let cals = r#"
+[calendars.london]
+timezone = "Europe/London"
+hours = ["mon-fri 08:00-18:00"]
+[calendars.new-york]
+timezone = "America/New_York"
+hours = ["mon-fri 09:00-17:00"]
+"#;
+        let c = catalogue("availability = 99\ncalendar = \"london\"", "availability = 99\ncalendar = \"new-york\"", cals);
+        let gaps = structural_gaps(&c);
+        assert_eq!(gaps.len(), 1, "{gaps:?}");
+        assert_eq!(gaps[0].rule, GapRule::Hours);
+        assert!(gaps[0].message.contains("calendar new-york does not cover 30.0h a week"), "{}", gaps[0].message);
+        assert!(gaps[0].message.contains("first: mon 08:00-14:00 Europe/London"), "{}", gaps[0].message);
+    }
+
+    #[test]
+    fn a_wider_calendar_in_another_zone_covers_without_a_gap() {
+        let cals = r#"
+[calendars.london]
+timezone = "Europe/London"
+hours = ["mon-fri 08:00-18:00", "sat 09:00-13:00"]
+[calendars.berlin]
+timezone = "Europe/Berlin"
+hours = ["mon-sat 06:00-22:00"]
+"#;
+        let c = catalogue("availability = 99\ncalendar = \"london\"", "availability = 99\ncalendar = \"berlin\"", cals);
+        assert!(structural_gaps(&c).is_empty());
+        // and the 24x7 calendar covers everything
+        let c = catalogue("availability = 99\ncalendar = \"london\"", "availability = 99", cals);
+        assert!(structural_gaps(&c).is_empty());
+    }
+
+    #[test]
+    fn dependencies_further_down_count_too() {
+        let mut c = catalogue("availability = 99.9", "availability = 99.95", "");
+        let mut uc = c.agreements[1].clone();
+        uc.id = crate::Id::new("dns-uc").unwrap();
+        uc.kind = AgreementKind::Uc;
+        uc.service = crate::Id::new("dns").unwrap();
+        uc.availability = 99.0;
+        c.agreements.push(uc);
+        let gaps = structural_gaps(&c);
+        // web-sla (99.9) and db-ola (99.95) both sit above dns-uc (99.0)
+        assert_eq!(gaps.len(), 2, "{gaps:?}");
+        assert!(gaps.iter().all(|g| g.dependency_agreement == "dns-uc"));
+    }
+}
