@@ -1,0 +1,93 @@
+//! The command lines of SPEC §3 as a user runs them: exit codes, summaries, errors, `--help`.
+
+use std::process::{Command, Output};
+
+use probity_tests::workspace_root;
+
+fn bin(name: &str) -> std::path::PathBuf {
+    // The test binary lives in target/<profile>/deps; the binaries one level up.
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is not built; run `cargo build --workspace` first", path.display());
+    path
+}
+
+fn run(name: &str, args: &[&str]) -> Output {
+    Command::new(bin(name)).args(args).current_dir(workspace_root()).output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn check_config_accepts_the_example_and_prints_its_one_structural_gap() {
+    let out = run("probity-collector", &["check-config", "config/examples/collector.toml"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("warning: structural gap (availability): sla payments-sla on payments-api depends on acme-psp, whose uc acme-psp-uc targets 99.5% availability, below 99.9%"), "{stdout}");
+    assert!(stdout.contains("ok: 3 services, 6 probes, 3 agreements, 1 structural gap"), "{stdout}");
+}
+
+#[test]
+fn check_config_accepts_the_quickstart_and_the_agent_example() {
+    let out = run("probity-collector", &["check-config", "config/examples/quickstart.toml"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("0 structural gaps"));
+    let out = run("probity-agent", &["check-config", "config/examples/agent.toml"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("ok: agent lon-1"));
+}
+
+#[test]
+fn check_config_exits_1_with_every_error() {
+    let out = run("probity-collector", &["check-config", "config/tests/data/invalid-many-mistakes.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.lines().count() >= 5, "{stderr}");
+    assert!(stderr.contains("config/tests/data/invalid-many-mistakes.toml:23:13: services[0].probes[0].timeout: 30s is longer than interval 10s"), "{stderr}");
+}
+
+#[test]
+fn check_config_on_a_missing_file_says_so() {
+    let out = run("probity-collector", &["check-config", "no/such/file.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("cannot read no/such/file.toml"), "{}", text(&out.stderr));
+    let out = run("probity-agent", &["check-config", "no/such/agent.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn new_agent_prints_a_token_and_an_entry_holding_its_sha256() {
+    let out = run("probity-collector", &["new-agent", "par-1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let token = stdout.lines().find(|l| l.starts_with(probity_config::TOKEN_PREFIX)).expect("a token line");
+    let hash = hex_sha256(token);
+    assert!(stdout.contains(&format!("token_sha256 = \"{hash}\"")), "{stdout}");
+    assert!(stdout.contains("id = \"par-1\""));
+    let out = run("probity-collector", &["new-agent", "Not Valid"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+fn hex_sha256(token: &str) -> String {
+    probity_config::token_sha256(token).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn every_command_answers_help() {
+    for (binary, args) in [
+        ("probity-collector", vec!["--help"]),
+        ("probity-collector", vec!["check-config", "--help"]),
+        ("probity-collector", vec!["new-agent", "--help"]),
+        ("probity-collector", vec!["evidence", "verify", "--help"]),
+        ("probity-agent", vec!["--help"]),
+        ("probity-agent", vec!["check-config", "--help"]),
+        ("probity-agent", vec!["probe", "--help"]),
+    ] {
+        let out = run(binary, &args);
+        assert!(out.status.success(), "{binary} {args:?}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("Usage:"), "{binary} {args:?}");
+    }
+}
