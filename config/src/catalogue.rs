@@ -239,11 +239,12 @@ impl Catalogue {
         while let Some(current) = queue.pop() {
             let Some(s) = self.service(current) else { continue };
             for dep in &s.depends_on {
-                if dep.as_str() != service && !out.iter().any(|o| o.id == *dep) {
-                    if let Some(d) = self.service(dep.as_str()) {
-                        out.push(d);
-                        queue.insert(0, d.id.as_str());
-                    }
+                if dep.as_str() != service
+                    && !out.iter().any(|o| o.id == *dep)
+                    && let Some(d) = self.service(dep.as_str())
+                {
+                    out.push(d);
+                    queue.insert(0, d.id.as_str());
                 }
             }
         }

@@ -109,12 +109,12 @@ fn read_collector(r: &mut Reader<'_>, root: &Value<'_>) -> Option<CollectorConfi
         let id = read_id(r, &f, "id");
         let token = r.req_string(&f, "token_sha256").and_then(|t| token_hash(r, &f.key_path("token_sha256"), t));
         let mut labels = BTreeMap::new();
-        if let Some(v) = f.get("labels") {
-            if let Some(map) = r.open_map(v, &f.key_path("labels")) {
-                for (k, _, v) in map.entries() {
-                    if let Some(s) = r.string(v, &join(&map.path, k)) {
-                        labels.insert(k.to_string(), s.value);
-                    }
+        if let Some(v) = f.get("labels")
+            && let Some(map) = r.open_map(v, &f.key_path("labels"))
+        {
+            for (k, _, v) in map.entries() {
+                if let Some(s) = r.string(v, &join(&map.path, k)) {
+                    labels.insert(k.to_string(), s.value);
                 }
             }
         }
@@ -139,10 +139,10 @@ fn read_collector(r: &mut Reader<'_>, root: &Value<'_>) -> Option<CollectorConfi
         let mut seen: HashMap<TokenHash, &Id> = HashMap::new();
         let mut dupes = Vec::new();
         for a in &agents {
-            if let Some(h) = a.token_sha256 {
-                if let Some(other) = seen.insert(h, &a.id) {
-                    dupes.push((a.id.clone(), other.clone()));
-                }
+            if let Some(h) = a.token_sha256
+                && let Some(other) = seen.insert(h, &a.id)
+            {
+                dupes.push((a.id.clone(), other.clone()));
             }
         }
         for (a, other) in dupes {
@@ -154,22 +154,17 @@ fn read_collector(r: &mut Reader<'_>, root: &Value<'_>) -> Option<CollectorConfi
             );
         }
     }
-    if let Some(embedded) = &embedded {
-        if embedded.enabled {
-            if let Some(pos) = agent_pos.get(embedded.id.as_str()) {
-                r.error(
-                    *pos,
-                    "embedded_agent.id",
-                    format!("\"{}\" is also an [[agents]] id; give the embedded agent its own id", embedded.id),
-                );
-            } else {
-                agents.push(Agent {
-                    id: embedded.id.clone(),
-                    token_sha256: None,
-                    labels: BTreeMap::new(),
-                    embedded: true,
-                });
-            }
+    if let Some(embedded) = &embedded
+        && embedded.enabled
+    {
+        if let Some(pos) = agent_pos.get(embedded.id.as_str()) {
+            r.error(
+                *pos,
+                "embedded_agent.id",
+                format!("\"{}\" is also an [[agents]] id; give the embedded agent its own id", embedded.id),
+            );
+        } else {
+            agents.push(Agent { id: embedded.id.clone(), token_sha256: None, labels: BTreeMap::new(), embedded: true });
         }
     }
 
@@ -177,22 +172,22 @@ fn read_collector(r: &mut Reader<'_>, root: &Value<'_>) -> Option<CollectorConfi
     let mut calendars: BTreeMap<String, Calendar> = BTreeMap::new();
     calendars.insert(ALWAYS.to_string(), Calendar::always());
     let mut defined_calendars: BTreeSet<String> = BTreeSet::new();
-    if let Some(v) = top.get("calendars") {
-        if let Some(map) = r.open_map(v, "calendars") {
-            for (name, name_pos, value) in map.entries() {
-                let path = join("calendars", name);
-                if name == ALWAYS {
-                    r.error(name_pos, path, "\"24x7\" is built in (UTC, always in hours); choose another name");
-                    continue;
-                }
-                if let Err(e) = Id::new(name) {
-                    r.error(name_pos, path, format!("calendar name {e}"));
-                    continue;
-                }
-                defined_calendars.insert(name.to_string());
-                if let Some(cal) = read_calendar(r, name, value, &path) {
-                    calendars.insert(name.to_string(), cal);
-                }
+    if let Some(v) = top.get("calendars")
+        && let Some(map) = r.open_map(v, "calendars")
+    {
+        for (name, name_pos, value) in map.entries() {
+            let path = join("calendars", name);
+            if name == ALWAYS {
+                r.error(name_pos, path, "\"24x7\" is built in (UTC, always in hours); choose another name");
+                continue;
+            }
+            if let Err(e) = Id::new(name) {
+                r.error(name_pos, path, format!("calendar name {e}"));
+                continue;
+            }
+            defined_calendars.insert(name.to_string());
+            if let Some(cal) = read_calendar(r, name, value, &path) {
+                calendars.insert(name.to_string(), cal);
             }
         }
     }
@@ -222,11 +217,11 @@ fn read_collector(r: &mut Reader<'_>, root: &Value<'_>) -> Option<CollectorConfi
         let start = r.required(&f, "start").and_then(|v| r.instant(v, &f.key_path("start")));
         let end = r.required(&f, "end").and_then(|v| r.instant(v, &f.key_path("end")));
         let reason = r.opt_string(&f, "reason").map(|s| s.value).unwrap_or_default();
-        if let (Some(start), Some(end)) = (&start, &end) {
-            if end.value <= start.value {
-                r.error(end.pos, f.key_path("end"), format!("{} is not after start {}", end.value, start.value));
-                continue;
-            }
+        if let (Some(start), Some(end)) = (&start, &end)
+            && end.value <= start.value
+        {
+            r.error(end.pos, f.key_path("end"), format!("{} is not after start {}", end.value, start.value));
+            continue;
         }
         if let (Some(id), Some(svcs), Some(start), Some(end)) = (id, svcs, start, end) {
             if svcs.is_empty() {
@@ -255,20 +250,23 @@ fn read_collector(r: &mut Reader<'_>, root: &Value<'_>) -> Option<CollectorConfi
     let mut service_ids: HashMap<String, usize> = HashMap::new();
     let mut probe_ids: HashMap<String, String> = HashMap::new();
     for s in &services {
-        if let Some(id) = &s.id {
-            if service_ids.insert(id.value.to_string(), id.pos).is_some() {
-                r.error(id.pos, format!("{}.id", s.path), format!("duplicate service id \"{}\"", id.value));
-            }
+        if let Some(id) = &s.id
+            && service_ids.insert(id.value.to_string(), id.pos).is_some()
+        {
+            r.error(id.pos, format!("{}.id", s.path), format!("duplicate service id \"{}\"", id.value));
         }
         for p in &s.probes {
-            if let Some(id) = &p.id {
-                if let Some(other) = probe_ids.insert(id.value.to_string(), p.path.clone()) {
-                    r.error(
-                        id.pos,
-                        format!("{}.id", p.path),
-                        format!("duplicate probe id \"{}\" (also at {other}); probe ids are unique across the whole catalogue", id.value),
-                    );
-                }
+            if let Some(id) = &p.id
+                && let Some(other) = probe_ids.insert(id.value.to_string(), p.path.clone())
+            {
+                r.error(
+                    id.pos,
+                    format!("{}.id", p.path),
+                    format!(
+                        "duplicate probe id \"{}\" (also at {other}); probe ids are unique across the whole catalogue",
+                        id.value
+                    ),
+                );
             }
         }
     }
@@ -322,25 +320,26 @@ fn read_collector(r: &mut Reader<'_>, root: &Value<'_>) -> Option<CollectorConfi
     let mut final_agreements = Vec::new();
     let mut agreement_ids: HashMap<String, ()> = HashMap::new();
     for a in agreements {
-        if let Some(id) = &a.id {
-            if agreement_ids.insert(id.value.to_string(), ()).is_some() {
-                r.error(id.pos, format!("{}.id", a.path), format!("duplicate agreement id \"{}\"", id.value));
-            }
+        if let Some(id) = &a.id
+            && agreement_ids.insert(id.value.to_string(), ()).is_some()
+        {
+            r.error(id.pos, format!("{}.id", a.path), format!("duplicate agreement id \"{}\"", id.value));
         }
-        if let Some(s) = &a.service {
-            if !service_ids.contains_key(&s.value) {
-                r.error(s.pos, format!("{}.service", a.path), format!("unknown service \"{}\"", s.value));
-            }
+        if let Some(s) = &a.service
+            && !service_ids.contains_key(&s.value)
+        {
+            r.error(s.pos, format!("{}.service", a.path), format!("unknown service \"{}\"", s.value));
         }
-        if let Some(c) = &a.calendar {
-            if !calendars.contains_key(&c.value) && !defined_calendars.contains(&c.value) {
-                let known: Vec<&str> = calendars.keys().map(String::as_str).collect();
-                r.error(
-                    c.pos,
-                    format!("{}.calendar", a.path),
-                    format!("unknown calendar \"{}\"; defined: {}", c.value, known.join(", ")),
-                );
-            }
+        if let Some(c) = &a.calendar
+            && !calendars.contains_key(&c.value)
+            && !defined_calendars.contains(&c.value)
+        {
+            let known: Vec<&str> = calendars.keys().map(String::as_str).collect();
+            r.error(
+                c.pos,
+                format!("{}.calendar", a.path),
+                format!("unknown calendar \"{}\"; defined: {}", c.value, known.join(", ")),
+            );
         }
         if let (Some(id), Some(kind), Some(service), Some(period), Some(availability), Some(latency), Some(unknown)) =
             (a.id, a.kind, a.service, a.period, a.availability, a.latency, a.unknown)
@@ -456,12 +455,11 @@ fn read_server(r: &mut Reader<'_>, v: Option<&Value<'_>>) -> Option<ServerConfig
         }
         server.data_dir = PathBuf::from(d.value);
     }
-    match f.get("raw_retention") {
-        Some(_) => match r.opt_positive_duration(&f, "raw_retention") {
+    if f.get("raw_retention").is_some() {
+        match r.opt_positive_duration(&f, "raw_retention") {
             Some(d) => server.raw_retention = d.value,
             None => ok = false,
-        },
-        None => {}
+        }
     }
     let cert = r.opt_string(&f, "tls_cert");
     let key = r.opt_string(&f, "tls_key");
@@ -701,26 +699,26 @@ fn read_http(r: &mut Reader<'_>, f: &Fields<'_, '_>) -> Option<HttpSpec> {
     let method_ok = method.is_some() || f.get("method").is_none();
     let mut headers = BTreeMap::new();
     let mut headers_ok = true;
-    if let Some(v) = f.get("headers") {
-        if let Some(map) = r.open_map(v, &f.key_path("headers")) {
-            for (k, pos, v) in map.entries() {
-                let path = join(&map.path, k);
-                let valid_name =
-                    !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-                if !valid_name {
+    if let Some(v) = f.get("headers")
+        && let Some(map) = r.open_map(v, &f.key_path("headers"))
+    {
+        for (k, pos, v) in map.entries() {
+            let path = join(&map.path, k);
+            let valid_name =
+                !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            if !valid_name {
+                headers_ok = false;
+                r.error(pos, path.clone(), format!("\"{k}\" is not a valid header name"));
+            }
+            match r.string(v, &path) {
+                Some(s) if s.value.bytes().any(|b| b == b'\r' || b == b'\n') => {
                     headers_ok = false;
-                    r.error(pos, path.clone(), format!("\"{k}\" is not a valid header name"));
+                    r.error(s.pos, path, "header values cannot contain line breaks");
                 }
-                match r.string(v, &path) {
-                    Some(s) if s.value.bytes().any(|b| b == b'\r' || b == b'\n') => {
-                        headers_ok = false;
-                        r.error(s.pos, path, "header values cannot contain line breaks");
-                    }
-                    Some(s) => {
-                        headers.insert(k.to_string(), s.value);
-                    }
-                    None => headers_ok = false,
+                Some(s) => {
+                    headers.insert(k.to_string(), s.value);
                 }
+                None => headers_ok = false,
             }
         }
     }

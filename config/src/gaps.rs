@@ -93,24 +93,24 @@ fn compare(catalogue: &Catalogue, a: &Agreement, b: &Agreement) -> Vec<Gap> {
             format!("targets {}% availability, below {}%", b.availability, a.availability),
         ));
     }
-    if let (Some(la), Some(lb)) = (&a.latency, &b.latency) {
-        if lb.max > la.max || lb.percentile < la.percentile {
-            let (av, bv) = (
-                format!("p{} <= {}", la.percentile, format_duration(la.max)),
-                format!("p{} <= {}", lb.percentile, format_duration(lb.max)),
-            );
-            out.push(gap(GapRule::Latency, av.clone(), bv.clone(), format!("promises latency {bv}, looser than {av}")));
-        }
+    if let (Some(la), Some(lb)) = (&a.latency, &b.latency)
+        && (lb.max > la.max || lb.percentile < la.percentile)
+    {
+        let (av, bv) = (
+            format!("p{} <= {}", la.percentile, format_duration(la.max)),
+            format!("p{} <= {}", lb.percentile, format_duration(lb.max)),
+        );
+        out.push(gap(GapRule::Latency, av.clone(), bv.clone(), format!("promises latency {bv}, looser than {av}")));
     }
-    if let (Some(ca), Some(cb)) = (catalogue.calendar(&a.calendar), catalogue.calendar(&b.calendar)) {
-        if let Some(uncovered) = uncovered_hours(ca, cb) {
-            out.push(gap(
-                GapRule::Hours,
-                format!("{} ({})", ca.id, ca.hours_text.join(", ")),
-                format!("{} ({})", cb.id, cb.hours_text.join(", ")),
-                format!("calendar {} does not cover {uncovered} of calendar {}", cb.id, ca.id),
-            ));
-        }
+    if let (Some(ca), Some(cb)) = (catalogue.calendar(&a.calendar), catalogue.calendar(&b.calendar))
+        && let Some(uncovered) = uncovered_hours(ca, cb)
+    {
+        out.push(gap(
+            GapRule::Hours,
+            format!("{} ({})", ca.id, ca.hours_text.join(", ")),
+            format!("{} ({})", cb.id, cb.hours_text.join(", ")),
+            format!("calendar {} does not cover {uncovered} of calendar {}", cb.id, ca.id),
+        ));
     }
     out
 }
@@ -196,7 +196,10 @@ service = "db"
         let gaps = structural_gaps(&c);
         assert_eq!(gaps.len(), 1);
         assert_eq!(gaps[0].rule, GapRule::Availability);
-        assert_eq!(gaps[0].message, "sla web-sla on web depends on db, whose ola db-ola targets 99.5% availability, below 99.9%");
+        assert_eq!(
+            gaps[0].message,
+            "sla web-sla on web depends on db, whose ola db-ola targets 99.5% availability, below 99.9%"
+        );
     }
 
     #[test]
@@ -219,7 +222,10 @@ service = "db"
         let gaps = structural_gaps(&c);
         assert_eq!(gaps.len(), 1);
         assert_eq!(gaps[0].rule, GapRule::Latency);
-        assert_eq!((gaps[0].agreement_value.as_str(), gaps[0].dependency_value.as_str()), ("p95 <= 300ms", "p95 <= 500ms"));
+        assert_eq!(
+            (gaps[0].agreement_value.as_str(), gaps[0].dependency_value.as_str()),
+            ("p95 <= 300ms", "p95 <= 500ms")
+        );
         let c = catalogue(
             "availability = 99\nlatency = { percentile = 99, max = \"300ms\" }",
             "availability = 99\nlatency = { percentile = 90, max = \"300ms\" }",
@@ -239,7 +245,8 @@ hours = ["mon-fri 08:00-18:00"]
 timezone = "America/New_York"
 hours = ["mon-fri 09:00-17:00"]
 "#;
-        let c = catalogue("availability = 99\ncalendar = \"london\"", "availability = 99\ncalendar = \"new-york\"", cals);
+        let c =
+            catalogue("availability = 99\ncalendar = \"london\"", "availability = 99\ncalendar = \"new-york\"", cals);
         let gaps = structural_gaps(&c);
         assert_eq!(gaps.len(), 1, "{gaps:?}");
         assert_eq!(gaps[0].rule, GapRule::Hours);
