@@ -421,6 +421,16 @@ pub fn local_midnight_ms(tz: &jiff::tz::TimeZone, date: Date) -> i64 {
     }
 }
 
+/// The minutes whose start lies in `base` (SPEC §7's latency rule), as ranges of minute
+/// starts: each `[a, b)` holds the minutes starting at `a, a + 60 s, …` before `b`, with
+/// `a` and `b` on whole UTC minutes, so storage can scan its per-minute histograms by range.
+pub fn latency_minute_ranges(base: &[Interval]) -> Vec<Interval> {
+    const MINUTE_MS: i64 = 60_000;
+    let ceil_minute =
+        |t: i64| t.div_euclid(MINUTE_MS) * MINUTE_MS + if t.rem_euclid(MINUTE_MS) == 0 { 0 } else { MINUTE_MS };
+    normalize(base.iter().map(|&(a, b)| (ceil_minute(a), ceil_minute(b))).filter(|(a, b)| a < b).collect())
+}
+
 /// Sorted, disjoint intersection of two sorted, disjoint interval lists.
 pub fn intersect(a: &[Interval], b: &[Interval]) -> Vec<Interval> {
     let mut out = Vec::new();
@@ -1214,6 +1224,18 @@ mod tests {
         let input = service(vec![probe("p", 1, vec![("a", vec![up(0, 20), down(10, 30, ErrorKind::Timeout)])])], 0);
         let timeline = service_timeline(&input, at(0), at(30));
         assert_eq!(states(&timeline.segments), vec![(0, 10, State::Up), (10, 30, State::Down)]);
+    }
+
+    #[test]
+    fn latency_counts_the_minutes_whose_start_lies_in_base() {
+        // Base 08:00:30-08:03:00 holds the minutes starting 08:01 and 08:02; 09:00-09:00:10
+        // holds the one starting 09:00.
+        let base = [
+            (at(8 * 60) + 30_000, at(8 * 60 + 3)),
+            (at(9 * 60), at(9 * 60) + 10_000),
+            (at(10 * 60) + 1, at(10 * 60) + 2),
+        ];
+        assert_eq!(latency_minute_ranges(&base), vec![(at(8 * 60 + 1), at(8 * 60 + 3)), (at(9 * 60), at(9 * 60 + 1))]);
     }
 
     mod model {

@@ -339,6 +339,48 @@ mod tests {
     }
 
     #[test]
+    fn months_quarters_and_weeks_tile_the_year_in_every_zone() {
+        for name in ["Europe/London", "America/New_York", "Australia/Lord_Howe", "UTC"] {
+            let tz = zone(name);
+            let year = parse_period("2026", &tz, later()).unwrap();
+            let tiles = |labels: Vec<String>| {
+                let periods: Vec<Period> = labels.iter().map(|l| parse_period(l, &tz, later()).unwrap()).collect();
+                assert_eq!(periods[0].from_ms, year.from_ms, "{name} {labels:?}");
+                assert_eq!(periods.last().unwrap().to_ms, year.to_ms, "{name} {labels:?}");
+                for pair in periods.windows(2) {
+                    assert_eq!(pair[0].to_ms, pair[1].from_ms, "{name}: {} then {}", pair[0].label, pair[1].label);
+                }
+            };
+            tiles((1..=12).map(|m| format!("2026-{m:02}")).collect());
+            tiles((1..=4).map(|q| format!("2026-Q{q}")).collect());
+            // ISO 2026 runs from 2025-12-29 to 2027-01-03: the weeks tile it instead.
+            let weeks: Vec<Period> =
+                (1..=53).map(|w| parse_period(&format!("2026-W{w:02}"), &tz, later()).unwrap()).collect();
+            for pair in weeks.windows(2) {
+                assert_eq!(pair[0].to_ms, pair[1].from_ms, "{name}: {} then {}", pair[0].label, pair[1].label);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+        #[test]
+        fn the_current_period_contains_now_and_its_label_reads_back_to_it(
+            now in ms("2025-01-01T00:00:00Z")..ms("2028-01-01T00:00:00Z"),
+            kind in proptest::sample::select(vec![PeriodKind::Week, PeriodKind::Month, PeriodKind::Quarter, PeriodKind::Year]),
+            name in proptest::sample::select(vec!["Europe/London", "America/New_York", "Australia/Lord_Howe", "UTC"]),
+        ) {
+            let tz = zone(name);
+            let current = current_period(kind, &tz, now);
+            proptest::prop_assert!(current.from_ms <= now && current.to_ms == now && !current.complete);
+            let full = parse_period(&current.label, &tz, later()).unwrap();
+            proptest::prop_assert!(full.from_ms == current.from_ms && now < full.to_ms);
+            proptest::prop_assert_eq!(parse_period(&current.label, &tz, now).unwrap(), current);
+        }
+    }
+
+    #[test]
     fn json_has_label_from_to_and_complete() {
         let p = parse_period("2026-11", &zone("Europe/London"), later()).unwrap();
         assert_eq!(
