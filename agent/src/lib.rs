@@ -2,6 +2,7 @@
 //! agent share, and the probe runner end-to-end tests call directly.
 
 pub mod probe;
+pub mod spool;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -1,10 +1,19 @@
 //! Probes: one file per kind, one closed `match` to dispatch them, and the `Outcome`
 //! every kind returns. A failed probe is data (`Failure`), never an `Err`.
 
+pub mod dns;
+pub mod http;
+pub(crate) mod net;
+pub mod tcp;
+pub mod tls;
+
 use std::time::{Duration, SystemTime};
 
 use probity_config::probe::ProbeSpec;
-use probity_config::wire::{ErrorKind, Phases};
+use probity_config::wire::{ErrorKind, Phases, ProbeResult, ResultError};
+use tokio::time::Instant;
+
+pub use net::{human, trust_extra_root};
 
 /// What one probe run saw.
 #[derive(Clone, Debug)]
@@ -36,11 +45,60 @@ pub struct Failure {
 
 /// Runs one probe of any kind, with `timeout` enforced around the whole of it.
 pub async fn run_spec(spec: &ProbeSpec, timeout: Duration) -> Outcome {
-    let _ = (spec, timeout);
-    Outcome {
-        at: SystemTime::now(),
-        duration: Duration::ZERO,
-        details: Details::default(),
-        result: Err(Failure { kind: ErrorKind::Internal, message: "not built yet".into() }),
+    crate::install_crypto_provider();
+    let deadline = Instant::now() + timeout;
+    let at = SystemTime::now();
+    let start = Instant::now();
+    let run = async {
+        match spec {
+            ProbeSpec::Http(s) => http::run(s, deadline).await,
+            ProbeSpec::Tcp(s) => tcp::run(s, deadline).await,
+            ProbeSpec::Dns(s) => dns::run(s, deadline).await,
+            ProbeSpec::Tls(s) => tls::run(s, deadline).await,
+        }
+    };
+    // Every kind honours the deadline itself, step by step, so it can say what it was
+    // waiting for; this outer limit is the guarantee, with a hair of grace.
+    match tokio::time::timeout_at(deadline + Duration::from_millis(20), run).await {
+        Ok(outcome) => outcome,
+        Err(_) => Outcome {
+            at,
+            duration: start.elapsed(),
+            details: Details::default(),
+            result: Err(Failure {
+                kind: ErrorKind::Timeout,
+                message: format!("timeout: no result within {}", human(timeout)),
+            }),
+        },
+    }
+}
+
+impl Outcome {
+    pub fn is_up(&self) -> bool {
+        self.result.is_ok()
+    }
+
+    /// The wire form, once the spool has given it its `seq`.
+    pub fn to_result(&self, probe: &str, seq: u64) -> ProbeResult {
+        let at = match self.at.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+        };
+        let phases = &self.details.phases;
+        let any_phase = phases.dns_us.is_some()
+            || phases.connect_us.is_some()
+            || phases.tls_us.is_some()
+            || phases.first_byte_us.is_some();
+        ProbeResult {
+            seq,
+            probe: probe.to_string(),
+            at,
+            duration_us: net::micros(self.duration),
+            ok: self.result.is_ok(),
+            status: self.details.status,
+            phases: any_phase.then(|| phases.clone()),
+            error: self.result.as_ref().err().map(|f| ResultError { kind: f.kind, message: f.message.clone() }),
+            cert_not_after: self.details.cert_not_after,
+        }
     }
 }

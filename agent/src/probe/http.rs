@@ -1,0 +1,226 @@
+//! The `http` probe, on hyper with a timed connector: a fresh connection per probe,
+//! phases `dns_us`, `connect_us`, `tls_us` (https) and `first_byte_us`, then the status
+//! and body checks. Redirects are followed (up to 10) when `follow_redirects` is on.
+//!
+//! Each phase is its own duration, not a running total: `first_byte_us` is the time
+//! from the request being written to the response head arriving (blackbox_exporter's
+//! "processing" phase). With redirects, the phases are those of the last hop.
+
+use bytes::Bytes;
+use http::header::{HOST, LOCATION, USER_AGENT};
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use probity_config::probe::HttpSpec;
+use probity_config::wire::ErrorKind;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+use url::Url;
+
+use super::net::{self, Clock, failure, micros};
+use super::{Details, Failure, Outcome};
+
+const MAX_REDIRECTS: usize = 10;
+/// Enough for any health page; the rest of a body is read and discarded.
+const BODY_KEEP: usize = 1 << 20;
+
+pub async fn run(spec: &HttpSpec, deadline: Instant) -> Outcome {
+    let clock = Clock::start(deadline);
+    let mut details = Details::default();
+    let result = probe(&clock, spec, &mut details).await;
+    clock.finish(details, result)
+}
+
+async fn probe(clock: &Clock, spec: &HttpSpec, details: &mut Details) -> Result<(), Failure> {
+    let mut url = Url::parse(&spec.url)
+        .map_err(|e| failure(ErrorKind::Internal, format!("internal: \"{}\" is not a URL: {e}", spec.url)))?;
+    let mut method = Method::from_bytes(spec.method.as_bytes())
+        .map_err(|_| failure(ErrorKind::Internal, format!("internal: \"{}\" is not an HTTP method", spec.method)))?;
+    let mut body = spec.body.clone().map(Bytes::from).unwrap_or_default();
+    for hop in 0..=MAX_REDIRECTS {
+        *details = Details::default();
+        // `_driver` keeps the connection alive while the body is read.
+        let (response, _driver) = exchange(clock, spec, &url, &method, body.clone(), details).await?;
+        let status = response.status();
+        details.status = Some(status.as_u16());
+        if spec.follow_redirects
+            && status.is_redirection()
+            && let Some(location) = response.headers().get(LOCATION).and_then(|v| v.to_str().ok())
+        {
+            {
+                if hop == MAX_REDIRECTS {
+                    return Err(failure(ErrorKind::Status, format!("status: more than {MAX_REDIRECTS} redirects")));
+                }
+                let next = url.join(location).map_err(|e| {
+                    failure(ErrorKind::Status, format!("status: {status} with a bad Location \"{location}\": {e}"))
+                })?;
+                // As browsers do: 303 always, and 301/302 after a POST, continue as GET.
+                if status == StatusCode::SEE_OTHER || (method == Method::POST && matches!(status.as_u16(), 301 | 302)) {
+                    method = Method::GET;
+                    body = Bytes::new();
+                }
+                url = next;
+                continue;
+            }
+        }
+        let kept = read_body(clock, response.into_body(), spec.body_contains.is_some()).await?;
+        if !spec.status_expected(status.as_u16()) {
+            let expected = spec.expect_status.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+            return Err(failure(ErrorKind::Status, format!("status: got {status}, expected {expected} ({url})")));
+        }
+        if let Some(needle) = &spec.body_contains
+            && !contains(&kept, needle.as_bytes())
+        {
+            return Err(failure(
+                ErrorKind::Body,
+                format!("body: does not contain \"{needle}\" (first {} bytes read)", kept.len()),
+            ));
+        }
+        return Ok(());
+    }
+    unreachable!("the loop returns on its last hop")
+}
+
+/// One request on a fresh connection, up to the response head.
+async fn exchange(
+    clock: &Clock,
+    spec: &HttpSpec,
+    url: &Url,
+    method: &Method,
+    body: Bytes,
+    details: &mut Details,
+) -> Result<(http::Response<Incoming>, AbortOnDrop), Failure> {
+    let https = match url.scheme() {
+        "http" => false,
+        "https" => true,
+        other => return Err(failure(ErrorKind::Internal, format!("internal: cannot probe {other}:// URLs"))),
+    };
+    let host = url.host_str().ok_or_else(|| failure(ErrorKind::Internal, format!("internal: {url} has no host")))?;
+    let port = url.port_or_known_default().unwrap_or(if https { 443 } else { 80 });
+    let (addrs, dns_us) = net::resolve(clock, host, port).await?;
+    details.phases.dns_us = dns_us;
+    let (tcp, connect_us) = net::connect(clock, &addrs).await?;
+    details.phases.connect_us = Some(connect_us);
+    let mut target = url.path().to_string();
+    if let Some(q) = url.query() {
+        target.push('?');
+        target.push_str(q);
+    }
+    let authority = match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    };
+    let mut request = Request::builder().method(method.clone()).uri(target).header(HOST, authority);
+    if !spec.headers.keys().any(|k| k.eq_ignore_ascii_case("user-agent")) {
+        request = request.header(USER_AGENT, concat!("probity-agent/", env!("CARGO_PKG_VERSION")));
+    }
+    for (name, value) in &spec.headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let request = request
+        .body(Full::new(body))
+        .map_err(|e| failure(ErrorKind::Internal, format!("internal: cannot build the request: {e}")))?;
+    if https {
+        let server = host.trim_start_matches('[').trim_end_matches(']');
+        let handshake = match net::tls_handshake(clock, tcp, server, spec.tls_verify, true).await {
+            Ok(h) => h,
+            Err(f) => {
+                details.cert_not_after = f.not_after;
+                return Err(f.failure);
+            }
+        };
+        details.phases.tls_us = Some(handshake.tls_us);
+        details.cert_not_after = handshake.not_after;
+        send(clock, handshake.stream, request, url, details).await
+    } else {
+        send(clock, tcp, request, url, details).await
+    }
+}
+
+async fn send<S>(
+    clock: &Clock,
+    io: S,
+    request: Request<Full<Bytes>>,
+    url: &Url,
+    details: &mut Details,
+) -> Result<(http::Response<Incoming>, AbortOnDrop), Failure>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = clock
+        .within("no HTTP connection", hyper::client::conn::http1::handshake(TokioIo::new(io)))
+        .await?
+        .map_err(|e| failure(ErrorKind::Connect, format!("connect: HTTP handshake with {url} failed: {e}")))?;
+    // The connection task ends when the probe drops its sender and body; aborting on
+    // drop makes sure a timed-out probe leaves nothing behind.
+    let driver = AbortOnDrop(tokio::spawn(async move {
+        let _ = connection.await;
+    }));
+    let sent = Instant::now();
+    let response = clock
+        .within("no response", sender.send_request(request))
+        .await?
+        .map_err(|e| failure(ErrorKind::Connect, format!("connect: {url}: {}", hyper_reason(&e))))?;
+    details.phases.first_byte_us = Some(micros(sent.elapsed()));
+    Ok((response, driver))
+}
+
+pub(crate) struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn hyper_reason(e: &hyper::Error) -> String {
+    if e.is_incomplete_message() {
+        "the server closed the connection before answering".into()
+    } else {
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            text = format!("{text}: {s}");
+            source = s.source();
+        }
+        text
+    }
+}
+
+/// Reads the body to its end (the transfer is part of the probe), keeping the first
+/// `BODY_KEEP` bytes when they are to be searched.
+async fn read_body(clock: &Clock, mut body: Incoming, keep: bool) -> Result<Vec<u8>, Failure> {
+    let mut kept = Vec::new();
+    loop {
+        let frame = clock.within("the body did not arrive", body.frame()).await?;
+        match frame {
+            None => return Ok(kept),
+            Some(Err(e)) => {
+                return Err(failure(ErrorKind::Body, format!("body: reading failed: {}", hyper_reason(&e))));
+            }
+            Some(Ok(frame)) => {
+                if let (true, Ok(data)) = (keep, frame.into_data()) {
+                    let room = BODY_KEEP.saturating_sub(kept.len());
+                    kept.extend_from_slice(&data[..data.len().min(room)]);
+                }
+            }
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_search_finds_text_anywhere() {
+        assert!(contains(b"status: ok\n", b"ok"));
+        assert!(!contains(b"status: down", b"ok"));
+        assert!(contains(b"", b""));
+    }
+}
