@@ -87,3 +87,55 @@ mod tests {
         assert!(new_agent("Bad Id").unwrap_err().contains("not a valid id"));
     }
 }
+
+/// `evidence verify`: the lines to print, and whether everything checked out.
+pub fn verify_evidence(bundle: &Path, public_key: Option<&str>) -> (String, bool) {
+    use crate::evidence::verify::{parse_public_key, verify_bundle};
+    let mut out = String::new();
+    let pinned = match public_key {
+        None => None,
+        Some(arg) => {
+            // HEX, or a file holding it (as served by /api/v1/evidence/public-key).
+            let text = if arg.len() == 64 && arg.bytes().all(|b| b.is_ascii_hexdigit()) {
+                arg.to_string()
+            } else {
+                match std::fs::read_to_string(arg) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        return (
+                            format!(
+                                "FAILED: --public-key {arg}: not 64 hex characters and not a readable file ({e})\n"
+                            ),
+                            false,
+                        );
+                    }
+                }
+            };
+            match parse_public_key(&text) {
+                Ok(k) => Some(k),
+                Err(e) => return (format!("FAILED: --public-key {arg}: {e}\n"), false),
+            }
+        }
+    };
+    let file = match std::fs::File::open(bundle) {
+        Ok(f) => f,
+        Err(e) => return (format!("FAILED: cannot open {}: {e}\n", bundle.display()), false),
+    };
+    let (report, failure) = match verify_bundle(std::io::BufReader::new(file), pinned.as_ref()) {
+        Ok(report) => (report, None),
+        Err((report, failure)) => (report, Some(failure)),
+    };
+    for check in &report.checks {
+        let _ = writeln!(out, "ok      {check}");
+    }
+    match failure {
+        None => {
+            let _ = writeln!(out, "VERIFIED: {}", bundle.display());
+            (out, true)
+        }
+        Some(f) => {
+            let _ = writeln!(out, "FAILED  {}: {}", f.file, f.reason);
+            (out, false)
+        }
+    }
+}

@@ -3,5 +3,6 @@
 
 pub mod availability;
 pub mod cli;
+pub mod evidence;
 pub mod period;
 pub mod runs;

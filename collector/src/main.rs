@@ -82,9 +82,9 @@ fn main() -> ExitCode {
             }
         },
         Some(Command::Evidence(EvidenceCommand::Verify { bundle, public_key })) => {
-            let _ = (bundle, public_key);
-            eprintln!("error: evidence verification is not built yet");
-            ExitCode::from(2)
+            let (report, ok) = cli::verify_evidence(&bundle, public_key.as_deref());
+            print!("{report}");
+            if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
         None => {
             eprintln!("error: serving is not built yet (config {})", args.config.display());
