@@ -61,33 +61,6 @@ pub fn new_agent(id: &str) -> Result<NewAgent, String> {
     Ok(NewAgent { token, entry })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn new_agent_prints_a_token_whose_hash_is_in_the_entry() {
-        let a = new_agent("lon-1").unwrap();
-        assert!(a.token.starts_with(TOKEN_PREFIX));
-        assert_eq!(a.token.len(), TOKEN_PREFIX.len() + 64);
-        assert!(a.entry.contains(&hex::encode(token_sha256(&a.token))));
-        assert!(a.entry.contains("id = \"lon-1\""));
-        let b = new_agent("lon-1").unwrap();
-        assert_ne!(a.token, b.token, "tokens come from the OS's randomness");
-        // The entry is valid config.
-        let text = format!(
-            "[embedded_agent]\nenabled = false\n{}\n[[services]]\nid = \"s\"\n[[services.probes]]\nid = \"p\"\nkind = \"tcp\"\ntarget = \"127.0.0.1:1\"\n",
-            a.entry
-        );
-        probity_config::parse_collector_config("t.toml", &text).unwrap();
-    }
-
-    #[test]
-    fn new_agent_refuses_a_bad_id() {
-        assert!(new_agent("Bad Id").unwrap_err().contains("not a valid id"));
-    }
-}
-
 /// `evidence verify`: the lines to print, and whether everything checked out.
 pub fn verify_evidence(bundle: &Path, public_key: Option<&str>) -> (String, bool) {
     use crate::evidence::verify::{parse_public_key, verify_bundle};
@@ -137,5 +110,32 @@ pub fn verify_evidence(bundle: &Path, public_key: Option<&str>) -> (String, bool
             let _ = writeln!(out, "FAILED  {}: {}", f.file, f.reason);
             (out, false)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_agent_prints_a_token_whose_hash_is_in_the_entry() {
+        let a = new_agent("lon-1").unwrap();
+        assert!(a.token.starts_with(TOKEN_PREFIX));
+        assert_eq!(a.token.len(), TOKEN_PREFIX.len() + 64);
+        assert!(a.entry.contains(&hex::encode(token_sha256(&a.token))));
+        assert!(a.entry.contains("id = \"lon-1\""));
+        let b = new_agent("lon-1").unwrap();
+        assert_ne!(a.token, b.token, "tokens come from the OS's randomness");
+        // The entry is valid config.
+        let text = format!(
+            "[embedded_agent]\nenabled = false\n{}\n[[services]]\nid = \"s\"\n[[services.probes]]\nid = \"p\"\nkind = \"tcp\"\ntarget = \"127.0.0.1:1\"\n",
+            a.entry
+        );
+        probity_config::parse_collector_config("t.toml", &text).unwrap();
+    }
+
+    #[test]
+    fn new_agent_refuses_a_bad_id() {
+        assert!(new_agent("Bad Id").unwrap_err().contains("not a valid id"));
     }
 }
