@@ -181,6 +181,18 @@ pub struct OutageReport {
     pub probes: Vec<String>,
     pub agents: Vec<String>,
     pub reasons: BTreeMap<ErrorKind, u64>,
+    /// Filled by agreement reports: the dependencies that were down during the counted part.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributed_to: Option<Vec<Attribution>>,
+}
+
+/// Downtime of a service that overlaps downtime of one of its dependencies.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Attribution {
+    pub service: String,
+    pub counted_seconds: f64,
+    #[serde(skip)]
+    pub counted_ms: i64,
 }
 
 /// Error-budget burn rates over the last hour and six hours of agreed service time ending
@@ -355,6 +367,7 @@ pub fn compute(timeline: &ServiceTimeline, spec: &FiguresSpec<'_>, from: i64, to
                 probes: o.probes.clone(),
                 agents: o.agents.clone(),
                 reasons: o.reasons.clone(),
+                attributed_to: None,
             })
         })
         .collect();

@@ -5,4 +5,5 @@ pub mod availability;
 pub mod cli;
 pub mod evidence;
 pub mod period;
+pub mod report;
 pub mod runs;

@@ -1,0 +1,597 @@
+//! Reports of SPEC §8: storage's view runs and latency histograms, through
+//! `availability`, into the JSON service owners and supplier managers read. Storage is
+//! behind the small `ReportSource` trait so reports are tested against an in-memory source.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use probity_config::calendar::Calendar;
+use probity_config::{AgreementKind, Catalogue, Service, UnknownPolicy};
+use serde::Serialize;
+
+use crate::availability::{
+    self, Attribution, Figures, FiguresSpec, Interval, ProbeViews, ServiceInput, ServiceTimeline, State, intersect,
+    total,
+};
+use crate::period::{self, Period, PeriodError, PeriodQuery};
+use crate::runs::ViewRun;
+
+/// A storage failure while reading for a report (our fault: a 500).
+pub type SourceError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What reports need from storage.
+pub trait ReportSource {
+    /// The view runs of one (probe, agent) that overlap `[from_ms, to_ms)`, sorted.
+    fn view_runs(&self, probe: &str, agent: &str, from_ms: i64, to_ms: i64) -> Result<Vec<ViewRun>, SourceError>;
+    /// Successful results' durations (µs) of a probe, all agents merged, over the minutes
+    /// whose start lies in `minute_ranges` (see `availability::latency_minute_ranges`).
+    fn latency(&self, probe: &str, minute_ranges: &[Interval]) -> Result<Histogram<u64>, SourceError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("unknown agreement \"{0}\"")]
+    UnknownAgreement(String),
+    #[error("unknown service \"{0}\"")]
+    UnknownService(String),
+    #[error("unknown calendar \"{0}\"; defined: {1}")]
+    UnknownCalendar(String, String),
+    #[error("{0}")]
+    Period(#[from] PeriodError),
+    #[error("{0}")]
+    BadParameter(String),
+    #[error("reading storage: {0}")]
+    Source(SourceError),
+}
+
+/// The latency part of an agreement report.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LatencyReport {
+    pub percentile: f64,
+    pub target_ms: f64,
+    /// `None` when no successful result fell in agreed service time.
+    pub achieved_ms: Option<f64>,
+    pub samples: u64,
+    pub met: Option<bool>,
+}
+
+/// `GET /api/v1/agreements/{id}/report` (and `summary.json` in evidence).
+#[derive(Clone, Debug, Serialize)]
+pub struct AgreementReport {
+    pub agreement: String,
+    pub kind: AgreementKind,
+    pub service: String,
+    pub counterparty: String,
+    pub calendar: String,
+    pub unknown_policy: UnknownPolicy,
+    pub period: Period,
+    #[serde(flatten)]
+    pub figures: Figures,
+    pub latency: Option<LatencyReport>,
+    /// Per dependency (direct or further down): the part of `downtime_seconds` during which
+    /// that dependency was down too.
+    pub attributed_downtime: Vec<Attribution>,
+}
+
+/// `GET /api/v1/services/{id}/availability`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServiceAvailability {
+    pub service: String,
+    pub calendar: String,
+    pub period: Period,
+    #[serde(flatten)]
+    pub figures: Figures,
+}
+
+/// `GET /api/v1/services/{id}/latency`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LatencySummary {
+    pub service: String,
+    pub period: Period,
+    pub count: u64,
+    pub min_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    pub mean_ms: Option<f64>,
+    pub percentiles: BTreeMap<String, Option<f64>>,
+}
+
+/// One line of `GET /api/v1/compliance`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ComplianceLine {
+    pub agreement: String,
+    pub kind: AgreementKind,
+    pub service: String,
+    pub counterparty: String,
+    pub period: Period,
+    pub availability_percent: Option<f64>,
+    pub target_percent: f64,
+    pub downtime_seconds: f64,
+    pub error_budget_remaining_seconds: Option<f64>,
+    pub latency_met: Option<bool>,
+    pub met: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Compliance {
+    pub agreements: Vec<ComplianceLine>,
+    pub met: usize,
+    pub breached: usize,
+    /// `None` when there are no agreements.
+    pub compliance_rate_percent: Option<f64>,
+}
+
+/// The maintenance windows of a service, as intervals.
+pub fn maintenance_intervals(catalogue: &Catalogue, service: &str) -> Vec<Interval> {
+    catalogue.maintenance_of(service).map(|m| (m.start.as_millisecond(), m.end.as_millisecond())).collect()
+}
+
+/// A service's state timeline over `[from, to)` from stored view runs.
+pub fn service_timeline(
+    source: &dyn ReportSource,
+    service: &Service,
+    from: i64,
+    to: i64,
+) -> Result<ServiceTimeline, ReportError> {
+    let mut probes = Vec::with_capacity(service.probes.len());
+    for p in &service.probes {
+        let mut agents = Vec::with_capacity(p.agents.len());
+        for a in &p.agents {
+            let runs = source.view_runs(p.id.as_str(), a.as_str(), from, to).map_err(ReportError::Source)?;
+            agents.push((a.as_str(), runs));
+        }
+        probes.push(ProbeViews { probe: p.id.as_str(), quorum: p.quorum, agents });
+    }
+    let input = ServiceInput { probes, min_outage_ms: service.min_outage.as_millis() as i64 };
+    Ok(availability::service_timeline(&input, from, to))
+}
+
+/// A service's state now and since when (within the last week and `min_outage`).
+pub fn current_state(source: &dyn ReportSource, service: &Service, now: i64) -> Result<(State, i64), ReportError> {
+    let (from, _) = availability::context_window(now, now, service.min_outage.as_millis() as i64, now);
+    let timeline = service_timeline(source, service, from, now)?;
+    Ok(match timeline.current() {
+        Some(seg) => (seg.state, seg.start),
+        None => (State::Unknown, now),
+    })
+}
+
+/// The latency histogram of a service's probes over the minutes whose start lies in `base`.
+pub fn service_latency_histogram(
+    source: &dyn ReportSource,
+    service: &Service,
+    base: &[Interval],
+) -> Result<Histogram<u64>, ReportError> {
+    let ranges = availability::latency_minute_ranges(base);
+    let mut merged = new_histogram();
+    for p in &service.probes {
+        let h = source.latency(p.id.as_str(), &ranges).map_err(ReportError::Source)?;
+        merged.add(&h).map_err(|e| ReportError::Source(Box::new(e)))?;
+    }
+    Ok(merged)
+}
+
+/// An empty histogram with the collector's settings: µs, 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new(3).expect("3 significant digits is valid")
+}
+
+/// The agreement report for a period query (default: the agreement's current period).
+pub fn agreement_report(
+    source: &dyn ReportSource,
+    catalogue: &Catalogue,
+    agreement_id: &str,
+    query: PeriodQuery<'_>,
+    now: i64,
+) -> Result<AgreementReport, ReportError> {
+    let agreement =
+        catalogue.agreement(agreement_id).ok_or_else(|| ReportError::UnknownAgreement(agreement_id.to_string()))?;
+    let calendar = catalogue.calendar(&agreement.calendar).expect("validated reference");
+    let period = period::resolve(query, Some(agreement.period), &calendar.timezone, now)?;
+    agreement_report_for(source, catalogue, agreement_id, period, now)
+}
+
+/// The agreement report for a resolved period.
+pub fn agreement_report_for(
+    source: &dyn ReportSource,
+    catalogue: &Catalogue,
+    agreement_id: &str,
+    period: Period,
+    now: i64,
+) -> Result<AgreementReport, ReportError> {
+    let agreement =
+        catalogue.agreement(agreement_id).ok_or_else(|| ReportError::UnknownAgreement(agreement_id.to_string()))?;
+    let service = catalogue.service(agreement.service.as_str()).expect("validated reference");
+    let calendar = catalogue.calendar(&agreement.calendar).expect("validated reference");
+    let min_outage_ms = service.min_outage.as_millis() as i64;
+    let (cf, ct) = availability::context_window(period.from_ms, period.to_ms, min_outage_ms, now);
+    let timeline = service_timeline(source, service, cf, ct)?;
+    let maintenance = maintenance_intervals(catalogue, service.id.as_str());
+    let spec = FiguresSpec {
+        calendar,
+        maintenance: &maintenance,
+        unknown: agreement.unknown,
+        target_percent: Some(agreement.availability),
+    };
+    let mut figures = availability::compute(&timeline, &spec, period.from_ms, period.to_ms);
+
+    let latency = match &agreement.latency {
+        None => None,
+        Some(target) => {
+            let h = service_latency_histogram(source, service, &figures.base)?;
+            let samples = h.len();
+            let achieved_ms = (samples > 0).then(|| h.value_at_quantile(target.percentile / 100.0) as f64 / 1000.0);
+            let target_ms = target.max.as_micros() as f64 / 1000.0;
+            Some(LatencyReport {
+                percentile: target.percentile,
+                target_ms,
+                achieved_ms,
+                samples,
+                met: achieved_ms.map(|a| a <= target_ms),
+            })
+        }
+    };
+    figures = figures.with_latency_met(latency.as_ref().and_then(|l| l.met));
+
+    // Supplier attribution: each outage's counted part against each dependency's downtime.
+    let mut attributed_downtime = Vec::new();
+    let counted: Vec<Vec<Interval>> =
+        figures.outages.iter().map(|o| intersect(&figures.base, &[(o.start_ms, o.end_ms)])).collect();
+    let mut per_outage: Vec<Vec<Attribution>> = vec![Vec::new(); figures.outages.len()];
+    for dep in catalogue.dependencies_transitive(service.id.as_str()) {
+        let dep_down = service_timeline(source, dep, cf, ct)?.intervals(State::Down);
+        let mut dep_total = 0;
+        for (i, parts) in counted.iter().enumerate() {
+            let ms = total(&intersect(parts, &dep_down));
+            if ms > 0 {
+                per_outage[i].push(attribution(dep.id.as_str(), ms));
+                dep_total += ms;
+            }
+        }
+        attributed_downtime.push(attribution(dep.id.as_str(), dep_total));
+    }
+    for (outage, attributions) in figures.outages.iter_mut().zip(per_outage) {
+        outage.attributed_to = Some(attributions);
+    }
+
+    Ok(AgreementReport {
+        agreement: agreement.id.to_string(),
+        kind: agreement.kind,
+        service: service.id.to_string(),
+        counterparty: agreement.counterparty.clone(),
+        calendar: calendar.id.clone(),
+        unknown_policy: agreement.unknown,
+        period,
+        figures,
+        latency,
+        attributed_downtime,
+    })
+}
+
+fn attribution(service: &str, ms: i64) -> Attribution {
+    Attribution { service: service.to_string(), counted_seconds: ms as f64 / 1000.0, counted_ms: ms }
+}
+
+fn calendar<'c>(catalogue: &'c Catalogue, name: Option<&str>) -> Result<&'c Calendar, ReportError> {
+    let name = name.unwrap_or(probity_config::calendar::ALWAYS);
+    catalogue.calendar(name).ok_or_else(|| {
+        let known: Vec<&str> = catalogue.calendars.keys().map(String::as_str).collect();
+        ReportError::UnknownCalendar(name.to_string(), known.join(", "))
+    })
+}
+
+/// Service availability without targets (default calendar `24x7`, unknown time excluded).
+pub fn service_availability(
+    source: &dyn ReportSource,
+    catalogue: &Catalogue,
+    service_id: &str,
+    calendar_name: Option<&str>,
+    query: PeriodQuery<'_>,
+    now: i64,
+) -> Result<ServiceAvailability, ReportError> {
+    let service = catalogue.service(service_id).ok_or_else(|| ReportError::UnknownService(service_id.to_string()))?;
+    let calendar = calendar(catalogue, calendar_name)?;
+    let period = period::resolve(query, Some(probity_config::PeriodKind::Month), &calendar.timezone, now)?;
+    let (cf, ct) =
+        availability::context_window(period.from_ms, period.to_ms, service.min_outage.as_millis() as i64, now);
+    let timeline = service_timeline(source, service, cf, ct)?;
+    let maintenance = maintenance_intervals(catalogue, service_id);
+    let spec =
+        FiguresSpec { calendar, maintenance: &maintenance, unknown: UnknownPolicy::Exclude, target_percent: None };
+    let figures = availability::compute(&timeline, &spec, period.from_ms, period.to_ms);
+    Ok(ServiceAvailability { service: service_id.to_string(), calendar: calendar.id.clone(), period, figures })
+}
+
+/// Parses `percentiles=50,90,95,99` (default those four).
+pub fn parse_percentiles(text: Option<&str>) -> Result<Vec<f64>, ReportError> {
+    let Some(text) = text else { return Ok(vec![50.0, 90.0, 95.0, 99.0]) };
+    text.split(',')
+        .map(|p| {
+            let p = p.trim();
+            match p.parse::<f64>() {
+                Ok(v) if v > 0.0 && v <= 100.0 => Ok(v),
+                _ => Err(ReportError::BadParameter(format!(
+                    "percentiles: \"{p}\" is not a percentile; give numbers in (0, 100] separated by commas, e.g. percentiles=50,95,99.9"
+                ))),
+            }
+        })
+        .collect()
+}
+
+/// Latency of a service's probes over a period (default calendar `24x7`).
+pub fn service_latency(
+    source: &dyn ReportSource,
+    catalogue: &Catalogue,
+    service_id: &str,
+    calendar_name: Option<&str>,
+    query: PeriodQuery<'_>,
+    percentiles: &[f64],
+    now: i64,
+) -> Result<LatencySummary, ReportError> {
+    let service = catalogue.service(service_id).ok_or_else(|| ReportError::UnknownService(service_id.to_string()))?;
+    let calendar = calendar(catalogue, calendar_name)?;
+    let period = period::resolve(query, Some(probity_config::PeriodKind::Month), &calendar.timezone, now)?;
+    let maintenance = maintenance_intervals(catalogue, service_id);
+    let base = availability::coverage(calendar, &maintenance, period.from_ms, period.to_ms).base;
+    let h = service_latency_histogram(source, service, &base)?;
+    let ms = |us: u64| us as f64 / 1000.0;
+    let count = h.len();
+    let some = |v: f64| (count > 0).then_some(v);
+    Ok(LatencySummary {
+        service: service_id.to_string(),
+        period,
+        count,
+        min_ms: some(ms(h.min())),
+        max_ms: some(ms(h.max())),
+        mean_ms: some(h.mean() / 1000.0),
+        percentiles: percentiles
+            .iter()
+            .map(|p| (format!("p{}", trim_float(*p)), some(ms(h.value_at_quantile(p / 100.0)))))
+            .collect(),
+    })
+}
+
+fn trim_float(v: f64) -> String {
+    let s = format!("{v}");
+    s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
+}
+
+/// Every agreement's summary over `period` (read in each agreement's calendar zone), or
+/// over each agreement's current period when no period is given.
+pub fn compliance(
+    source: &dyn ReportSource,
+    catalogue: &Catalogue,
+    query: PeriodQuery<'_>,
+    now: i64,
+) -> Result<Compliance, ReportError> {
+    let mut lines = Vec::with_capacity(catalogue.agreements.len());
+    for agreement in &catalogue.agreements {
+        let report = agreement_report(source, catalogue, agreement.id.as_str(), query, now)?;
+        lines.push(ComplianceLine {
+            agreement: report.agreement,
+            kind: report.kind,
+            service: report.service,
+            counterparty: report.counterparty,
+            period: report.period,
+            availability_percent: report.figures.availability_percent,
+            target_percent: agreement.availability,
+            downtime_seconds: report.figures.downtime_seconds,
+            error_budget_remaining_seconds: report.figures.error_budget_remaining_seconds,
+            latency_met: report.latency.as_ref().and_then(|l| l.met),
+            met: report.figures.met.unwrap_or(true),
+        });
+    }
+    let met = lines.iter().filter(|l| l.met).count();
+    let breached = lines.len() - met;
+    let compliance_rate_percent = (!lines.is_empty()).then(|| 100.0 * met as f64 / lines.len() as f64);
+    Ok(Compliance { agreements: lines, met, breached, compliance_rate_percent })
+}
+
+/// An in-memory `ReportSource` built from raw results: the reference implementation the
+/// store is tested against, and the source for tests that need no database.
+pub mod memory {
+    use std::collections::HashMap;
+
+    use probity_config::wire::ErrorKind;
+
+    use super::*;
+    use crate::runs::{Observation, runs_from_observations};
+
+    #[derive(Default)]
+    pub struct MemorySource {
+        /// (probe, agent) → (at, down, duration_us), in insertion order.
+        results: HashMap<(String, String), Vec<(i64, Option<ErrorKind>, u64)>>,
+        intervals: HashMap<String, i64>,
+    }
+
+    impl MemorySource {
+        pub fn new(catalogue: &Catalogue) -> Self {
+            let intervals =
+                catalogue.probes().map(|(_, p)| (p.id.to_string(), p.interval.as_millis() as i64)).collect();
+            MemorySource { results: HashMap::new(), intervals }
+        }
+
+        pub fn add(&mut self, probe: &str, agent: &str, at: i64, down: Option<ErrorKind>, duration_us: u64) {
+            self.results.entry((probe.to_string(), agent.to_string())).or_default().push((at, down, duration_us));
+        }
+    }
+
+    impl ReportSource for MemorySource {
+        fn view_runs(&self, probe: &str, agent: &str, from: i64, to: i64) -> Result<Vec<ViewRun>, SourceError> {
+            let Some(rows) = self.results.get(&(probe.to_string(), agent.to_string())) else { return Ok(Vec::new()) };
+            let mut obs: Vec<Observation> = rows.iter().map(|&(at, down, _)| Observation { at, down }).collect();
+            obs.sort_by_key(|o| o.at);
+            let interval = self.intervals.get(probe).copied().ok_or("unknown probe")?;
+            Ok(runs_from_observations(&obs, interval).into_iter().filter(|r| r.end > from && r.start < to).collect())
+        }
+
+        fn latency(&self, probe: &str, ranges: &[Interval]) -> Result<Histogram<u64>, SourceError> {
+            let mut h = new_histogram();
+            for ((p, _), rows) in &self.results {
+                if p != probe {
+                    continue;
+                }
+                for &(at, down, us) in rows {
+                    let minute = at.div_euclid(60_000) * 60_000;
+                    if down.is_none() && ranges.iter().any(|&(a, b)| a <= minute && minute < b) {
+                        h.record(us.max(1))?;
+                    }
+                }
+            }
+            Ok(h)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use probity_config::parse_collector_config;
+    use probity_config::wire::ErrorKind;
+
+    use super::memory::MemorySource;
+    use super::*;
+
+    const CONFIG: &str = r#"
+[[agents]]
+id = "a1"
+token_sha256 = "d55c1d98850de54a173aab14ae3856a62d5be7ba310987affead2b3eba90366a"
+[[agents]]
+id = "a2"
+token_sha256 = "45a1dd6c277080bb4235a224bae6f90bf22ffeacc5dfa2dc963dc4024d40f117"
+[[agents]]
+id = "a3"
+token_sha256 = "3cddf4bf21b77fda884ff521b65dbe98a5d516c330a26d8c346a6efefa214065"
+
+[[services]]
+id = "shop"
+depends_on = ["psp"]
+  [[services.probes]]
+  id = "shop-http"
+  kind = "tcp"
+  target = "127.0.0.1:80"
+  interval = "10s"
+  timeout = "5s"
+  quorum = 2
+
+[[services]]
+id = "psp"
+  [[services.probes]]
+  id = "psp-http"
+  kind = "tcp"
+  target = "127.0.0.1:81"
+  interval = "10s"
+  timeout = "5s"
+  agents = ["a1"]
+
+[[agreements]]
+id = "shop-sla"
+kind = "sla"
+service = "shop"
+availability = 99.0
+latency = { percentile = 50, max = "30ms" }
+
+[[agreements]]
+id = "psp-uc"
+kind = "uc"
+service = "psp"
+availability = 99.5
+"#;
+
+    const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+    const HOUR: i64 = 3_600_000;
+
+    fn source(catalogue: &Catalogue) -> MemorySource {
+        let mut src = MemorySource::new(catalogue);
+        // One hour of results every 10 s from three agents; a1 and a2 see shop down from
+        // 00:10 to 00:20 (a quorum of 2), a3 never does. psp is down 00:15-00:25.
+        for i in 0..360 {
+            let at = T0 + i * 10_000;
+            let shop_down = (T0 + 600_000..T0 + 1_200_000).contains(&at);
+            let psp_down = (T0 + 900_000..T0 + 1_500_000).contains(&at);
+            for agent in ["a1", "a2"] {
+                src.add("shop-http", agent, at, shop_down.then_some(ErrorKind::Timeout), 20_000);
+            }
+            src.add("shop-http", "a3", at, None, 40_000);
+            src.add("psp-http", "a1", at, psp_down.then_some(ErrorKind::Connect), 10_000);
+        }
+        src
+    }
+
+    fn query(from: &str, to: &str) -> (String, String) {
+        (from.to_string(), to.to_string())
+    }
+
+    #[test]
+    fn an_agreement_report_has_exact_figures_latency_and_supplier_attribution() {
+        let c = parse_collector_config("t.toml", CONFIG).unwrap().catalogue;
+        let src = source(&c);
+        let (f, t) = query("2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z");
+        let q = PeriodQuery { period: None, from: Some(&f), to: Some(&t) };
+        let r = agreement_report(&src, &c, "shop-sla", q, T0 + 2 * HOUR).unwrap();
+        assert_eq!(r.figures.downtime_seconds, 600.0);
+        assert_eq!(r.figures.agreed_service_seconds, 3600.0);
+        assert_eq!(r.figures.outages.len(), 1);
+        // psp was down for the second half of shop's outage: 00:15-00:20.
+        let attributed = r.figures.outages[0].attributed_to.as_ref().unwrap();
+        assert_eq!(attributed.len(), 1);
+        assert_eq!((attributed[0].service.as_str(), attributed[0].counted_seconds), ("psp", 300.0));
+        assert_eq!(r.attributed_downtime[0].counted_seconds, 300.0);
+        // Latency p50 over successful results: a3's 40 ms dominate only during the outage.
+        let latency = r.latency.unwrap();
+        assert_eq!(latency.samples, 360 + 2 * 300);
+        // HDR with 3 significant digits reports the top of the 20 ms bucket.
+        let achieved = latency.achieved_ms.unwrap();
+        assert!((20.0..=20.02).contains(&achieved), "{achieved}");
+        assert_eq!(latency.met, Some(true));
+        let json = serde_json::to_value(&r.figures).unwrap();
+        assert_eq!(json["outages"][0]["attributed_to"][0]["service"], "psp");
+    }
+
+    #[test]
+    fn compliance_counts_met_and_breached_agreements() {
+        let c = parse_collector_config("t.toml", CONFIG).unwrap().catalogue;
+        let src = source(&c);
+        let (f, t) = query("2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z");
+        let q = PeriodQuery { period: None, from: Some(&f), to: Some(&t) };
+        let comp = compliance(&src, &c, q, T0 + 2 * HOUR).unwrap();
+        // shop: 600 s down of 3600 (83.3%) < 99; psp: 600 s down too.
+        assert_eq!((comp.met, comp.breached), (0, 2));
+        assert_eq!(comp.compliance_rate_percent, Some(0.0));
+    }
+
+    #[test]
+    fn the_current_state_and_since_come_from_the_latest_segment() {
+        let c = parse_collector_config("t.toml", CONFIG).unwrap().catalogue;
+        let src = source(&c);
+        let shop = c.service("shop").unwrap();
+        let (state, since) = current_state(&src, shop, T0 + 1_800_000).unwrap();
+        assert_eq!((state, since), (State::Up, T0 + 1_200_000));
+        // Long after the last result everything is unknown, since results went stale.
+        let (state, since) = current_state(&src, shop, T0 + 3 * HOUR).unwrap();
+        assert_eq!((state, since), (State::Unknown, T0 + HOUR - 10_000 + 20_000));
+    }
+
+    #[test]
+    fn service_latency_reports_requested_percentiles() {
+        let c = parse_collector_config("t.toml", CONFIG).unwrap().catalogue;
+        let src = source(&c);
+        let (f, t) = query("2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z");
+        let q = PeriodQuery { period: None, from: Some(&f), to: Some(&t) };
+        let pcts = parse_percentiles(Some("50,99.9")).unwrap();
+        let l = service_latency(&src, &c, "shop", None, q, &pcts, T0 + 2 * HOUR).unwrap();
+        assert_eq!(l.count, 960);
+        assert_eq!(l.percentiles.keys().cloned().collect::<Vec<_>>(), vec!["p50", "p99.9"]);
+        assert!((l.max_ms.unwrap() - 40.0).abs() < 0.1);
+        assert!(parse_percentiles(Some("0")).is_err());
+        assert!(parse_percentiles(Some("abc")).unwrap_err().to_string().contains("e.g. percentiles=50,95,99.9"));
+    }
+
+    #[test]
+    fn unknown_ids_and_calendars_are_named() {
+        let c = parse_collector_config("t.toml", CONFIG).unwrap().catalogue;
+        let src = source(&c);
+        let q = PeriodQuery { period: Some("2026-01"), from: None, to: None };
+        assert!(matches!(agreement_report(&src, &c, "nope", q, T0), Err(ReportError::UnknownAgreement(_))));
+        let err = service_availability(&src, &c, "shop", Some("office"), q, T0).unwrap_err();
+        assert_eq!(err.to_string(), "unknown calendar \"office\"; defined: 24x7");
+    }
+}
