@@ -396,10 +396,13 @@ pub mod memory {
     use super::*;
     use crate::runs::{Observation, runs_from_observations};
 
+    /// One stored result: at, down reason, duration in µs.
+    type Row = (i64, Option<ErrorKind>, u64);
+
     #[derive(Default)]
     pub struct MemorySource {
-        /// (probe, agent) → (at, down, duration_us), in insertion order.
-        results: HashMap<(String, String), Vec<(i64, Option<ErrorKind>, u64)>>,
+        /// (probe, agent) → results in insertion order.
+        results: HashMap<(String, String), Vec<Row>>,
         intervals: HashMap<String, i64>,
     }
 
