@@ -198,6 +198,17 @@ pub fn agreement_report_for(
     period: Period,
     now: i64,
 ) -> Result<AgreementReport, ReportError> {
+    agreement_report_with_timeline(source, catalogue, agreement_id, period, now).map(|(report, _)| report)
+}
+
+/// The agreement report and the service timeline it was computed from (evidence needs both).
+pub fn agreement_report_with_timeline(
+    source: &dyn ReportSource,
+    catalogue: &Catalogue,
+    agreement_id: &str,
+    period: Period,
+    now: i64,
+) -> Result<(AgreementReport, ServiceTimeline), ReportError> {
     let agreement =
         catalogue.agreement(agreement_id).ok_or_else(|| ReportError::UnknownAgreement(agreement_id.to_string()))?;
     let service = catalogue.service(agreement.service.as_str()).expect("validated reference");
@@ -253,7 +264,7 @@ pub fn agreement_report_for(
         outage.attributed_to = Some(attributions);
     }
 
-    Ok(AgreementReport {
+    let report = AgreementReport {
         agreement: agreement.id.to_string(),
         kind: agreement.kind,
         service: service.id.to_string(),
@@ -264,7 +275,8 @@ pub fn agreement_report_for(
         figures,
         latency,
         attributed_downtime,
-    })
+    };
+    Ok((report, timeline))
 }
 
 fn attribution(service: &str, ms: i64) -> Attribution {
@@ -415,6 +427,18 @@ pub mod memory {
 
         pub fn add(&mut self, probe: &str, agent: &str, at: i64, down: Option<ErrorKind>, duration_us: u64) {
             self.results.entry((probe.to_string(), agent.to_string())).or_default().push((at, down, duration_us));
+        }
+
+        /// Every result of a probe as `(agent, at, down, duration_us)`, ordered by agent then time.
+        pub fn results_of(&self, probe: &str) -> Vec<(String, i64, Option<ErrorKind>, u64)> {
+            let mut out: Vec<_> = self
+                .results
+                .iter()
+                .filter(|((p, _), _)| p == probe)
+                .flat_map(|((_, a), rows)| rows.iter().map(move |&(at, down, us)| (a.clone(), at, down, us)))
+                .collect();
+            out.sort_by(|x, y| (&x.0, x.1).cmp(&(&y.0, y.1)));
+            out
         }
     }
 

@@ -3,6 +3,7 @@
 //! holding the public key can check the figures offline.
 
 pub mod bundle;
+pub mod export;
 pub mod signing;
 pub mod verify;
 
