@@ -1,0 +1,328 @@
+//! The read API of SPEC §8 for service owners and supplier managers: services and their
+//! state, availability, latency, agreement reports, compliance, structural gaps, evidence
+//! bundles and the dashboard. Read tokens when configured; every figure from `report`.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::ApiError;
+use crate::availability::{State as ServiceState, rfc3339};
+use crate::period::{PeriodError, PeriodQuery};
+use crate::report::{self, ReportError};
+use crate::state::AppState;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/api/v1/services", get(services))
+        .route("/api/v1/services/{id}/availability", get(service_availability))
+        .route("/api/v1/services/{id}/latency", get(service_latency))
+        .route("/api/v1/agreements/{id}/report", get(agreement_report))
+        .route("/api/v1/agreements/{id}/evidence", get(evidence))
+        .route("/api/v1/compliance", get(compliance))
+        .route("/api/v1/gaps", get(gaps))
+        .route("/api/v1/evidence/public-key", get(public_key))
+}
+
+type Params = Query<HashMap<String, String>>;
+
+/// Refuses a request without a valid read token when `read_tokens_sha256` is set.
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let config = state.config();
+    let allowed = &config.api.read_tokens_sha256;
+    if allowed.is_empty() {
+        return Ok(());
+    }
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .ok_or_else(|| ApiError::Unauthorized("this API needs Authorization: Bearer <read token>".into()))?;
+    let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    // Compare against every configured hash without stopping early.
+    let mut found = subtle::Choice::from(0);
+    for h in allowed {
+        found |= digest.ct_eq(h);
+    }
+    if bool::from(found) { Ok(()) } else { Err(ApiError::Unauthorized("unknown read token".into())) }
+}
+
+/// Rejects parameters an endpoint does not take, naming the ones it does.
+fn only(params: &HashMap<String, String>, accepted: &[&str]) -> Result<(), ApiError> {
+    let mut unknown: Vec<&str> = params.keys().map(String::as_str).filter(|k| !accepted.contains(k)).collect();
+    unknown.sort_unstable();
+    match unknown.first() {
+        None => Ok(()),
+        Some(k) => Err(ApiError::BadRequest(format!("unknown parameter \"{k}\"; this endpoint accepts {}", accepted.join(", ")))),
+    }
+}
+
+fn period_query(params: &HashMap<String, String>) -> PeriodQuery<'_> {
+    PeriodQuery {
+        period: params.get("period").map(String::as_str),
+        from: params.get("from").map(String::as_str),
+        to: params.get("to").map(String::as_str),
+    }
+}
+
+impl From<ReportError> for ApiError {
+    fn from(e: ReportError) -> Self {
+        match e {
+            ReportError::UnknownAgreement(_) | ReportError::UnknownService(_) => ApiError::NotFound(e.to_string()),
+            ReportError::UnknownCalendar(..) | ReportError::Period(_) | ReportError::BadParameter(_) => {
+                ApiError::BadRequest(e.to_string())
+            }
+            ReportError::Source(source) => ApiError::internal(source),
+        }
+    }
+}
+
+impl From<PeriodError> for ApiError {
+    fn from(e: PeriodError) -> Self {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
+/// Runs report arithmetic (sled scans) off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)?
+}
+
+async fn dashboard() -> Html<&'static str> {
+    Html(include_str!("dashboard.html"))
+}
+
+#[derive(Serialize)]
+struct ServiceView {
+    id: String,
+    name: String,
+    owner: String,
+    state: ServiceState,
+    since: String,
+    depends_on: Vec<String>,
+    probes: Vec<ProbeView>,
+    agreements: Vec<AgreementRef>,
+}
+
+#[derive(Serialize)]
+struct ProbeView {
+    id: String,
+    kind: &'static str,
+    target: String,
+    interval_ms: u64,
+    quorum: usize,
+    agents: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct AgreementRef {
+    id: String,
+    kind: probity_config::AgreementKind,
+    target_percent: f64,
+    calendar: String,
+}
+
+async fn services(State(state): State<AppState>, headers: HeaderMap, Query(params): Params) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    only(&params, &[])?;
+    let now = super::now_ms();
+    let out = blocking(move || {
+        let config = state.config();
+        let c = &config.catalogue;
+        let store = state.store();
+        let mut list = Vec::with_capacity(c.services.len());
+        for s in &c.services {
+            let (st, since) = report::current_state(store.as_ref(), s, now)?;
+            list.push(ServiceView {
+                id: s.id.to_string(),
+                name: s.name.clone(),
+                owner: s.owner.clone(),
+                state: st,
+                since: rfc3339(since),
+                depends_on: s.depends_on.iter().map(|d| d.to_string()).collect(),
+                probes: s
+                    .probes
+                    .iter()
+                    .map(|p| ProbeView {
+                        id: p.id.to_string(),
+                        kind: p.spec.kind(),
+                        target: p.spec.target(),
+                        interval_ms: p.interval.as_millis() as u64,
+                        quorum: p.quorum,
+                        agents: p.agents.iter().map(|a| a.to_string()).collect(),
+                    })
+                    .collect(),
+                agreements: c
+                    .agreements_of(s.id.as_str())
+                    .map(|a| AgreementRef {
+                        id: a.id.to_string(),
+                        kind: a.kind,
+                        target_percent: a.availability,
+                        calendar: a.calendar.clone(),
+                    })
+                    .collect(),
+            });
+        }
+        Ok(serde_json::json!({ "services": list }))
+    })
+    .await?;
+    Ok(Json(out).into_response())
+}
+
+async fn service_availability(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    only(&params, &["period", "from", "to", "calendar"])?;
+    let now = super::now_ms();
+    let out = blocking(move || {
+        let config = state.config();
+        let r = report::service_availability(
+            state.store().as_ref(),
+            &config.catalogue,
+            &id,
+            params.get("calendar").map(String::as_str),
+            period_query(&params),
+            now,
+        )?;
+        Ok(serde_json::to_value(r).map_err(ApiError::internal)?)
+    })
+    .await?;
+    Ok(Json(out).into_response())
+}
+
+async fn service_latency(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    only(&params, &["period", "from", "to", "calendar", "percentiles"])?;
+    let now = super::now_ms();
+    let out = blocking(move || {
+        let config = state.config();
+        let pcts = report::parse_percentiles(params.get("percentiles").map(String::as_str))?;
+        let r = report::service_latency(
+            state.store().as_ref(),
+            &config.catalogue,
+            &id,
+            params.get("calendar").map(String::as_str),
+            period_query(&params),
+            &pcts,
+            now,
+        )?;
+        Ok(serde_json::to_value(r).map_err(ApiError::internal)?)
+    })
+    .await?;
+    Ok(Json(out).into_response())
+}
+
+async fn agreement_report(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    only(&params, &["period", "from", "to"])?;
+    let now = super::now_ms();
+    let out = blocking(move || {
+        let config = state.config();
+        let r = report::agreement_report(state.store().as_ref(), &config.catalogue, &id, period_query(&params), now)?;
+        Ok(serde_json::to_value(r).map_err(ApiError::internal)?)
+    })
+    .await?;
+    Ok(Json(out).into_response())
+}
+
+async fn compliance(State(state): State<AppState>, headers: HeaderMap, Query(params): Params) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    only(&params, &["period", "from", "to"])?;
+    let now = super::now_ms();
+    let out = blocking(move || {
+        let config = state.config();
+        let r = report::compliance(state.store().as_ref(), &config.catalogue, period_query(&params), now)?;
+        Ok(serde_json::to_value(r).map_err(ApiError::internal)?)
+    })
+    .await?;
+    Ok(Json(out).into_response())
+}
+
+async fn gaps(State(state): State<AppState>, headers: HeaderMap, Query(params): Params) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    only(&params, &[])?;
+    let config = state.config();
+    let gaps = probity_config::gaps::structural_gaps(&config.catalogue);
+    Ok(Json(serde_json::json!({ "gaps": gaps })).into_response())
+}
+
+async fn public_key(State(state): State<AppState>) -> Response {
+    // The public half is public: no token needed to check a bundle.
+    let hex = crate::evidence::signing::public_key_hex(state.signing_key());
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{hex}\n")).into_response()
+}
+
+async fn evidence(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    only(&params, &["period", "from", "to"])?;
+    let now = super::now_ms();
+    let (file, name) = blocking(move || {
+        let config = state.config();
+        // Written to an unlinked temporary file, then streamed: a quarter of raw results
+        // never sits in memory.
+        let tmp = tempfile::tempfile().map_err(ApiError::internal)?;
+        let mut file = crate::evidence::export::export(
+            std::io::BufWriter::new(tmp),
+            state.store().as_ref(),
+            &config.catalogue,
+            &id,
+            period_query(&params),
+            state.signing_key(),
+            now,
+        )
+        .map_err(|e| match e {
+            crate::evidence::export::EvidenceError::Report(r) => ApiError::from(r),
+            other => ApiError::internal(other),
+        })?
+        .into_inner()
+        .map_err(|e| ApiError::internal(e.error()))?;
+        use std::io::Seek;
+        file.rewind().map_err(ApiError::internal)?;
+        let label = config
+            .catalogue
+            .agreement(&id)
+            .map(|_| params.get("period").cloned().unwrap_or_else(|| "period".into()))
+            .unwrap_or_default();
+        Ok((file, format!("{id}-{}.zip", label.replace(['/', ':'], "_"))))
+    })
+    .await?;
+    let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/zip".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
