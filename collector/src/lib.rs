@@ -3,5 +3,7 @@
 
 pub mod availability;
 pub mod cli;
+pub mod keys;
 pub mod period;
 pub mod runs;
+pub mod store;
