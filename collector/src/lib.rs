@@ -1,9 +1,21 @@
 //! `probity-collector` as a library: the pieces the binary wires together, exposed so
 //! that tests and benchmarks drive them directly.
 
+pub mod api;
 pub mod availability;
 pub mod cli;
+pub mod commit;
+pub mod embedded;
+pub mod ingest;
+pub mod jobs;
 pub mod keys;
+pub mod metrics;
 pub mod period;
+pub mod reload;
 pub mod runs;
+pub mod serve;
+pub mod state;
 pub mod store;
+
+pub use api::app;
+pub use state::AppState;

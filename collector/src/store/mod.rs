@@ -121,6 +121,9 @@ impl Store {
     /// Opens (or creates) the database in `path`; refuses a corrupt one or an unknown schema.
     pub fn open(path: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
         let shown = path.display().to_string();
+        // sled recovers a damaged log as an empty database; a non-empty log file without our
+        // schema key below is how that shows.
+        let had_data = std::fs::metadata(path.join("db")).is_ok_and(|m| m.len() > 0);
         let config = sled::Config::new()
             .path(path)
             .cache_capacity(options.cache_capacity)
@@ -141,6 +144,12 @@ impl Store {
                 if found != keys::SCHEMA_VERSION {
                     return Err(StoreError::UnknownSchema { path: shown, found, known: keys::SCHEMA_VERSION });
                 }
+            }
+            None if had_data => {
+                return Err(StoreError::Open {
+                    path: shown,
+                    reason: "it holds data but no readable schema version (damaged, or not a probity database)".into(),
+                });
             }
             None => {
                 meta.insert(keys::SCHEMA_VERSION_KEY, &keys::SCHEMA_VERSION.to_be_bytes())?;
