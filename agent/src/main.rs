@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 /// probity agent: pulls its probe assignment from the collector, runs every probe on
@@ -17,6 +18,9 @@ struct Args {
     /// Log filter, e.g. `info`, `debug`; `RUST_LOG` is used when unset.
     #[arg(long, global = true)]
     log_level: Option<String>,
+    /// Serve Prometheus self-metrics on this address, e.g. `127.0.0.1:9464`.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<std::net::SocketAddr>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -32,6 +36,9 @@ enum Command {
     Probe {
         /// `https://host/path`, `tcp://HOST:PORT`, `dns://NAME[/TYPE][@SERVER]` or `tls://HOST:PORT`.
         target: String,
+        /// Give up after this long (`500ms`, `10s`).
+        #[arg(long, default_value = "10s")]
+        timeout: String,
     },
 }
 
@@ -55,15 +62,51 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Some(Command::Probe { target }) => {
-            eprintln!("error: ad-hoc probes are not built yet ({target})");
-            ExitCode::from(2)
-        }
-        None => {
-            eprintln!("error: the agent run loop is not built yet (config {})", args.config.display());
-            ExitCode::from(2)
-        }
+        Some(Command::Probe { target, timeout }) => match probe(&target, &timeout) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+        None => match run(&args.config, args.metrics_listen) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+/// One ad-hoc probe; `Ok(true)` when the target is up.
+fn probe(target: &str, timeout: &str) -> anyhow::Result<bool> {
+    let spec = probity_agent::adhoc::parse_target(target).map_err(anyhow::Error::msg)?;
+    let timeout = probity_config::units::parse_duration(timeout).map_err(anyhow::Error::msg).context("--timeout")?;
+    let outcome = runtime()?.block_on(probity_agent::probe::run_spec(&spec, timeout));
+    print!("{}", probity_agent::adhoc::render(&spec, &outcome));
+    Ok(outcome.is_up())
+}
+
+fn run(config: &std::path::Path, metrics_listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+    let config = probity_config::load_agent_config(config)?;
+    let options = probity_agent::RunOptions { metrics_listen, ..Default::default() };
+    runtime()?.block_on(async move {
+        let shutdown = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM can be handled");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+            }
+        };
+        probity_agent::run(config, options, shutdown).await.context("agent")
+    })
 }
 
 fn init_logging(level: Option<&str>) {

@@ -1,9 +1,24 @@
 //! `probity-collector` as a library: the pieces the binary wires together, exposed so
 //! that tests and benchmarks drive them directly.
 
+pub mod api;
 pub mod availability;
 pub mod cli;
+pub mod commit;
+pub mod embedded;
 pub mod evidence;
+pub mod ingest;
+pub mod jobs;
+pub mod keys;
+pub mod metrics;
 pub mod period;
+pub mod reload;
 pub mod report;
 pub mod runs;
+pub mod serve;
+pub mod sources;
+pub mod state;
+pub mod store;
+
+pub use api::app;
+pub use state::AppState;

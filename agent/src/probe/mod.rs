@@ -3,7 +3,7 @@
 
 pub mod dns;
 pub mod http;
-pub(crate) mod net;
+pub mod net;
 pub mod tcp;
 pub mod tls;
 

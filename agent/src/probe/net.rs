@@ -39,7 +39,10 @@ impl Clock {
 
     /// The whole time allowed, for messages.
     pub(crate) fn timeout(&self) -> Duration {
-        self.deadline.saturating_duration_since(self.start)
+        // The deadline was set a few microseconds before this clock started: round
+        // so messages say "5s", as configured.
+        let d = self.deadline.saturating_duration_since(self.start);
+        Duration::from_millis(((d.as_micros() + 500) / 1000) as u64)
     }
 
     /// Runs `step`, failing with a `timeout` that says what was being waited for.

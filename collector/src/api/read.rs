@@ -64,7 +64,10 @@ fn only(params: &HashMap<String, String>, accepted: &[&str]) -> Result<(), ApiEr
     unknown.sort_unstable();
     match unknown.first() {
         None => Ok(()),
-        Some(k) => Err(ApiError::BadRequest(format!("unknown parameter \"{k}\"; this endpoint accepts {}", accepted.join(", ")))),
+        Some(k) => Err(ApiError::BadRequest(format!(
+            "unknown parameter \"{k}\"; this endpoint accepts {}",
+            accepted.join(", ")
+        ))),
     }
 }
 
@@ -133,7 +136,11 @@ struct AgreementRef {
     calendar: String,
 }
 
-async fn services(State(state): State<AppState>, headers: HeaderMap, Query(params): Params) -> Result<Response, ApiError> {
+async fn services(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
     only(&params, &[])?;
     let now = super::now_ms();
@@ -199,7 +206,7 @@ async fn service_availability(
             period_query(&params),
             now,
         )?;
-        Ok(serde_json::to_value(r).map_err(ApiError::internal)?)
+        serde_json::to_value(r).map_err(ApiError::internal)
     })
     .await?;
     Ok(Json(out).into_response())
@@ -226,7 +233,7 @@ async fn service_latency(
             &pcts,
             now,
         )?;
-        Ok(serde_json::to_value(r).map_err(ApiError::internal)?)
+        serde_json::to_value(r).map_err(ApiError::internal)
     })
     .await?;
     Ok(Json(out).into_response())
@@ -244,20 +251,24 @@ async fn agreement_report(
     let out = blocking(move || {
         let config = state.config();
         let r = report::agreement_report(state.store().as_ref(), &config.catalogue, &id, period_query(&params), now)?;
-        Ok(serde_json::to_value(r).map_err(ApiError::internal)?)
+        serde_json::to_value(r).map_err(ApiError::internal)
     })
     .await?;
     Ok(Json(out).into_response())
 }
 
-async fn compliance(State(state): State<AppState>, headers: HeaderMap, Query(params): Params) -> Result<Response, ApiError> {
+async fn compliance(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
     only(&params, &["period", "from", "to"])?;
     let now = super::now_ms();
     let out = blocking(move || {
         let config = state.config();
         let r = report::compliance(state.store().as_ref(), &config.catalogue, period_query(&params), now)?;
-        Ok(serde_json::to_value(r).map_err(ApiError::internal)?)
+        serde_json::to_value(r).map_err(ApiError::internal)
     })
     .await?;
     Ok(Json(out).into_response())

@@ -2,16 +2,7 @@
 
 use std::process::{Command, Output};
 
-use probity_tests::workspace_root;
-
-fn bin(name: &str) -> std::path::PathBuf {
-    // The test binary lives in target/<profile>/deps; the binaries one level up.
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let path = dir.join(name);
-    assert!(path.exists(), "{} is not built; run `cargo build --workspace` first", path.display());
-    path
-}
+use probity_tests::{bin, workspace_root};
 
 fn run(name: &str, args: &[&str]) -> Output {
     Command::new(bin(name)).args(args).current_dir(workspace_root()).output().unwrap()

@@ -1,0 +1,118 @@
+//! `probity-agent probe TARGET`: one probe from the command line, printed with its
+//! phase timings the way `curl -w` would, for operators debugging from a host.
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+
+use probity_config::probe::{
+    DnsSpec, HttpSpec, ProbeSpec, RecordType, TcpSpec, TlsSpec, default_expect_status, parse_dns_server,
+};
+
+use crate::probe::{Outcome, human};
+
+/// Reads `https://…`, `tcp://HOST:PORT`, `dns://NAME[/TYPE][@SERVER]` or `tls://HOST:PORT`.
+pub fn parse_target(target: &str) -> Result<ProbeSpec, String> {
+    let (scheme, rest) = target
+        .split_once("://")
+        .ok_or_else(|| format!("\"{target}\" has no scheme; write http(s)://, tcp://, dns:// or tls://"))?;
+    match scheme.to_ascii_lowercase().as_str() {
+        "http" | "https" => {
+            let url = url::Url::parse(target).map_err(|e| format!("\"{target}\" is not a URL: {e}"))?;
+            if url.host_str().is_none() {
+                return Err(format!("\"{target}\" has no host"));
+            }
+            Ok(ProbeSpec::Http(HttpSpec {
+                url: target.to_string(),
+                method: "GET".into(),
+                headers: Default::default(),
+                body: None,
+                expect_status: default_expect_status(),
+                body_contains: None,
+                follow_redirects: true,
+                tls_verify: true,
+            }))
+        }
+        "tcp" => Ok(ProbeSpec::Tcp(TcpSpec { target: rest.trim_end_matches('/').parse()? })),
+        "tls" => Ok(ProbeSpec::Tls(TlsSpec {
+            target: rest.trim_end_matches('/').parse()?,
+            server_name: None,
+            min_days_valid: probity_config::probe::DEFAULT_MIN_DAYS_VALID,
+        })),
+        "dns" => {
+            let (rest, server) = match rest.rsplit_once('@') {
+                Some((r, s)) => (r, Some(parse_dns_server(s)?)),
+                None => (rest, None),
+            };
+            let (name, record) = match rest.split_once('/') {
+                Some((n, t)) if !t.is_empty() => (n, t.parse::<RecordType>()?),
+                Some((n, _)) => (n, RecordType::A),
+                None => (rest, RecordType::A),
+            };
+            if name.is_empty() {
+                return Err(format!("\"{target}\" names nothing to look up; write dns://example.com/A"));
+            }
+            Ok(ProbeSpec::Dns(DnsSpec { name: name.to_string(), record, server, expect: vec![] }))
+        }
+        other => Err(format!("cannot probe {other}://; write http(s)://, tcp://, dns:// or tls://")),
+    }
+}
+
+/// The outcome as an operator reads it: result line, then one line per phase.
+pub fn render(spec: &ProbeSpec, outcome: &Outcome) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "probe       {} {}", spec.kind(), spec.target());
+    match &outcome.result {
+        Ok(()) => {
+            let _ = writeln!(out, "result      up");
+        }
+        Err(f) => {
+            let _ = writeln!(out, "result      down ({}): {}", f.kind, f.message);
+        }
+    }
+    if let Some(status) = outcome.details.status {
+        let _ = writeln!(out, "status      {status}");
+    }
+    let p = &outcome.details.phases;
+    for (name, value) in
+        [("dns", p.dns_us), ("connect", p.connect_us), ("tls", p.tls_us), ("first byte", p.first_byte_us)]
+    {
+        if let Some(us) = value {
+            let _ = writeln!(out, "{name:<11} {}", human(Duration::from_micros(us)));
+        }
+    }
+    let _ = writeln!(out, "total       {}", human(outcome.duration));
+    if let Some(t) = outcome.details.cert_not_after {
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let _ = writeln!(
+            out,
+            "cert until  {} ({} days)",
+            crate::probe::net::unix_to_rfc3339(t),
+            (t - now).div_euclid(86_400)
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(target: &str, expected: &str) {
+        match parse_target(target) {
+            Ok(spec) => assert_eq!(format!("{} {}", spec.kind(), spec.target()), expected, "{target}"),
+            Err(e) => assert_eq!(format!("error: {e}"), expected, "{target}"),
+        }
+    }
+
+    #[test]
+    fn ad_hoc_targets_parse() {
+        check("https://example.com/", "http GET https://example.com/");
+        check("tcp://127.0.0.1:9", "tcp 127.0.0.1:9");
+        check("tls://example.com:443", "tls example.com:443");
+        check("dns://example.com", "dns example.com A");
+        check("dns://example.com/MX@192.0.2.53", "dns example.com MX @192.0.2.53:53");
+        check("dns://example.com/aaaa@127.0.0.1:5353", "dns example.com AAAA @127.0.0.1:5353");
+        check("ftp://x", "error: cannot probe ftp://; write http(s)://, tcp://, dns:// or tls://");
+        check("example.com", "error: \"example.com\" has no scheme; write http(s)://, tcp://, dns:// or tls://");
+    }
+}

@@ -1,0 +1,179 @@
+//! The agent's side of the wire protocol (SPEC §6): a reqwest client with the bearer
+//! token, `GET /api/v1/agent/assignment` and `POST /api/v1/ingest`.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use probity_config::wire::{Assignment, IngestResponse};
+use probity_config::{AgentConfig, TokenSource};
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use rustls::{ClientConfig, RootCertStore};
+
+use crate::AgentError;
+
+/// Request body compression.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compression {
+    #[default]
+    Zstd,
+    Gzip,
+    None,
+}
+
+pub struct Collector {
+    http: reqwest::Client,
+    base: url::Url,
+    authorization: String,
+    pub agent: String,
+    compression: Compression,
+}
+
+/// Why a call to the collector did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error(
+        "collector refused the agent's token ({status}): check token / token_file and the collector's [[agents]] entry"
+    )]
+    Auth { status: StatusCode },
+    #[error("collector answered {status}: {body}")]
+    Status { status: StatusCode, body: String },
+    #[error("collector unreachable: {0}")]
+    Transport(String),
+    #[error("collector sent an unreadable answer: {0}")]
+    Decode(String),
+}
+
+pub enum AssignmentFetch {
+    Changed { assignment: Assignment, etag: Option<String> },
+    NotModified,
+}
+
+impl Collector {
+    pub fn new(config: &AgentConfig, compression: Compression) -> Result<Collector, AgentError> {
+        crate::install_crypto_provider();
+        let token = match &config.token {
+            TokenSource::Inline(t) => t.clone(),
+            TokenSource::File(path) => std::fs::read_to_string(path)
+                .map_err(|source| AgentError::Token { path: path.clone(), source })?
+                .trim()
+                .to_string(),
+        };
+        let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        if let Some(path) = &config.ca_file {
+            let pem = std::fs::read(path).map_err(|source| AgentError::CaFile { path: path.clone(), source })?;
+            for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+                let cert = cert.map_err(|source| AgentError::CaFile { path: path.clone(), source })?;
+                roots.add(cert).map_err(|e| AgentError::Client(format!("ca_file {}: {e}", path.display())))?;
+            }
+        }
+        let mut tls = ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .user_agent(concat!("probity-agent/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| AgentError::Client(e.to_string()))?;
+        let mut base = config.collector.clone();
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        Ok(Collector {
+            http,
+            base,
+            authorization: format!("Bearer {token}"),
+            agent: config.id.as_str().to_string(),
+            compression,
+        })
+    }
+
+    fn url(&self, path: &str) -> url::Url {
+        self.base.join(path).expect("a relative path joins")
+    }
+
+    pub async fn fetch_assignment(&self, etag: Option<&str>) -> Result<AssignmentFetch, CallError> {
+        let mut request = self.http.get(self.url("api/v1/agent/assignment")).header(AUTHORIZATION, &self.authorization);
+        if let Some(etag) = etag {
+            request = request.header(IF_NONE_MATCH, etag);
+        }
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        match status {
+            StatusCode::NOT_MODIFIED => Ok(AssignmentFetch::NotModified),
+            StatusCode::OK => {
+                let etag = response.headers().get(ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
+                let bytes = response.bytes().await.map_err(transport)?;
+                let assignment = serde_json::from_slice(&bytes).map_err(|e| CallError::Decode(e.to_string()))?;
+                Ok(AssignmentFetch::Changed { assignment, etag })
+            }
+            _ => Err(status_error(response).await),
+        }
+    }
+
+    /// Posts results already in wire JSON; `Ok` only on a 200 with a readable body.
+    pub async fn ingest(&self, results: &[&[u8]]) -> Result<IngestResponse, CallError> {
+        let mut body = Vec::with_capacity(results.iter().map(|r| r.len() + 1).sum::<usize>() + 64);
+        body.extend_from_slice(b"{\"agent\":");
+        body.extend_from_slice(&serde_json::to_vec(&self.agent).expect("a string serialises"));
+        body.extend_from_slice(b",\"results\":[");
+        for (i, r) in results.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(r);
+        }
+        body.extend_from_slice(b"]}");
+        let mut request = self
+            .http
+            .post(self.url("api/v1/ingest"))
+            .header(AUTHORIZATION, &self.authorization)
+            .header(CONTENT_TYPE, "application/json");
+        let body = match self.compression {
+            Compression::Zstd => {
+                request = request.header(CONTENT_ENCODING, "zstd");
+                zstd::bulk::compress(&body, 3).map_err(|e| CallError::Transport(format!("zstd: {e}")))?
+            }
+            Compression::Gzip => {
+                request = request.header(CONTENT_ENCODING, "gzip");
+                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                gz.write_all(&body)
+                    .and_then(|()| gz.finish())
+                    .map_err(|e| CallError::Transport(format!("gzip: {e}")))?
+            }
+            Compression::None => body,
+        };
+        let response = request.body(body).send().await.map_err(transport)?;
+        if response.status() != StatusCode::OK {
+            return Err(status_error(response).await);
+        }
+        let bytes = response.bytes().await.map_err(transport)?;
+        serde_json::from_slice(&bytes).map_err(|e| CallError::Decode(e.to_string()))
+    }
+}
+
+fn transport(e: reqwest::Error) -> CallError {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    CallError::Transport(text)
+}
+
+async fn status_error(response: reqwest::Response) -> CallError {
+    let status = response.status();
+    if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+        return CallError::Auth { status };
+    }
+    let body = response.text().await.unwrap_or_default();
+    let body: String = body.chars().take(300).collect();
+    CallError::Status { status, body }
+}
+
+/// Shared handle, so the shipper and the assignment loop use one connection pool.
+pub type SharedCollector = Arc<Collector>;

@@ -1,0 +1,170 @@
+//! The shipper: reads the spool in seq order, posts batches to the collector, and
+//! acknowledges (deletes) only what a 200 covered. Failures back off exponentially
+//! with jitter; after an outage everything still spooled is delivered, in order.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Notify, watch};
+use tracing::{debug, error, info, warn};
+
+use crate::client::{CallError, Collector};
+use crate::metrics::Metrics;
+use crate::spool::Spool;
+
+pub struct Shipper {
+    pub collector: Arc<Collector>,
+    pub spool: Arc<Spool>,
+    pub metrics: Arc<Metrics>,
+    /// Signalled by the spool writer after each commit.
+    pub written: Arc<Notify>,
+    pub batch_max: usize,
+    /// How long to gather results before sending (results arrive in bursts).
+    pub linger: Duration,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+}
+
+const BATCH_BYTES: usize = 8 << 20;
+
+impl Shipper {
+    /// Delivers until `stop` turns true; then keeps delivering until the spool is empty
+    /// or a delivery fails (the caller bounds that with a timeout).
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut batch_max = self.batch_max.max(1);
+        let mut backoff = self.retry_initial;
+        let mut rng = Jitter::new();
+        loop {
+            let stopping = *stop.borrow();
+            let batch = match self.read(batch_max) {
+                Ok(b) => b,
+                Err(e) => {
+                    error!(error = %e, "spool unreadable; retrying");
+                    if self.wait(&mut stop, self.retry_max, stopping).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            if batch.is_empty() {
+                self.metrics.delivery_lag_ms.store(0, Relaxed);
+                if stopping {
+                    return;
+                }
+                tokio::select! {
+                    () = self.written.notified() => {}
+                    _ = stop.changed() => {}
+                    () = tokio::time::sleep(Duration::from_secs(5)) => {}
+                }
+                if !*stop.borrow() {
+                    tokio::time::sleep(self.linger).await;
+                }
+                continue;
+            }
+            self.update_lag(&batch);
+            let first = batch[0].seq;
+            let last = batch[batch.len() - 1].seq;
+            let payloads: Vec<&[u8]> = batch.iter().map(|r| r.json.as_slice()).collect();
+            match self.collector.ingest(&payloads).await {
+                Ok(response) => {
+                    for r in response.rejected.iter().take(5) {
+                        warn!(seq = r.seq, reason = %r.reason, "collector rejected a result");
+                    }
+                    self.metrics.rejected.fetch_add(response.rejected.len() as u64, Relaxed);
+                    self.metrics.delivered.fetch_add(batch.len() as u64, Relaxed);
+                    if let Err(e) = self.spool.ack(last) {
+                        error!(error = %e, "cannot delete delivered results from the spool");
+                    }
+                    debug!(first, last, accepted = response.accepted, duplicates = response.duplicates, "delivered");
+                    if backoff > self.retry_initial {
+                        info!(through = last, "collector reachable again; delivering the backlog");
+                    }
+                    backoff = self.retry_initial;
+                    batch_max = (batch_max * 2).min(self.batch_max.max(1));
+                }
+                Err(CallError::Status { status, .. }) if status == reqwest::StatusCode::PAYLOAD_TOO_LARGE => {
+                    batch_max = (batch.len() / 2).max(1);
+                    warn!(batch = batch.len(), next = batch_max, "collector says the batch is too large; halving it");
+                }
+                Err(e) => {
+                    self.metrics.delivery_failures.fetch_add(1, Relaxed);
+                    if stopping {
+                        warn!(error = %e, undelivered = self.spool.stats().depth, "cannot deliver at shutdown; results stay spooled");
+                        return;
+                    }
+                    let wait = rng.jitter(backoff);
+                    match &e {
+                        CallError::Auth { .. } => error!(error = %e, retry_in = ?wait, "delivery refused"),
+                        _ => warn!(error = %e, retry_in = ?wait, first, last, "delivery failed"),
+                    }
+                    backoff = (backoff * 2).min(self.retry_max);
+                    if self.wait(&mut stop, wait, stopping).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn read(&self, batch_max: usize) -> std::io::Result<Vec<crate::spool::Record>> {
+        self.spool.read_after(0, batch_max, BATCH_BYTES)
+    }
+
+    /// Sleeps `d`, waking early when a stop is asked for; true when it is time to return.
+    async fn wait(&self, stop: &mut watch::Receiver<bool>, d: Duration, stopping: bool) -> bool {
+        if stopping {
+            return true;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(d) => false,
+            _ = stop.changed() => false,
+        }
+    }
+
+    fn update_lag(&self, batch: &[crate::spool::Record]) {
+        #[derive(serde::Deserialize)]
+        struct At {
+            at: i64,
+        }
+        if let Ok(first) = serde_json::from_slice::<At>(&batch[0].json) {
+            let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+            self.metrics.delivery_lag_ms.store((now - first.at).max(0) as u64, Relaxed);
+        }
+    }
+}
+
+/// Full jitter over the upper half: waits in `[d/2, d)`, so retries from many agents
+/// after one collector outage do not arrive together.
+struct Jitter(u64);
+
+impl Jitter {
+    fn new() -> Jitter {
+        let seed = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id()).rotate_left(32);
+        Jitter(seed | 1)
+    }
+
+    fn jitter(&mut self, d: Duration) -> Duration {
+        // xorshift64
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        let half = d / 2;
+        half + Duration::from_nanos(self.0 % (half.as_nanos() as u64).max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_in_the_upper_half() {
+        let mut j = Jitter::new();
+        for _ in 0..1000 {
+            let w = j.jitter(Duration::from_secs(8));
+            assert!(w >= Duration::from_secs(4) && w < Duration::from_secs(8), "{w:?}");
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Every probe kind against real local targets: statuses, delays, redirects, TLS
+//! certificates (valid, expiring, expired, untrusted), refused ports and a DNS
+//! responder that answers, refuses, answers wrongly or stays silent.
+
+mod support;
+
+use std::time::Duration;
+
+use probity_agent::probe::{Outcome, run_spec};
+use probity_config::probe::ProbeSpec;
+use probity_config::wire::ErrorKind;
+use serde_json::json;
+
+fn spec(v: serde_json::Value) -> ProbeSpec {
+    serde_json::from_value(v).unwrap()
+}
+
+async fn run(v: serde_json::Value, timeout_ms: u64) -> Outcome {
+    run_spec(&spec(v), Duration::from_millis(timeout_ms)).await
+}
+
+fn failed(o: &Outcome) -> (ErrorKind, String) {
+    let f = o.result.as_ref().expect_err("the probe should fail");
+    (f.kind, f.message.clone())
+}
+
+#[tokio::test]
+async fn http_statuses_bodies_delays_and_redirects() {
+    let base = support::http_target().await;
+
+    let ok = run(json!({"kind": "http", "url": format!("{base}/ok"), "body_contains": "ok"}), 5000).await;
+    assert!(ok.is_up(), "{:?}", ok.result);
+    assert_eq!(ok.details.status, Some(200));
+    assert!(ok.details.phases.connect_us.is_some() && ok.details.phases.first_byte_us.is_some());
+    assert_eq!(ok.details.phases.dns_us, None, "an IP literal needs no lookup");
+
+    let down = run(json!({"kind": "http", "url": format!("{base}/status/503")}), 5000).await;
+    let (kind, message) = failed(&down);
+    assert_eq!(kind, ErrorKind::Status);
+    assert!(message.starts_with("status: got 503 Service Unavailable, expected 200-399"), "{message}");
+    assert_eq!(down.details.status, Some(503));
+
+    let custom =
+        run(json!({"kind": "http", "url": format!("{base}/status/404"), "expect_status": ["404"]}), 5000).await;
+    assert!(custom.is_up(), "{:?}", custom.result);
+
+    let body = run(json!({"kind": "http", "url": format!("{base}/ok"), "body_contains": "healthy"}), 5000).await;
+    let (kind, message) = failed(&body);
+    assert_eq!(kind, ErrorKind::Body);
+    assert!(message.contains("does not contain \"healthy\""), "{message}");
+
+    let slow = run(json!({"kind": "http", "url": format!("{base}/delay/3000")}), 300).await;
+    let (kind, message) = failed(&slow);
+    assert_eq!(kind, ErrorKind::Timeout);
+    assert_eq!(message, "timeout: no response within 300ms");
+
+    let followed =
+        run(json!({"kind": "http", "url": format!("{base}/redirect"), "body_contains": "all ok"}), 5000).await;
+    assert!(followed.is_up(), "{:?}", followed.result);
+    assert_eq!(followed.details.status, Some(200));
+
+    let not_followed = run(
+        json!({"kind": "http", "url": format!("{base}/redirect"), "follow_redirects": false, "expect_status": ["200-299"]}),
+        5000,
+    )
+    .await;
+    assert_eq!(failed(&not_followed).0, ErrorKind::Status);
+    assert_eq!(not_followed.details.status, Some(302));
+
+    let refused = support::closed_port();
+    let (kind, message) = failed(&run(json!({"kind": "http", "url": format!("http://{refused}/")}), 5000).await);
+    assert_eq!(kind, ErrorKind::Connect);
+    assert_eq!(message, format!("connect: connection refused ({refused})"));
+}
+
+#[tokio::test]
+async fn http_names_are_resolved_and_timed() {
+    let base = support::http_target().await.replace("127.0.0.1", "localhost");
+    let ok = run(json!({"kind": "http", "url": format!("{base}/ok")}), 5000).await;
+    assert!(ok.is_up(), "{:?}", ok.result);
+    assert!(ok.details.phases.dns_us.is_some());
+}
+
+#[tokio::test]
+async fn https_checks_the_certificate_chain_and_expiry() {
+    let ca = support::ca();
+    probity_agent::probe::trust_extra_root(ca.der.clone());
+    let good = support::https_target(support::leaf(&ca, 90)).await;
+    let expired = support::https_target(support::leaf(&ca, -3)).await;
+
+    let ok = run(json!({"kind": "http", "url": format!("{good}/ok")}), 5000).await;
+    assert!(ok.is_up(), "{:?}", ok.result);
+    assert!(ok.details.phases.tls_us.is_some());
+    let not_after = ok.details.cert_not_after.expect("https reports cert_not_after");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    assert!((not_after - now - 90 * 86_400).abs() < 86_400);
+
+    let bad = run(json!({"kind": "http", "url": format!("{expired}/ok")}), 5000).await;
+    let (kind, message) = failed(&bad);
+    assert_eq!(kind, ErrorKind::Tls);
+    assert!(message.contains("expired 3 days ago"), "{message}");
+    assert!(bad.details.cert_not_after.is_some());
+
+    let unverified = run(json!({"kind": "http", "url": format!("{expired}/ok"), "tls_verify": false}), 5000).await;
+    assert!(unverified.is_up(), "{:?}", unverified.result);
+}
+
+#[tokio::test]
+async fn tls_probe_reports_expiry_and_untrusted_chains() {
+    let ca = support::ca();
+    probity_agent::probe::trust_extra_root(ca.der.clone());
+    let good = support::tls_listener(support::leaf(&ca, 90), false).await;
+    let soon = support::tls_listener(support::leaf(&ca, 5), false).await;
+    let expired = support::tls_listener(support::leaf(&ca, -2), false).await;
+    let stranger = support::ca();
+    let untrusted = support::tls_listener(support::leaf(&stranger, 90), false).await;
+
+    let ok = run(json!({"kind": "tls", "target": good.to_string(), "server_name": "localhost"}), 5000).await;
+    assert!(ok.is_up(), "{:?}", ok.result);
+
+    let (kind, message) = failed(&run(json!({"kind": "tls", "target": soon.to_string()}), 5000).await);
+    assert_eq!(kind, ErrorKind::CertExpiry);
+    assert!(message.contains("expires in 4 days") || message.contains("expires in 5 days"), "{message}");
+    assert!(message.contains("under min_days_valid 14"), "{message}");
+
+    let relaxed = run(json!({"kind": "tls", "target": soon.to_string(), "min_days_valid": 1}), 5000).await;
+    assert!(relaxed.is_up(), "{:?}", relaxed.result);
+
+    let (kind, message) = failed(&run(json!({"kind": "tls", "target": expired.to_string()}), 5000).await);
+    assert_eq!(kind, ErrorKind::CertExpiry);
+    assert!(message.contains("expired 2 days ago"), "{message}");
+
+    let (kind, message) = failed(&run(json!({"kind": "tls", "target": untrusted.to_string()}), 5000).await);
+    assert_eq!(kind, ErrorKind::Tls);
+    assert!(message.contains("unknown issuer"), "{message}");
+}
+
+#[tokio::test]
+async fn tcp_connects_or_says_why_not() {
+    let open = support::tcp_target().await;
+    let ok = run(json!({"kind": "tcp", "target": open.to_string()}), 5000).await;
+    assert!(ok.is_up(), "{:?}", ok.result);
+    assert!(ok.details.phases.connect_us.is_some());
+
+    let closed = support::closed_port();
+    let (kind, message) = failed(&run(json!({"kind": "tcp", "target": closed.to_string()}), 5000).await);
+    assert_eq!(kind, ErrorKind::Connect);
+    assert_eq!(message, format!("connect: connection refused ({closed})"));
+}
+
+#[tokio::test]
+async fn dns_distinguishes_rcodes_answers_and_silence() {
+    let server = support::dns_target().await.to_string();
+    let dns = |name: &str, expect: Vec<&str>| json!({"kind": "dns", "name": name, "server": server, "expect": expect});
+
+    let ok = run(dns("ok.test", vec!["192.0.2.1"]), 5000).await;
+    assert!(ok.is_up(), "{:?}", ok.result);
+    assert!(ok.details.phases.dns_us.is_some());
+
+    let (kind, message) = failed(&run(dns("wrong.test", vec!["192.0.2.1"]), 5000).await);
+    assert_eq!(kind, ErrorKind::Answer);
+    assert_eq!(message, format!("answer: wrong.test A lacks 192.0.2.1; got [192.0.2.99] from {server}"));
+
+    let (kind, message) = failed(&run(dns("missing.test", vec![]), 5000).await);
+    assert_eq!(kind, ErrorKind::Dns);
+    assert_eq!(message, format!("dns: NXDOMAIN for missing.test A from {server}"));
+
+    let (kind, message) = failed(&run(dns("fail.test", vec![]), 5000).await);
+    assert_eq!(kind, ErrorKind::Dns);
+    assert!(message.starts_with("dns: SERVFAIL for fail.test A"), "{message}");
+
+    let (kind, message) = failed(&run(dns("empty.test", vec![]), 5000).await);
+    assert_eq!(kind, ErrorKind::Answer);
+    assert!(message.starts_with("answer: no"), "{message}");
+
+    let silent = run(dns("silent.test", vec![]), 400).await;
+    let (kind, message) = failed(&silent);
+    assert_eq!(kind, ErrorKind::Timeout);
+    assert!(message.starts_with("timeout: no answer for silent.test A"), "{message}");
+}
+
+#[tokio::test]
+async fn a_failed_result_carries_its_kind_on_the_wire() {
+    let closed = support::closed_port();
+    let outcome = run(json!({"kind": "tcp", "target": closed.to_string()}), 5000).await;
+    let wire = serde_json::to_value(outcome.to_result("db", 7)).unwrap();
+    assert_eq!(wire["seq"], 7);
+    assert_eq!(wire["ok"], false);
+    assert_eq!(wire["error"]["kind"], "connect");
+    assert!(wire["at"].as_i64().unwrap() > 1_700_000_000_000);
+}

@@ -1,0 +1,151 @@
+//! The agent endpoints of SPEC §6: `GET /api/v1/agent/assignment` (ETag, 304) and
+//! `POST /api/v1/ingest` (bearer token, compressed bodies under two size limits,
+//! per-result validation, dedup, and a 200 only once the accepted results are durable).
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use probity_config::wire::{AssignedProbe, Assignment, IngestRequest, IngestResponse, Rejected};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::ApiError;
+use crate::ingest::{DecodeError, Encoding, RejectReason, check_result, decode_body};
+use crate::state::AppState;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new().route("/api/v1/agent/assignment", get(assignment)).route("/api/v1/ingest", post(ingest))
+}
+
+#[derive(Deserialize)]
+struct AssignmentQuery {
+    /// Optional: an agent may name itself; naming another is 403.
+    agent: Option<String>,
+}
+
+/// The agent a request's bearer token belongs to.
+fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer <agent token>".into()))?;
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be \"Bearer <agent token>\"".into()))?;
+    state.agent_for_token(token).ok_or_else(|| ApiError::Unauthorized("unknown agent token".into()))
+}
+
+async fn assignment(
+    State(state): State<AppState>,
+    Query(query): Query<AssignmentQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let agent = authenticate(&state, &headers)?;
+    if let Some(asked) = query.agent.filter(|a| *a != agent) {
+        return Err(ApiError::Forbidden(format!("this token belongs to agent '{agent}', not '{asked}'")));
+    }
+    let config = state.config();
+    let body = Assignment {
+        agent: agent.clone(),
+        probes: config
+            .catalogue
+            .assignment(&agent)
+            .into_iter()
+            .map(|p| AssignedProbe {
+                id: p.id.to_string(),
+                interval_ms: p.interval.as_millis() as u64,
+                timeout_ms: p.timeout.as_millis() as u64,
+                spec: p.spec.clone(),
+            })
+            .collect(),
+    };
+    let bytes = serde_json::to_vec(&body).map_err(ApiError::internal)?;
+    let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&bytes)[..16]));
+    let etag_value = HeaderValue::from_str(&etag).map_err(ApiError::internal)?;
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if matches {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response());
+    }
+    Ok((
+        StatusCode::OK,
+        [(header::ETAG, etag_value), (header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        Bytes::from(bytes),
+    )
+        .into_response())
+}
+
+async fn ingest(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<IngestResponse>, ApiError> {
+    let started = tokio::time::Instant::now();
+    let agent = authenticate(&state, &headers)?;
+    let encoding_header = headers.get(header::CONTENT_ENCODING).map(|v| v.to_str().unwrap_or("?"));
+    let encoding = Encoding::from_header(encoding_header).ok_or_else(|| {
+        ApiError::UnsupportedMediaType(format!(
+            "Content-Encoding {:?} is not supported; use gzip, zstd or none",
+            encoding_header.unwrap_or_default()
+        ))
+    })?;
+    let limits = state.limits();
+    let wire = match Limited::new(body, limits.max_body).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "the request body is larger than {} bytes",
+                limits.max_body
+            )));
+        }
+        Err(e) => return Err(ApiError::BadRequest(format!("cannot read the request body: {e}"))),
+    };
+    let worker = state.clone();
+    let response = tokio::task::spawn_blocking(move || ingest_blocking(&worker, &agent, encoding, &wire))
+        .await
+        .map_err(ApiError::internal)??;
+    // Duplicates and rejections wait too: the write they repeat may still be in flight.
+    state.commit().commit().await.map_err(ApiError::internal)?;
+    state.metrics().observe_ingest_latency(started.elapsed());
+    Ok(Json(response))
+}
+
+/// Decode, parse, validate and store one batch (blocking: decompression and sled writes).
+fn ingest_blocking(state: &AppState, agent: &str, encoding: Encoding, wire: &[u8]) -> Result<IngestResponse, ApiError> {
+    let decoded = decode_body(encoding, wire, state.limits().max_decoded).map_err(|e| match e {
+        DecodeError::TooLarge { .. } => ApiError::PayloadTooLarge(e.to_string()),
+        DecodeError::Corrupt { .. } => ApiError::BadRequest(e.to_string()),
+    })?;
+    let request: IngestRequest = serde_json::from_slice(&decoded)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not a valid ingest request: {e}")))?;
+    if request.agent != agent {
+        return Err(ApiError::Forbidden(format!("this token belongs to agent '{agent}', not '{}'", request.agent)));
+    }
+    let config = state.config();
+    let now_ms = now_ms();
+    let summary = state.store().ingest(agent, &request.results, |r| check_result(&config, agent, r, now_ms))?;
+    let reasons: Vec<&RejectReason> = summary.rejected.iter().map(|(_, r)| r).collect();
+    state.metrics().record_ingest(agent, now_ms, summary.accepted, summary.duplicates, &reasons);
+    if !summary.rejected.is_empty() {
+        tracing::debug!(agent, rejected = summary.rejected.len(), first = %summary.rejected[0].1, "results rejected");
+    }
+    let response = IngestResponse {
+        accepted: summary.accepted,
+        duplicates: summary.duplicates,
+        rejected: summary.rejected.into_iter().map(|(seq, r)| Rejected { seq, reason: r.to_string() }).collect(),
+    };
+    Ok(response)
+}
+
+/// Collector wall-clock time, Unix ms: data here (the future/retention checks), not a timer.
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}

@@ -1,0 +1,85 @@
+//! The collector's HTTP surface, routed in one place: `app(state)` merges one `routes()`
+//! per submodule (agents, health, metrics; the read API drops in as another), and
+//! `ApiError` is the one error type every handler returns.
+
+mod agent;
+pub use agent::now_ms;
+mod health;
+mod metrics;
+mod read;
+
+use axum::Json;
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use probity_config::wire::ErrorBody;
+
+use crate::state::AppState;
+
+/// The whole router, ready for `oneshot` in tests or a listener in `serve`.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .merge(health::routes())
+        .merge(agent::routes())
+        .merge(metrics::routes())
+        .merge(read::routes())
+        .with_state(state)
+}
+
+/// An error answered as `{"error": "..."}`. Bad input is 4xx with a message that says what
+/// to fix and is not logged as an error; our fault is 500, logged, with no internals shown.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn internal(e: impl std::fmt::Display) -> ApiError {
+        ApiError::Internal(e.to_string())
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match &self {
+            ApiError::Internal(detail) => {
+                tracing::error!(error = %detail, "request failed");
+                "internal error; see the collector's log".to_string()
+            }
+            other => other.to_string(),
+        };
+        (status, Json(ErrorBody { error: message })).into_response()
+    }
+}

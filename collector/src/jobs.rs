@@ -1,0 +1,71 @@
+//! Background work off the request path: hourly/daily histogram rollups (every minute),
+//! raw-result retention (every hour), and keeping stored runs in step with probe
+//! intervals. Each pass runs in `spawn_blocking`: they are long sled scans.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::state::AppState;
+
+const ROLLUP_EVERY: Duration = Duration::from_secs(60);
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Runs the periodic jobs until `stop` turns true.
+pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut rollup = tokio::time::interval(ROLLUP_EVERY);
+    let mut retention = tokio::time::interval(RETENTION_EVERY);
+    rollup.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = rollup.tick() => roll_up(&state).await,
+            _ = retention.tick() => apply_retention(&state).await,
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Builds the rollups of complete hours and days.
+pub async fn roll_up(state: &AppState) {
+    let store = state.store().clone();
+    let now = crate::api::now_ms();
+    match tokio::task::spawn_blocking(move || store.roll_up(now)).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::debug!(rollups = n, "histograms rolled up"),
+        Ok(Err(e)) => warn!(error = %e, "histogram rollup failed"),
+        Err(e) => warn!(error = %e, "histogram rollup panicked"),
+    }
+}
+
+/// Removes raw results older than `raw_retention`; runs and histograms stay.
+pub async fn apply_retention(state: &AppState) {
+    let store = state.store().clone();
+    let retention = state.config().server.raw_retention;
+    let cutoff = crate::api::now_ms().saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+    match tokio::task::spawn_blocking(move || store.remove_raw_before(cutoff)).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => info!(removed = n, cutoff_ms = cutoff, "raw results past retention removed"),
+        Ok(Err(e)) => warn!(error = %e, "retention failed"),
+        Err(e) => warn!(error = %e, "retention panicked"),
+    }
+}
+
+/// Records every probe's interval; runs of a probe whose interval changed are rebuilt
+/// from the raw results still held.
+pub async fn sync_intervals(state: &AppState) {
+    let store = state.store().clone();
+    let probes: Vec<(String, i64)> = state
+        .config()
+        .catalogue
+        .probes()
+        .map(|(_, p)| (p.id.to_string(), i64::try_from(p.interval.as_millis()).unwrap_or(i64::MAX)))
+        .collect();
+    match tokio::task::spawn_blocking(move || store.sync_intervals(&probes)).await {
+        Ok(Ok(rebuilt)) if rebuilt.is_empty() => {}
+        Ok(Ok(rebuilt)) => info!(probes = ?rebuilt, "interval changed: view runs rebuilt from raw results"),
+        Ok(Err(e)) => warn!(error = %e, "recording probe intervals failed"),
+        Err(e) => warn!(error = %e, "recording probe intervals panicked"),
+    }
+}

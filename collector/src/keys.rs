@@ -1,0 +1,370 @@
+//! Every sled key and value encoding in one place, each with a round-trip test, so the
+//! on-disk layout (ARCHITECTURE.md, "collector storage layout") is read and written by
+//! exactly one piece of code. Keys are big-endian so that byte order is time order.
+
+use probity_config::wire::ErrorKind;
+
+/// Numeric handle of an interned probe or agent id (see the `names` tree).
+pub type Num = u32;
+
+pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION_KEY: &[u8] = b"schema_version";
+
+/// Milliseconds in a minute, an hour, a day: the histogram levels.
+pub const MINUTE_MS: i64 = 60_000;
+pub const HOUR_MS: i64 = 3_600_000;
+pub const DAY_MS: i64 = 86_400_000;
+
+/// Signed instants sort correctly as unsigned big-endian once the sign bit is flipped.
+fn time_bytes(t: i64) -> [u8; 8] {
+    ((t as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn time_from(b: &[u8]) -> i64 {
+    (u64::from_be_bytes(b.try_into().expect("8 bytes")) ^ (1 << 63)) as i64
+}
+
+fn num_from(b: &[u8]) -> Num {
+    u32::from_be_bytes(b.try_into().expect("4 bytes"))
+}
+
+/// `(probe, agent)` prefix shared by `raw`, `runs`, `hist_*` and `last` keys.
+pub fn pair_prefix(probe: Num, agent: Num) -> [u8; 8] {
+    let mut k = [0u8; 8];
+    k[..4].copy_from_slice(&probe.to_be_bytes());
+    k[4..].copy_from_slice(&agent.to_be_bytes());
+    k
+}
+
+pub fn probe_prefix(probe: Num) -> [u8; 4] {
+    probe.to_be_bytes()
+}
+
+pub fn decode_pair(k: &[u8]) -> (Num, Num) {
+    (num_from(&k[..4]), num_from(&k[4..8]))
+}
+
+/// `raw` key: probe, agent, at (ms), seq: 24 bytes; ordered by (probe, agent, time, seq).
+pub fn raw_key(probe: Num, agent: Num, at: i64, seq: u64) -> [u8; 24] {
+    let mut k = [0u8; 24];
+    k[..8].copy_from_slice(&pair_prefix(probe, agent));
+    k[8..16].copy_from_slice(&time_bytes(at));
+    k[16..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// (probe, agent, at, seq) of a `raw` key.
+pub fn decode_raw_key(k: &[u8]) -> (Num, Num, i64, u64) {
+    let (p, a) = decode_pair(k);
+    (p, a, time_from(&k[8..16]), u64::from_be_bytes(k[16..24].try_into().expect("8 bytes")))
+}
+
+/// A key of the (probe, agent, instant) shape used by `runs`, `hist_min`, `hist_hour`,
+/// `hist_day` and (after a one-byte level tag) `rollup_pending`.
+pub fn pair_time_key(probe: Num, agent: Num, t: i64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&pair_prefix(probe, agent));
+    k[8..].copy_from_slice(&time_bytes(t));
+    k
+}
+
+pub fn decode_pair_time_key(k: &[u8]) -> (Num, Num, i64) {
+    let (p, a) = decode_pair(k);
+    (p, a, time_from(&k[8..16]))
+}
+
+/// Rollup level tags in `rollup_pending`.
+pub const LEVEL_HOUR: u8 = b'h';
+pub const LEVEL_DAY: u8 = b'd';
+
+pub fn pending_key(level: u8, probe: Num, agent: Num, t: i64) -> [u8; 17] {
+    let mut k = [0u8; 17];
+    k[0] = level;
+    k[1..].copy_from_slice(&pair_time_key(probe, agent, t));
+    k
+}
+
+pub fn decode_pending_key(k: &[u8]) -> (u8, Num, Num, i64) {
+    let (p, a, t) = decode_pair_time_key(&k[1..]);
+    (k[0], p, a, t)
+}
+
+/// `names` tree: `p<id>`/`a<id>` → number, and `#p<num>`/`#a<num>` → id.
+pub const KIND_PROBE: u8 = b'p';
+pub const KIND_AGENT: u8 = b'a';
+
+pub fn name_key(kind: u8, name: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + name.len());
+    k.push(kind);
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+pub fn num_key(kind: u8, num: Num) -> [u8; 6] {
+    let mut k = [0u8; 6];
+    k[0] = b'#';
+    k[1] = kind;
+    k[2..].copy_from_slice(&num.to_be_bytes());
+    k
+}
+
+pub fn encode_num(n: Num) -> [u8; 4] {
+    n.to_be_bytes()
+}
+
+pub fn decode_num(v: &[u8]) -> Num {
+    num_from(v)
+}
+
+/// `meta` key holding the interval (ms) a probe's runs were computed with.
+pub fn interval_key(probe: Num) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..8].copy_from_slice(b"interval");
+    k[8..].copy_from_slice(&probe.to_be_bytes());
+    k
+}
+
+pub fn encode_u64(v: u64) -> [u8; 8] {
+    v.to_be_bytes()
+}
+
+pub fn decode_u64(v: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(v.try_into().ok()?))
+}
+
+/// Outcome byte: 0 up, 1 + index in `ErrorKind::ALL` down.
+pub fn outcome_byte(down: Option<ErrorKind>) -> u8 {
+    match down {
+        None => 0,
+        Some(k) => 1 + ErrorKind::ALL.iter().position(|x| *x == k).expect("closed enum") as u8,
+    }
+}
+
+pub fn outcome_from(b: u8) -> Option<Option<ErrorKind>> {
+    match b {
+        0 => Some(None),
+        n => ErrorKind::ALL.get(n as usize - 1).map(|k| Some(*k)),
+    }
+}
+
+/// What a raw result keeps: what reports and evidence read (`results.csv`:
+/// at, agent, probe, ok, duration_us, error_kind, status). The error message and the
+/// phase timings are not stored: they are diagnostics, not evidence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawValue {
+    pub down: Option<ErrorKind>,
+    pub duration_us: u64,
+    pub status: Option<u16>,
+}
+
+/// `raw` value: outcome byte (bit 7 set when a status follows), varint duration, status.
+pub fn encode_raw_value(v: &RawValue, out: &mut Vec<u8>) {
+    let flag = if v.status.is_some() { 0x80 } else { 0 };
+    out.push(outcome_byte(v.down) | flag);
+    put_varint(out, v.duration_us);
+    if let Some(s) = v.status {
+        out.extend_from_slice(&s.to_be_bytes());
+    }
+}
+
+pub fn decode_raw_value(b: &[u8]) -> Option<RawValue> {
+    let (&first, rest) = b.split_first()?;
+    let down = outcome_from(first & 0x7f)?;
+    let (duration_us, n) = get_varint(rest)?;
+    let status = if first & 0x80 != 0 { Some(u16::from_be_bytes(rest.get(n..n + 2)?.try_into().ok()?)) } else { None };
+    Some(RawValue { down, duration_us, status })
+}
+
+/// One stored view run of the `runs` tree; the key holds `start`.
+pub fn encode_run_value(end: i64, down: Option<ErrorKind>) -> [u8; 9] {
+    let mut v = [0u8; 9];
+    v[..8].copy_from_slice(&time_bytes(end));
+    v[8] = outcome_byte(down);
+    v
+}
+
+pub fn decode_run_value(b: &[u8]) -> Option<(i64, Option<ErrorKind>)> {
+    if b.len() != 9 {
+        return None;
+    }
+    Some((time_from(&b[..8]), outcome_from(b[8])?))
+}
+
+/// The latest result of a (probe, agent): the `last` tree's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LastResult {
+    pub at: i64,
+    pub seq: u64,
+    pub value: RawValue,
+}
+
+pub fn encode_last(l: &LastResult) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24);
+    out.extend_from_slice(&time_bytes(l.at));
+    out.extend_from_slice(&l.seq.to_be_bytes());
+    encode_raw_value(&l.value, &mut out);
+    out
+}
+
+pub fn decode_last(b: &[u8]) -> Option<LastResult> {
+    if b.len() < 17 {
+        return None;
+    }
+    Some(LastResult {
+        at: time_from(&b[..8]),
+        seq: u64::from_be_bytes(b[8..16].try_into().ok()?),
+        value: decode_raw_value(&b[16..])?,
+    })
+}
+
+/// Histogram values (`hist_min`, `hist_hour`, `hist_day`): varint count of every result
+/// in the bucket (ok or not), then the successful results' durations as an HDR histogram
+/// (µs, 3 significant digits) serialised V2+deflate; empty when none succeeded.
+pub fn encode_hist_value(total: u64, hist: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(10 + hist.len());
+    put_varint(&mut out, total);
+    out.extend_from_slice(hist);
+    out
+}
+
+pub fn decode_hist_value(b: &[u8]) -> Option<(u64, &[u8])> {
+    let (total, n) = get_varint(b)?;
+    Some((total, &b[n..]))
+}
+
+/// The seqs an agent has been answered for, as sorted disjoint inclusive ranges
+/// (`agents` tree value): count, then per range the delta from the previous range's end
+/// and the length, all varints.
+pub fn encode_seq_ranges(ranges: &[(u64, u64)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + ranges.len() * 4);
+    put_varint(&mut out, ranges.len() as u64);
+    let mut prev = 0u64;
+    for &(lo, hi) in ranges {
+        put_varint(&mut out, lo - prev);
+        put_varint(&mut out, hi - lo);
+        prev = hi;
+    }
+    out
+}
+
+pub fn decode_seq_ranges(b: &[u8]) -> Option<Vec<(u64, u64)>> {
+    let (count, mut pos) = get_varint(b)?;
+    let mut ranges = Vec::with_capacity(count.min(1 << 16) as usize);
+    let mut prev = 0u64;
+    for _ in 0..count {
+        let (delta, n) = get_varint(&b[pos..])?;
+        pos += n;
+        let (len, n) = get_varint(&b[pos..])?;
+        pos += n;
+        let lo = prev.checked_add(delta)?;
+        let hi = lo.checked_add(len)?;
+        ranges.push((lo, hi));
+        prev = hi;
+    }
+    Some(ranges)
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(b: &[u8]) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for (i, &byte) in b.iter().enumerate().take(10) {
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_keys_round_trip_and_sort_by_probe_agent_time_seq() {
+        let cases = [
+            (1, 2, -5_000i64, 9u64),
+            (1, 2, 0, 1),
+            (1, 2, 1_763_812_800_123, 7),
+            (1, 3, i64::MIN, 0),
+            (2, 0, i64::MAX, u64::MAX),
+        ];
+        let keys: Vec<[u8; 24]> = cases.iter().map(|&(p, a, t, s)| raw_key(p, a, t, s)).collect();
+        for (k, c) in keys.iter().zip(cases) {
+            assert_eq!(decode_raw_key(k), c);
+        }
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "byte order is (probe, agent, at, seq) order");
+    }
+
+    #[test]
+    fn pair_time_and_pending_keys_round_trip() {
+        for t in [i64::MIN, -1, 0, 1, 1_763_812_800_000, i64::MAX] {
+            assert_eq!(decode_pair_time_key(&pair_time_key(7, 9, t)), (7, 9, t));
+            assert_eq!(decode_pending_key(&pending_key(LEVEL_DAY, 7, 9, t)), (LEVEL_DAY, 7, 9, t));
+        }
+        assert!(pair_time_key(1, 1, -1) < pair_time_key(1, 1, 0));
+    }
+
+    #[test]
+    fn raw_values_round_trip() {
+        for v in [
+            RawValue { down: None, duration_us: 0, status: None },
+            RawValue { down: None, duration_us: 48_210, status: Some(200) },
+            RawValue { down: Some(ErrorKind::Timeout), duration_us: 5_000_000, status: None },
+            RawValue { down: Some(ErrorKind::Internal), duration_us: u64::MAX, status: Some(u16::MAX) },
+        ] {
+            let mut b = Vec::new();
+            encode_raw_value(&v, &mut b);
+            assert_eq!(decode_raw_value(&b), Some(v));
+        }
+        let mut b = Vec::new();
+        encode_raw_value(&RawValue { down: None, duration_us: 100, status: Some(200) }, &mut b);
+        assert_eq!(b.len(), 4, "a typical result's value is four bytes");
+    }
+
+    #[test]
+    fn outcomes_round_trip_for_every_error_kind() {
+        assert_eq!(outcome_from(outcome_byte(None)), Some(None));
+        for k in ErrorKind::ALL {
+            assert_eq!(outcome_from(outcome_byte(Some(k))), Some(Some(k)));
+            assert_eq!(decode_run_value(&encode_run_value(-3, Some(k))), Some((-3, Some(k))));
+        }
+        assert_eq!(outcome_from(42), None);
+    }
+
+    #[test]
+    fn last_results_round_trip() {
+        let l = LastResult {
+            at: 1_763_812_800_123,
+            seq: 42,
+            value: RawValue { down: Some(ErrorKind::Dns), duration_us: 9, status: None },
+        };
+        assert_eq!(decode_last(&encode_last(&l)), Some(l));
+    }
+
+    #[test]
+    fn names_numbers_and_intervals_round_trip() {
+        assert_eq!(decode_num(&encode_num(77)), 77);
+        assert_eq!(name_key(KIND_PROBE, "web"), b"pweb");
+        assert_eq!(&num_key(KIND_AGENT, 5)[..2], b"#a");
+        assert_eq!(decode_u64(&encode_u64(30_000)), Some(30_000));
+        assert_ne!(&interval_key(1)[..], SCHEMA_VERSION_KEY);
+    }
+
+    #[test]
+    fn hist_values_and_seq_ranges_round_trip() {
+        let v = encode_hist_value(300, b"hist");
+        assert_eq!(decode_hist_value(&v), Some((300, &b"hist"[..])));
+        for ranges in [vec![], vec![(1, 1)], vec![(1, 100), (102, 5000), (u64::MAX - 1, u64::MAX)]] {
+            assert_eq!(decode_seq_ranges(&encode_seq_ranges(&ranges)), Some(ranges));
+        }
+        assert_eq!(decode_seq_ranges(&[0x80]), None);
+    }
+}

@@ -1,0 +1,205 @@
+//! `probity-collector --config FILE`: opens the store, listens (HTTP, or HTTPS with rustls
+//! when `tls_cert`/`tls_key` are set), sets `TCP_NODELAY` on every accepted socket (neither
+//! `axum::serve` nor axum-server does, and small requests then stall ~40 ms on delayed
+//! ACKs), runs the background jobs, reloads on SIGHUP, and drains on SIGTERM/SIGINT.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use probity_config::{CollectorConfig, LoadError};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::jobs;
+use crate::state::{AppState, Limits, StateSpec};
+use crate::store::{Store, StoreError, StoreOptions};
+
+/// Why the collector could not start or stopped badly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Config(#[from] LoadError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot create data_dir {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("tls: {0}")]
+    Tls(String),
+    #[error("cannot install signal handlers: {0}")]
+    Signal(std::io::Error),
+    #[error("embedded agent: {0}")]
+    Embedded(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// What `serve` needs besides the configuration.
+#[derive(Clone, Debug, Default)]
+pub struct ServeSpec {
+    /// The file SIGHUP reloads.
+    pub config_path: Option<PathBuf>,
+    pub limits: Limits,
+    pub store: StoreOptions,
+}
+
+/// Loads the config file and serves until SIGTERM/SIGINT.
+pub async fn run(config_path: &Path) -> Result<(), ServeError> {
+    let config = probity_config::load_collector_config(config_path)?;
+    serve(config, ServeSpec { config_path: Some(config_path.to_path_buf()), ..ServeSpec::default() }).await
+}
+
+/// Serves `config` until SIGTERM/SIGINT, then drains connections and flushes the store.
+pub async fn serve(config: CollectorConfig, spec: ServeSpec) -> Result<(), ServeError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let data_dir = config.server.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).map_err(|source| ServeError::DataDir { path: data_dir.clone(), source })?;
+    let db_path = data_dir.join("db");
+    let options = spec.store.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&db_path, &options))
+        .await
+        .map_err(|e| ServeError::Internal(e.to_string()))??;
+    let store = Arc::new(store);
+    let signing_key = crate::evidence::signing::load_or_generate(config.evidence.signing_key.as_deref(), &data_dir)
+        .map_err(|e| ServeError::Internal(e.to_string()))?;
+    let tls = match &config.server.tls {
+        Some(files) => Some(tls_acceptor(&files.cert, &files.key)?),
+        None => None,
+    };
+    let embedded = config.catalogue.agents.iter().find(|a| a.embedded).map(|a| a.id.to_string());
+    let embedded_token = embedded.as_ref().map(|_| crate::embedded::new_token()).transpose()?;
+    let state = AppState::new(
+        config.clone(),
+        store.clone(),
+        StateSpec {
+            config_path: spec.config_path.clone(),
+            limits: spec.limits,
+            embedded_token: embedded_token.as_ref().map(|t| probity_config::token_sha256(t)),
+            signing_key: Some(signing_key),
+        },
+    );
+    jobs::sync_intervals(&state).await;
+
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|source| ServeError::Bind { addr: config.server.listen, source })?;
+    let local = listener.local_addr().map_err(|source| ServeError::Bind { addr: config.server.listen, source })?;
+    info!(addr = %local, tls = tls.is_some(), db = %store.path().display(), "listening");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut background = vec![tokio::spawn(jobs::run(state.clone(), stop_rx.clone()))];
+    background.push(tokio::spawn(reload_on_sighup(state.clone(), stop_rx.clone())));
+    if let (Some(id), Some(token)) = (embedded, embedded_token) {
+        background.push(crate::embedded::spawn(&config, &id, token, local, stop_rx.clone())?);
+    }
+
+    let mut terminate = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(ServeError::Signal)?;
+    let app = crate::api::app(state.clone());
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            warn!(%peer, error = %e, "cannot set TCP_NODELAY");
+        }
+        let service = TowerToHyperService::new(app.clone());
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let result = match tls {
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(tls_stream) => {
+                        watcher
+                            .watch(
+                                builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service).into_owned(),
+                            )
+                            .await
+                    }
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "tls handshake failed");
+                        return;
+                    }
+                },
+                None => {
+                    watcher
+                        .watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned())
+                        .await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    info!("shutting down: draining connections");
+    drop(listener);
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await.is_err() {
+        warn!("connections still open after 10s; closing them");
+    }
+    for task in background {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+    let flushed = store.clone();
+    tokio::task::spawn_blocking(move || flushed.flush()).await.map_err(|e| ServeError::Internal(e.to_string()))??;
+    info!("stopped");
+    Ok(())
+}
+
+async fn reload_on_sighup(state: AppState, mut stop: watch::Receiver<bool>) {
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        warn!("cannot listen for SIGHUP; reload is off");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                let _ = crate::reload::reload(&state).await;
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, ServeError> {
+    let read = |p: &Path| std::fs::read(p).map_err(|e| ServeError::Tls(format!("cannot read {}: {e}", p.display())));
+    let cert_pem = read(cert)?;
+    let key_pem = read(key)?;
+    let certs = rustls_pemfile::certs(&mut &cert_pem[..])
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ServeError::Tls(format!("{}: {e}", cert.display())))?;
+    if certs.is_empty() {
+        return Err(ServeError::Tls(format!("{} holds no PEM certificate", cert.display())));
+    }
+    let key_der = rustls_pemfile::private_key(&mut &key_pem[..])
+        .map_err(|e| ServeError::Tls(format!("{}: {e}", key.display())))?
+        .ok_or_else(|| ServeError::Tls(format!("{} holds no PEM private key", key.display())))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ServeError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key_der)
+        .map_err(|e| ServeError::Tls(format!("{} / {}: {e}", cert.display(), key.display())))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}

@@ -1,0 +1,231 @@
+//! Latency and result counts per (probe, agent): minute HDR histograms of successful
+//! results' `duration_us` (3 significant digits, V2+deflate) with hourly and daily
+//! rollups. Ingest writes minutes and marks their hour pending; `roll_up` builds the
+//! rollups of complete hours and days; a query uses a rollup only when nothing is pending
+//! under it, so a late result is never missed.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+
+use super::{PairState, Store, StoreError};
+use crate::keys::{self, DAY_MS, HOUR_MS, LEVEL_DAY, LEVEL_HOUR, MINUTE_MS, Num, RawValue};
+
+/// Merged latency of a probe over some minutes.
+#[derive(Clone, Debug)]
+pub struct Latency {
+    /// Durations of successful results, µs.
+    pub histogram: Histogram<u64>,
+    /// Every result counted (ok or not).
+    pub results: u64,
+}
+
+/// An empty auto-resizing histogram with the product's precision.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new(3).expect("3 significant digits is valid")
+}
+
+impl Store {
+    pub(super) fn add_to_minutes(
+        &self,
+        p: Num,
+        a: Num,
+        pair: &mut PairState,
+        items: &[(i64, u64, RawValue)],
+        marker: u64,
+    ) -> Result<(), StoreError> {
+        let mut by_minute: BTreeMap<i64, (u64, Vec<u64>)> = BTreeMap::new();
+        for (at, _, v) in items {
+            let m = by_minute.entry(at.div_euclid(MINUTE_MS) * MINUTE_MS).or_default();
+            m.0 += 1;
+            if v.down.is_none() {
+                m.1.push(v.duration_us);
+            }
+        }
+        let mut buf = Vec::new();
+        let mut marked_hour = None;
+        for (minute, (count, durations)) in by_minute {
+            let (mut total, mut hist) = match pair.minute.take() {
+                Some((m, total, hist)) if m == minute => (total, hist),
+                other => {
+                    pair.minute = other;
+                    self.read_hist(&self.hist_min, p, a, minute)?.unwrap_or_else(|| (0, new_histogram()))
+                }
+            };
+            total += count;
+            for d in durations {
+                hist.saturating_record(d);
+            }
+            buf.clear();
+            serialize(&hist, &mut buf)?;
+            self.hist_min.insert(keys::pair_time_key(p, a, minute), keys::encode_hist_value(total, &buf))?;
+            let hour = minute.div_euclid(HOUR_MS) * HOUR_MS;
+            if marked_hour != Some(hour) {
+                self.pending.insert(keys::pending_key(LEVEL_HOUR, p, a, hour), &keys::encode_u64(marker))?;
+                marked_hour = Some(hour);
+            }
+            if pair.minute.as_ref().is_none_or(|(m, _, _)| *m <= minute) {
+                pair.minute = Some((minute, total, hist));
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the rollups of complete hours and days (end <= `now_ms`) that have pending
+    /// changes. Returns how many rollups were written.
+    pub fn roll_up(&self, now_ms: i64) -> Result<usize, StoreError> {
+        let mut written = 0;
+        let mut buf = Vec::new();
+        let hours: Vec<(sled::IVec, sled::IVec)> = self.pending.scan_prefix([LEVEL_HOUR]).collect::<Result<_, _>>()?;
+        for (k, marker) in hours {
+            let (_, p, a, hour) = keys::decode_pending_key(&k);
+            if hour + HOUR_MS > now_ms {
+                continue;
+            }
+            let (total, hist) = self.merge_range(&self.hist_min, p, a, hour, hour + HOUR_MS)?;
+            buf.clear();
+            serialize(&hist, &mut buf)?;
+            self.hist_hour.insert(keys::pair_time_key(p, a, hour), keys::encode_hist_value(total, &buf))?;
+            let day = hour.div_euclid(DAY_MS) * DAY_MS;
+            self.pending.insert(keys::pending_key(LEVEL_DAY, p, a, day), &marker)?;
+            // A minute written meanwhile changed the marker: the hour stays pending.
+            let _ = self.pending.compare_and_swap(&k, Some(&marker), None as Option<&[u8]>)?;
+            written += 1;
+        }
+        let days: Vec<(sled::IVec, sled::IVec)> = self.pending.scan_prefix([LEVEL_DAY]).collect::<Result<_, _>>()?;
+        for (k, marker) in days {
+            let (_, p, a, day) = keys::decode_pending_key(&k);
+            if day + DAY_MS > now_ms || self.hours_pending(p, a, day)? {
+                continue;
+            }
+            let (total, hist) = self.merge_range(&self.hist_hour, p, a, day, day + DAY_MS)?;
+            buf.clear();
+            serialize(&hist, &mut buf)?;
+            self.hist_day.insert(keys::pair_time_key(p, a, day), keys::encode_hist_value(total, &buf))?;
+            let _ = self.pending.compare_and_swap(&k, Some(&marker), None as Option<&[u8]>)?;
+            written += 1;
+        }
+        Ok(written)
+    }
+
+    /// The latency of `probe` (all agents merged) over the minutes whose start lies in one
+    /// of `intervals` (`[from, to)`, ms), using rollups for whole hours and days.
+    pub fn latency(&self, probe: &str, intervals: &[(i64, i64)]) -> Result<Latency, StoreError> {
+        let mut out = Latency { histogram: new_histogram(), results: 0 };
+        let Some(p) = self.lookup(keys::KIND_PROBE, probe)? else { return Ok(out) };
+        for (a, _) in self.agent_nums_of(p)? {
+            for &(from, to) in intervals {
+                self.add_window(p, a, from, to, &mut out)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Results of `(probe, agent)` received in the minutes whose start lies in `[from, to)`.
+    pub fn received(&self, probe: &str, agent: &str, from_ms: i64, to_ms: i64) -> Result<u64, StoreError> {
+        let (Some(p), Some(a)) = (self.lookup(keys::KIND_PROBE, probe)?, self.lookup(keys::KIND_AGENT, agent)?) else {
+            return Ok(0);
+        };
+        let mut out = Latency { histogram: new_histogram(), results: 0 };
+        self.add_window(p, a, from_ms, to_ms, &mut out)?;
+        Ok(out.results)
+    }
+
+    fn add_window(&self, p: Num, a: Num, from: i64, to: i64, out: &mut Latency) -> Result<(), StoreError> {
+        let mut t = from.div_euclid(MINUTE_MS) * MINUTE_MS;
+        if t < from {
+            t += MINUTE_MS;
+        }
+        while t < to {
+            // A bucket counts whole when the start of its last minute lies before `to`.
+            if t.rem_euclid(DAY_MS) == 0 && t + DAY_MS - MINUTE_MS < to && self.rollup_valid(LEVEL_DAY, p, a, t)? {
+                self.add_bucket(&self.hist_day, p, a, t, out)?;
+                t += DAY_MS;
+                continue;
+            }
+            if t.rem_euclid(HOUR_MS) == 0 && t + HOUR_MS - MINUTE_MS < to && self.rollup_valid(LEVEL_HOUR, p, a, t)? {
+                self.add_bucket(&self.hist_hour, p, a, t, out)?;
+                t += HOUR_MS;
+                continue;
+            }
+            let end = ((t.div_euclid(HOUR_MS) + 1) * HOUR_MS).min(to);
+            for kv in self.hist_min.range(keys::pair_time_key(p, a, t)..keys::pair_time_key(p, a, end)) {
+                let (_, v) = kv?;
+                add_value(&v, out)?;
+            }
+            t = (t.div_euclid(HOUR_MS) + 1) * HOUR_MS;
+        }
+        Ok(())
+    }
+
+    fn rollup_valid(&self, level: u8, p: Num, a: Num, t: i64) -> Result<bool, StoreError> {
+        if self.pending.contains_key(keys::pending_key(level, p, a, t))? {
+            return Ok(false);
+        }
+        if level == LEVEL_DAY && self.hours_pending(p, a, t)? {
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn hours_pending(&self, p: Num, a: Num, day: i64) -> Result<bool, StoreError> {
+        let range = keys::pending_key(LEVEL_HOUR, p, a, day)..keys::pending_key(LEVEL_HOUR, p, a, day + DAY_MS);
+        Ok(self.pending.range(range).next().transpose()?.is_some())
+    }
+
+    fn add_bucket(&self, tree: &sled::Tree, p: Num, a: Num, t: i64, out: &mut Latency) -> Result<(), StoreError> {
+        if let Some(v) = tree.get(keys::pair_time_key(p, a, t))? {
+            add_value(&v, out)?;
+        }
+        Ok(())
+    }
+
+    fn merge_range(
+        &self,
+        tree: &sled::Tree,
+        p: Num,
+        a: Num,
+        from: i64,
+        to: i64,
+    ) -> Result<(u64, Histogram<u64>), StoreError> {
+        let mut out = Latency { histogram: new_histogram(), results: 0 };
+        for kv in tree.range(keys::pair_time_key(p, a, from)..keys::pair_time_key(p, a, to)) {
+            let (_, v) = kv?;
+            add_value(&v, &mut out)?;
+        }
+        Ok((out.results, out.histogram))
+    }
+
+    fn read_hist(
+        &self,
+        tree: &sled::Tree,
+        p: Num,
+        a: Num,
+        t: i64,
+    ) -> Result<Option<(u64, Histogram<u64>)>, StoreError> {
+        let Some(v) = tree.get(keys::pair_time_key(p, a, t))? else { return Ok(None) };
+        let mut out = Latency { histogram: new_histogram(), results: 0 };
+        add_value(&v, &mut out)?;
+        Ok(Some((out.results, out.histogram)))
+    }
+}
+
+fn add_value(v: &[u8], out: &mut Latency) -> Result<(), StoreError> {
+    let (total, bytes) = keys::decode_hist_value(v).ok_or(StoreError::Corrupt { tree: "hist" })?;
+    out.results += total;
+    if !bytes.is_empty() {
+        let h: Histogram<u64> =
+            Deserializer::new().deserialize(&mut &bytes[..]).map_err(|e| StoreError::Histogram(format!("{e:?}")))?;
+        out.histogram.add(&h).map_err(|e| StoreError::Histogram(format!("{e:?}")))?;
+    }
+    Ok(())
+}
+
+fn serialize(h: &Histogram<u64>, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+    if h.is_empty() {
+        return Ok(());
+    }
+    V2DeflateSerializer::new().serialize(h, buf).map_err(|e| StoreError::Histogram(format!("{e:?}")))?;
+    Ok(())
+}

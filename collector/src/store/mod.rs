@@ -1,0 +1,528 @@
+//! The collector's storage: sled (pinned `=0.34.7`) behind one `Store`. Ingest writes raw
+//! results, view runs, minute histograms, the latest result and the agent's seq state;
+//! reports read runs and histograms without rescanning raw results; evidence streams
+//! raw results. Every call here blocks: async callers use `spawn_blocking`.
+//! Layout: `keys.rs` and ARCHITECTURE.md ("collector storage layout").
+
+mod latency;
+mod seqs;
+mod timeline;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use hdrhistogram::Histogram;
+use probity_config::wire::{ErrorKind, ProbeResult};
+use sled::Tree;
+
+use crate::keys::{self, LastResult, Num, RawValue};
+use crate::runs::ViewRun;
+
+pub use latency::{Latency, new_histogram};
+pub use seqs::{SeqSet, SeqSummary};
+pub use timeline::NewObservation;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "cannot open the database at {path}: {reason}; if it is corrupt, stop the collector, move it aside \
+         (mv {path} {path}.corrupt) and start again: agents re-send the results they still hold"
+    )]
+    Open { path: String, reason: String },
+    #[error(
+        "the database at {path} has schema version {found}, this collector knows only version {known}; \
+         run the collector version that wrote it, or move the database aside"
+    )]
+    UnknownSchema { path: String, found: u32, known: u32 },
+    #[error("database: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("corrupt value in tree {tree}")]
+    Corrupt { tree: &'static str },
+    #[error("histogram: {0}")]
+    Histogram(String),
+}
+
+/// Tuning that tests and the benchmark change.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// sled page cache, bytes.
+    pub cache_capacity: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { cache_capacity: 64 << 20 }
+    }
+}
+
+/// The database and its in-memory indexes.
+pub struct Store {
+    db: sled::Db,
+    path: PathBuf,
+    meta: Tree,
+    names: Tree,
+    raw: Tree,
+    runs: Tree,
+    last: Tree,
+    agents: Tree,
+    hist_min: Tree,
+    hist_hour: Tree,
+    hist_day: Tree,
+    pending: Tree,
+    interned: RwLock<HashMap<(u8, String), Num>>,
+    intern_lock: Mutex<()>,
+    agent_states: Mutex<HashMap<Num, Arc<Mutex<AgentState>>>>,
+}
+
+/// The result of one ingest call; `R` is the caller's reject reason.
+#[derive(Debug)]
+pub struct IngestSummary<R> {
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub rejected: Vec<(u64, R)>,
+    pub seq: SeqSummary,
+    /// The newest stored result of each probe this call touched.
+    pub latest: Vec<(String, LastResult)>,
+}
+
+/// One raw result, as evidence exports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawRow {
+    pub at: i64,
+    pub agent: Arc<str>,
+    pub probe: Arc<str>,
+    pub seq: u64,
+    pub ok: bool,
+    pub duration_us: u64,
+    pub error_kind: Option<ErrorKind>,
+    pub status: Option<u16>,
+}
+
+/// One probe's share of a batch: its interval and the accepted (at, seq, value).
+type ProbeBatch = (i64, Vec<(i64, u64, RawValue)>);
+
+/// Per-agent state, loaded on first use; its mutex serialises one agent's ingests.
+#[derive(Default)]
+struct AgentState {
+    seqs: SeqSet,
+    pairs: HashMap<Num, PairState>,
+}
+
+#[derive(Default)]
+struct PairState {
+    last: Option<LastResult>,
+    /// The newest minute histogram written, to spare a read and a decode on the next batch.
+    minute: Option<(i64, u64, Histogram<u64>)>,
+}
+
+impl Store {
+    /// Opens (or creates) the database in `path`; refuses a corrupt one or an unknown schema.
+    pub fn open(path: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
+        let shown = path.display().to_string();
+        // sled recovers a damaged log as an empty database; a non-empty log file without our
+        // schema key below is how that shows.
+        let had_data = std::fs::metadata(path.join("db")).is_ok_and(|m| m.len() > 0);
+        let config = sled::Config::new()
+            .path(path)
+            .cache_capacity(options.cache_capacity)
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(Some(1000));
+        // sled panics on some kinds of damage instead of returning an error.
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || config.open()));
+        let db = match opened {
+            Ok(Ok(db)) => db,
+            Ok(Err(e)) => return Err(StoreError::Open { path: shown, reason: e.to_string() }),
+            Err(_) => return Err(StoreError::Open { path: shown, reason: "sled panicked while recovering it".into() }),
+        };
+        let tree = |name: &str| db.open_tree(name);
+        let meta = tree("meta")?;
+        match meta.get(keys::SCHEMA_VERSION_KEY)? {
+            Some(v) => {
+                let found = v.as_ref().try_into().map(u32::from_be_bytes).unwrap_or(u32::MAX);
+                if found != keys::SCHEMA_VERSION {
+                    return Err(StoreError::UnknownSchema { path: shown, found, known: keys::SCHEMA_VERSION });
+                }
+            }
+            None if had_data => {
+                return Err(StoreError::Open {
+                    path: shown,
+                    reason: "it holds data but no readable schema version (damaged, or not a probity database)".into(),
+                });
+            }
+            None => {
+                meta.insert(keys::SCHEMA_VERSION_KEY, &keys::SCHEMA_VERSION.to_be_bytes())?;
+                db.flush()?;
+            }
+        }
+        Ok(Store {
+            names: tree("names")?,
+            raw: tree("raw")?,
+            runs: tree("runs")?,
+            last: tree("last")?,
+            agents: tree("agents")?,
+            hist_min: tree("hist_min")?,
+            hist_hour: tree("hist_hour")?,
+            hist_day: tree("hist_day")?,
+            pending: tree("rollup_pending")?,
+            meta,
+            db,
+            path: path.to_path_buf(),
+            interned: RwLock::default(),
+            intern_lock: Mutex::default(),
+            agent_states: Mutex::default(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The sled handle, for the group commit (`flush_async`).
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    /// Flushes everything to disk (blocking).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Stores one agent's batch. `check` validates a result and returns its probe's interval
+    /// (ms) or a reject reason. Duplicates are found before validation; rejected seqs join
+    /// the seq state (answered for, so not lost) but nothing else is stored. Not durable
+    /// until `flush`/the group commit.
+    pub fn ingest<R>(
+        &self,
+        agent: &str,
+        results: &[ProbeResult],
+        check: impl Fn(&ProbeResult) -> Result<i64, R>,
+    ) -> Result<IngestSummary<R>, StoreError> {
+        let a = self.intern(keys::KIND_AGENT, agent)?;
+        let state = self.agent_state(a)?;
+        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut summary = IngestSummary {
+            accepted: 0,
+            duplicates: 0,
+            rejected: Vec::new(),
+            seq: SeqSummary::default(),
+            latest: Vec::new(),
+        };
+        let mut by_probe: BTreeMap<Num, ProbeBatch> = BTreeMap::new();
+        let mut value = Vec::with_capacity(16);
+        for r in results {
+            if state.seqs.contains(r.seq) {
+                summary.duplicates += 1;
+                continue;
+            }
+            let interval_ms = match check(r) {
+                Ok(i) => i,
+                Err(reason) => {
+                    state.seqs.insert(r.seq);
+                    summary.rejected.push((r.seq, reason));
+                    continue;
+                }
+            };
+            let p = self.intern(keys::KIND_PROBE, &r.probe)?;
+            let raw_value =
+                RawValue { down: r.error.as_ref().map(|e| e.kind), duration_us: r.duration_us, status: r.status };
+            value.clear();
+            keys::encode_raw_value(&raw_value, &mut value);
+            state.seqs.insert(r.seq);
+            // Already stored but not in the seq state: written just before a crash, never acknowledged.
+            if self.raw.insert(keys::raw_key(p, a, r.at, r.seq), value.as_slice())?.is_some() {
+                summary.duplicates += 1;
+                continue;
+            }
+            summary.accepted += 1;
+            by_probe.entry(p).or_insert_with(|| (interval_ms, Vec::new())).1.push((r.at, r.seq, raw_value));
+        }
+        let marker = if by_probe.is_empty() { 0 } else { self.db.generate_id()? };
+        for (p, (interval_ms, items)) in by_probe {
+            let pair = self.pair_state(&mut state, p, a)?;
+            let newest_before = pair.last.map(|l| (l.at, l.seq));
+            let observations = items.iter().map(|&(at, seq, v)| NewObservation { at, seq, down: v.down }).collect();
+            timeline::apply(&self.runs, &self.raw, p, a, interval_ms, newest_before, observations)?;
+            self.add_to_minutes(p, a, pair, &items, marker)?;
+            let newest = items.iter().max_by_key(|(at, seq, _)| (*at, *seq)).expect("non-empty");
+            let candidate = LastResult { at: newest.0, seq: newest.1, value: newest.2 };
+            if pair.last.is_none_or(|l| (l.at, l.seq) < (candidate.at, candidate.seq)) {
+                pair.last = Some(candidate);
+                self.last.insert(keys::pair_prefix(p, a), keys::encode_last(&candidate))?;
+            }
+            if let (Some(name), Some(l)) = (self.name_of(keys::KIND_PROBE, p)?, pair.last) {
+                summary.latest.push((name, l));
+            }
+        }
+        self.agents.insert(keys::encode_num(a), keys::encode_seq_ranges(state.seqs.ranges()))?;
+        summary.seq = state.seqs.summary();
+        Ok(summary)
+    }
+
+    /// The view runs of `(probe, agent)` overlapping `[from, to)`, clipped to it: exactly
+    /// `runs::runs_from_observations` over every result stored for the pair.
+    pub fn view_runs(&self, probe: &str, agent: &str, from_ms: i64, to_ms: i64) -> Result<Vec<ViewRun>, StoreError> {
+        let (Some(p), Some(a)) = (self.lookup(keys::KIND_PROBE, probe)?, self.lookup(keys::KIND_AGENT, agent)?) else {
+            return Ok(Vec::new());
+        };
+        timeline::view_runs(&self.runs, p, a, from_ms, to_ms)
+    }
+
+    /// Agents that have stored results of `probe`.
+    pub fn agents_of(&self, probe: &str) -> Result<Vec<String>, StoreError> {
+        let Some(p) = self.lookup(keys::KIND_PROBE, probe)? else { return Ok(Vec::new()) };
+        self.agent_nums_of(p)?.into_iter().map(|(_, name)| Ok(name)).collect()
+    }
+
+    /// The latest result of `(probe, agent)`.
+    pub fn last_result(&self, probe: &str, agent: &str) -> Result<Option<LastResult>, StoreError> {
+        let (Some(p), Some(a)) = (self.lookup(keys::KIND_PROBE, probe)?, self.lookup(keys::KIND_AGENT, agent)?) else {
+            return Ok(None);
+        };
+        match self.last.get(keys::pair_prefix(p, a))? {
+            Some(v) => Ok(Some(keys::decode_last(&v).ok_or(StoreError::Corrupt { tree: "last" })?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every (probe, agent, latest result), for current state and `/metrics`.
+    pub fn last_results(&self) -> Result<Vec<(String, String, LastResult)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.last.iter() {
+            let (k, v) = kv?;
+            let (p, a) = keys::decode_pair(&k);
+            let l = keys::decode_last(&v).ok_or(StoreError::Corrupt { tree: "last" })?;
+            if let (Some(probe), Some(agent)) = (self.name_of(keys::KIND_PROBE, p)?, self.name_of(keys::KIND_AGENT, a)?)
+            {
+                out.push((probe, agent, l));
+            }
+        }
+        Ok(out)
+    }
+
+    /// An agent's seq state: highest seq, lost results (gaps), largest gap.
+    pub fn seq_summary(&self, agent: &str) -> Result<Option<SeqSummary>, StoreError> {
+        let Some(a) = self.lookup(keys::KIND_AGENT, agent)? else { return Ok(None) };
+        let state = self.agent_state(a)?;
+        let summary = state.lock().unwrap_or_else(|e| e.into_inner()).seqs.summary();
+        Ok(Some(summary))
+    }
+
+    /// Every agent with a seq state.
+    pub fn seq_summaries(&self) -> Result<Vec<(String, SeqSummary)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.agents.iter() {
+            let (k, v) = kv?;
+            let a = keys::decode_num(&k);
+            let ranges = keys::decode_seq_ranges(&v).ok_or(StoreError::Corrupt { tree: "agents" })?;
+            if let Some(name) = self.name_of(keys::KIND_AGENT, a)? {
+                out.push((name, SeqSet::from_ranges(ranges).summary()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The raw results of `probe` with `from_ms <= at < to_ms`, all agents merged in
+    /// (at, agent) order, read lazily from sled.
+    pub fn raw_results(&self, probe: &str, from_ms: i64, to_ms: i64) -> Result<RawResults, StoreError> {
+        let Some(p) = self.lookup(keys::KIND_PROBE, probe)? else {
+            return Ok(RawResults { streams: Vec::new(), probe: Arc::from(probe) });
+        };
+        let mut streams = Vec::new();
+        for (a, name) in self.agent_nums_of(p)? {
+            let iter = self.raw.range(keys::raw_key(p, a, from_ms, 0)..keys::raw_key(p, a, to_ms, 0));
+            streams.push(RawStream { agent: Arc::from(name), iter, head: None });
+        }
+        Ok(RawResults { streams, probe: Arc::from(probe) })
+    }
+
+    /// Removes raw results with `at < cutoff_ms`; runs, histograms and seq state stay.
+    /// Returns how many were removed.
+    pub fn remove_raw_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        for kv in self.last.iter() {
+            let (k, _) = kv?;
+            let (p, a) = keys::decode_pair(&k);
+            loop {
+                let doomed: Vec<sled::IVec> = self
+                    .raw
+                    .range(keys::raw_key(p, a, i64::MIN, 0)..keys::raw_key(p, a, cutoff_ms, 0))
+                    .keys()
+                    .take(10_000)
+                    .collect::<Result<_, _>>()?;
+                if doomed.is_empty() {
+                    break;
+                }
+                let mut batch = sled::Batch::default();
+                for k in &doomed {
+                    batch.remove(k);
+                }
+                self.raw.apply_batch(batch)?;
+                removed += doomed.len() as u64;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Records the interval each probe's runs use; for a probe whose interval changed,
+    /// rebuilds its runs from the raw results still held. Returns the rebuilt probes.
+    pub fn sync_intervals(&self, probes: &[(String, i64)]) -> Result<Vec<String>, StoreError> {
+        let mut rebuilt = Vec::new();
+        for (probe, interval_ms) in probes {
+            let p = self.intern(keys::KIND_PROBE, probe)?;
+            let stored = self.meta.get(keys::interval_key(p))?.and_then(|v| keys::decode_u64(&v));
+            if stored == Some(*interval_ms as u64) {
+                continue;
+            }
+            if stored.is_some() {
+                for (a, _) in self.agent_nums_of(p)? {
+                    let state = self.agent_state(a)?;
+                    let _guard = state.lock().unwrap_or_else(|e| e.into_inner());
+                    timeline::rebuild(&self.runs, &self.raw, p, a, *interval_ms)?;
+                }
+                rebuilt.push(probe.clone());
+            }
+            self.meta.insert(keys::interval_key(p), &keys::encode_u64(*interval_ms as u64))?;
+        }
+        self.db.flush()?;
+        Ok(rebuilt)
+    }
+
+    fn agent_state(&self, a: Num) -> Result<Arc<Mutex<AgentState>>, StoreError> {
+        let mut states = self.agent_states.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = states.get(&a) {
+            return Ok(s.clone());
+        }
+        let seqs = match self.agents.get(keys::encode_num(a))? {
+            Some(v) => SeqSet::from_ranges(keys::decode_seq_ranges(&v).ok_or(StoreError::Corrupt { tree: "agents" })?),
+            None => SeqSet::default(),
+        };
+        let s = Arc::new(Mutex::new(AgentState { seqs, pairs: HashMap::new() }));
+        states.insert(a, s.clone());
+        Ok(s)
+    }
+
+    fn pair_state<'s>(&self, state: &'s mut AgentState, p: Num, a: Num) -> Result<&'s mut PairState, StoreError> {
+        match state.pairs.entry(p) {
+            std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let last = match self.last.get(keys::pair_prefix(p, a))? {
+                    Some(v) => Some(keys::decode_last(&v).ok_or(StoreError::Corrupt { tree: "last" })?),
+                    None => None,
+                };
+                Ok(e.insert(PairState { last, minute: None }))
+            }
+        }
+    }
+
+    fn agent_nums_of(&self, p: Num) -> Result<Vec<(Num, String)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.last.scan_prefix(keys::probe_prefix(p)) {
+            let (k, _) = kv?;
+            let (_, a) = keys::decode_pair(&k);
+            if let Some(name) = self.name_of(keys::KIND_AGENT, a)? {
+                out.push((a, name));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The number of an id, allocating one on first sight.
+    fn intern(&self, kind: u8, name: &str) -> Result<Num, StoreError> {
+        if let Some(n) = self.lookup(kind, name)? {
+            return Ok(n);
+        }
+        let _guard = self.intern_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = self.lookup(kind, name)? {
+            return Ok(n);
+        }
+        let next = match self.meta.get(b"next_num")? {
+            Some(v) => keys::decode_num(&v),
+            None => 1,
+        };
+        self.names.insert(keys::num_key(kind, next), name.as_bytes())?;
+        self.names.insert(keys::name_key(kind, name), &keys::encode_num(next))?;
+        self.meta.insert(b"next_num", &keys::encode_num(next + 1))?;
+        self.interned.write().unwrap_or_else(|e| e.into_inner()).insert((kind, name.to_string()), next);
+        Ok(next)
+    }
+
+    fn lookup(&self, kind: u8, name: &str) -> Result<Option<Num>, StoreError> {
+        if let Some(n) = self.interned.read().unwrap_or_else(|e| e.into_inner()).get(&(kind, name.to_string())) {
+            return Ok(Some(*n));
+        }
+        match self.names.get(keys::name_key(kind, name))? {
+            Some(v) => {
+                let n = keys::decode_num(&v);
+                self.interned.write().unwrap_or_else(|e| e.into_inner()).insert((kind, name.to_string()), n);
+                Ok(Some(n))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn name_of(&self, kind: u8, num: Num) -> Result<Option<String>, StoreError> {
+        Ok(self.names.get(keys::num_key(kind, num))?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+}
+
+/// The raw results of one probe, merged across agents by (at, agent); see `Store::raw_results`.
+pub struct RawResults {
+    streams: Vec<RawStream>,
+    probe: Arc<str>,
+}
+
+struct RawStream {
+    agent: Arc<str>,
+    iter: sled::Iter,
+    head: Option<(i64, u64, RawValue)>,
+}
+
+impl Iterator for RawResults {
+    type Item = Result<RawRow, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        for s in &mut self.streams {
+            if s.head.is_none() {
+                match s.iter.next() {
+                    Some(Ok((k, v))) => {
+                        let (_, _, at, seq) = keys::decode_raw_key(&k);
+                        let Some(value) = keys::decode_raw_value(&v) else {
+                            return Some(Err(StoreError::Corrupt { tree: "raw" }));
+                        };
+                        s.head = Some((at, seq, value));
+                    }
+                    Some(Err(e)) => return Some(Err(e.into())),
+                    None => {}
+                }
+            }
+        }
+        let (i, _) = self
+            .streams
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.head.map(|(at, seq, _)| (i, (at, seq))))
+            .min_by_key(|&(i, key)| (key.0, i, key.1))?;
+        let s = &mut self.streams[i];
+        let (at, seq, v) = s.head.take().expect("chosen for its head");
+        Some(Ok(RawRow {
+            at,
+            agent: s.agent.clone(),
+            probe: self.probe.clone(),
+            seq,
+            ok: v.down.is_none(),
+            duration_us: v.duration_us,
+            error_kind: v.down,
+            status: v.status,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,118 @@
+//! The seqs an agent has been answered for, as sorted disjoint ranges: the duplicate
+//! check of SPEC §6 and the lost-result count (gaps between ranges).
+
+/// Sorted, disjoint, non-touching inclusive ranges of seqs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SeqSet {
+    ranges: Vec<(u64, u64)>,
+}
+
+/// What the seq state says about an agent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SeqSummary {
+    /// Highest seq answered for (0: none yet).
+    pub highest: u64,
+    /// Seqs answered for (accepted, duplicate-checked or rejected).
+    pub received: u64,
+    /// Seqs missing between the lowest and the highest received: lost results.
+    pub lost: u64,
+    /// The longest run of missing seqs.
+    pub largest_gap: u64,
+}
+
+impl SeqSet {
+    pub fn from_ranges(ranges: Vec<(u64, u64)>) -> SeqSet {
+        SeqSet { ranges }
+    }
+
+    pub fn ranges(&self) -> &[(u64, u64)] {
+        &self.ranges
+    }
+
+    pub fn contains(&self, seq: u64) -> bool {
+        let i = self.ranges.partition_point(|&(_, hi)| hi < seq);
+        self.ranges.get(i).is_some_and(|&(lo, _)| lo <= seq)
+    }
+
+    /// Adds `seq`; false when it was already there.
+    pub fn insert(&mut self, seq: u64) -> bool {
+        // Fast path: the next seq of an agent sending in order.
+        if let Some(last) = self.ranges.last_mut()
+            && last.1.checked_add(1) == Some(seq)
+        {
+            last.1 = seq;
+            return true;
+        }
+        let i = self.ranges.partition_point(|&(_, hi)| hi < seq);
+        if self.ranges.get(i).is_some_and(|&(lo, _)| lo <= seq) {
+            return false;
+        }
+        let joins_left = i > 0 && self.ranges[i - 1].1 + 1 == seq;
+        let joins_right = self.ranges.get(i).is_some_and(|&(lo, _)| lo == seq + 1);
+        match (joins_left, joins_right) {
+            (true, true) => {
+                self.ranges[i - 1].1 = self.ranges[i].1;
+                self.ranges.remove(i);
+            }
+            (true, false) => self.ranges[i - 1].1 = seq,
+            (false, true) => self.ranges[i].0 = seq,
+            (false, false) => self.ranges.insert(i, (seq, seq)),
+        }
+        true
+    }
+
+    pub fn summary(&self) -> SeqSummary {
+        let received = self.ranges.iter().map(|&(lo, hi)| hi - lo + 1).sum();
+        let gaps = self.ranges.windows(2).map(|w| w[1].0 - w[0].1 - 1);
+        let (lost, largest_gap) = gaps.fold((0, 0), |(sum, max), g| (sum + g, max.max(g)));
+        SeqSummary { highest: self.ranges.last().map_or(0, |r| r.1), received, lost, largest_gap }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_order_seqs_make_one_range_and_no_loss() {
+        let mut s = SeqSet::default();
+        for seq in 1..=100 {
+            assert!(s.insert(seq));
+        }
+        assert!(!s.insert(50));
+        assert_eq!(s.ranges(), &[(1, 100)]);
+        assert_eq!(s.summary(), SeqSummary { highest: 100, received: 100, lost: 0, largest_gap: 0 });
+    }
+
+    #[test]
+    fn gaps_count_as_lost_until_they_are_filled() {
+        let mut s = SeqSet::default();
+        for seq in [1, 2, 5, 9, 10] {
+            s.insert(seq);
+        }
+        assert_eq!(s.summary(), SeqSummary { highest: 10, received: 5, lost: 5, largest_gap: 3 });
+        for seq in [3, 4, 6, 8, 7] {
+            assert!(s.insert(seq));
+        }
+        assert_eq!(s.ranges(), &[(1, 10)]);
+        assert!(s.contains(7) && !s.contains(11) && !s.contains(0));
+    }
+
+    #[test]
+    fn random_inserts_agree_with_a_plain_set() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut s = SeqSet::default();
+        let mut plain = std::collections::BTreeSet::new();
+        for _ in 0..5000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let seq = x % 300;
+            assert_eq!(s.insert(seq), plain.insert(seq));
+        }
+        for seq in 0..310 {
+            assert_eq!(s.contains(seq), plain.contains(&seq));
+        }
+        assert_eq!(s.summary().received, plain.len() as u64);
+    }
+}

@@ -1,0 +1,272 @@
+//! Store tests on a real sled database in a temporary directory: timelines against the
+//! canonical definition under random insertion orders, dedup across reopen, seq gaps,
+//! histograms and rollups, raw streaming, retention, schema refusal.
+
+use probity_config::wire::{ErrorKind, ProbeResult, ResultError};
+
+use super::*;
+use crate::keys::{DAY_MS, HOUR_MS, MINUTE_MS};
+use crate::runs::{Observation, runs_from_observations};
+
+fn open(dir: &tempfile::TempDir) -> Store {
+    Store::open(&dir.path().join("db"), &StoreOptions { cache_capacity: 8 << 20 }).unwrap()
+}
+
+fn result(seq: u64, probe: &str, at: i64, down: Option<ErrorKind>, duration_us: u64) -> ProbeResult {
+    ProbeResult {
+        seq,
+        probe: probe.into(),
+        at,
+        duration_us,
+        ok: down.is_none(),
+        status: None,
+        phases: None,
+        error: down.map(|kind| ResultError { kind, message: "x".into() }),
+        cert_not_after: None,
+    }
+}
+
+fn accept_all(interval_ms: i64) -> impl Fn(&ProbeResult) -> Result<i64, String> {
+    move |_| Ok(interval_ms)
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[test]
+fn stored_runs_equal_the_canonical_runs_for_any_insertion_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    for case in 0..150 {
+        let interval = 10 + rng.below(3) as i64 * 10;
+        let probe = format!("p{case}");
+        let agent = format!("a{case}");
+        let n = 1 + rng.below(40) as usize;
+        // Results with collisions on `at`, gaps beyond 2·interval, and three outcomes.
+        let mut results: Vec<ProbeResult> = Vec::new();
+        let mut at = rng.below(100) as i64 - 50;
+        for seq in 1..=n as u64 {
+            at += [0, 1, 5, 10, 15, 25, 60][rng.below(7) as usize];
+            let down = [None, None, Some(ErrorKind::Timeout), Some(ErrorKind::Dns)][rng.below(4) as usize];
+            results.push(result(seq, &probe, at, down, 1000));
+        }
+        // Shuffle, then send in random batches.
+        let mut order = results.clone();
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        let mut i = 0;
+        while i < order.len() {
+            let take = 1 + rng.below(6) as usize;
+            let end = (i + take).min(order.len());
+            store.ingest(&agent, &order[i..end], accept_all(interval)).unwrap();
+            i = end;
+        }
+        let mut sorted = results.clone();
+        sorted.sort_by_key(|r| (r.at, r.seq));
+        let observations: Vec<Observation> =
+            sorted.iter().map(|r| Observation { at: r.at, down: r.error.as_ref().map(|e| e.kind) }).collect();
+        let expected = runs_from_observations(&observations, interval);
+        let stored = store.view_runs(&probe, &agent, i64::MIN, i64::MAX).unwrap();
+        assert_eq!(
+            stored,
+            expected,
+            "case {case}: interval {interval}, insertion order {:?}",
+            order.iter().map(|r| r.seq).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn view_runs_are_clipped_to_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let rs: Vec<ProbeResult> = (0..10).map(|i| result(i + 1, "p", i as i64 * 10, None, 5)).collect();
+    store.ingest("a", &rs, accept_all(10)).unwrap();
+    assert_eq!(store.view_runs("p", "a", 15, 35).unwrap(), vec![ViewRun { start: 15, end: 35, down: None }]);
+    assert_eq!(store.view_runs("p", "a", 200, 300).unwrap(), vec![]);
+    assert_eq!(store.view_runs("p", "nobody", 0, 300).unwrap(), vec![]);
+}
+
+#[test]
+fn duplicates_are_found_after_a_reopen_and_gaps_count_as_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(&dir);
+        let rs: Vec<ProbeResult> = [1, 2, 3, 7, 8].iter().map(|&s| result(s, "p", s as i64 * 1000, None, 5)).collect();
+        let s = store.ingest("a", &rs, accept_all(1000)).unwrap();
+        assert_eq!((s.accepted, s.duplicates), (5, 0));
+        store.flush().unwrap();
+    }
+    let store = open(&dir);
+    let again: Vec<ProbeResult> = [2, 3, 4, 9].iter().map(|&s| result(s, "p", s as i64 * 1000, None, 5)).collect();
+    let s = store.ingest("a", &again, accept_all(1000)).unwrap();
+    assert_eq!((s.accepted, s.duplicates), (2, 2));
+    assert_eq!(s.seq, SeqSummary { highest: 9, received: 7, lost: 2, largest_gap: 2 });
+    assert_eq!(store.seq_summary("a").unwrap(), Some(s.seq));
+    assert_eq!(store.seq_summaries().unwrap(), vec![("a".to_string(), s.seq)]);
+    assert_eq!(store.raw_results("p", i64::MIN, i64::MAX).unwrap().count(), 7);
+}
+
+#[test]
+fn a_result_stored_before_a_crash_but_not_in_the_seq_state_is_a_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store.ingest("a", &[result(1, "p", 1000, None, 5)], accept_all(1000)).unwrap();
+    // Simulate the crash window: the seq state lost seq 1, the raw result survived.
+    let a = store.lookup(keys::KIND_AGENT, "a").unwrap().unwrap();
+    store.agent_states.lock().unwrap().get(&a).unwrap().lock().unwrap().seqs = SeqSet::default();
+    let s = store.ingest("a", &[result(1, "p", 1000, None, 5)], accept_all(1000)).unwrap();
+    assert_eq!((s.accepted, s.duplicates), (0, 1));
+    assert_eq!(store.received("p", "a", 0, 60_000).unwrap(), 1);
+}
+
+#[test]
+fn rejected_results_are_not_stored_and_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let rs = [result(1, "p", 1000, None, 5), result(2, "bad", 2000, None, 5), result(3, "p", 3000, None, 5)];
+    let s = store
+        .ingest("a", &rs, |r: &ProbeResult| if r.probe == "bad" { Err("unknown probe") } else { Ok(1000) })
+        .unwrap();
+    assert_eq!(s.accepted, 2);
+    assert_eq!(s.rejected, vec![(2, "unknown probe")]);
+    assert_eq!(s.seq.lost, 0);
+    assert_eq!(store.agents_of("bad").unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn raw_results_stream_in_time_order_across_agents_within_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store
+        .ingest("b", &[result(1, "p", 10, None, 1), result(2, "p", 30, Some(ErrorKind::Tls), 2)], accept_all(10))
+        .unwrap();
+    store
+        .ingest(
+            "a",
+            &[result(1, "p", 20, None, 3), result(2, "p", 40, None, 4), result(3, "q", 25, None, 4)],
+            accept_all(10),
+        )
+        .unwrap();
+    let rows: Vec<(i64, String, bool)> = store
+        .raw_results("p", 10, 40)
+        .unwrap()
+        .map(|r| r.unwrap())
+        .map(|r| (r.at, r.agent.to_string(), r.ok))
+        .collect();
+    assert_eq!(rows, vec![(10, "b".into(), true), (20, "a".into(), true), (30, "b".into(), false)]);
+    let last = store.raw_results("p", 30, 31).unwrap().next().unwrap().unwrap();
+    assert_eq!((last.error_kind, last.duration_us, &*last.probe), (Some(ErrorKind::Tls), 2, "p"));
+}
+
+#[test]
+fn latency_merges_minutes_hours_and_days_the_same_before_and_after_rollup() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let day0 = 1_763_769_600_000i64; // a UTC midnight
+    let mut rs = Vec::new();
+    // Every 10 minutes over three days, durations 1000..=1999 µs, every fifth one failed.
+    for i in 0..(3 * 144) {
+        let down = if i % 5 == 0 { Some(ErrorKind::Connect) } else { None };
+        rs.push(result(i as u64 + 1, "p", day0 + i as i64 * 600_000 + 17, down, 1000 + (i as u64 % 1000)));
+    }
+    store.ingest("a", &rs, accept_all(600_000)).unwrap();
+    let windows: Vec<Vec<(i64, i64)>> = vec![
+        vec![(day0, day0 + 3 * DAY_MS)],
+        vec![(day0 + 30 * MINUTE_MS + 1, day0 + 2 * DAY_MS + 5 * HOUR_MS)],
+        vec![(day0, day0 + HOUR_MS), (day0 + DAY_MS + 8 * HOUR_MS, day0 + DAY_MS + 18 * HOUR_MS)],
+    ];
+    let before: Vec<(u64, u64, u64)> = windows
+        .iter()
+        .map(|w| {
+            let l = store.latency("p", w).unwrap();
+            (l.results, l.histogram.len(), l.histogram.value_at_quantile(0.95))
+        })
+        .collect();
+    assert_eq!(before[0].0, 432);
+    assert_eq!(before[0].1, 432 - 87);
+    assert!(store.roll_up(day0 + 3 * DAY_MS).unwrap() > 0);
+    let after: Vec<(u64, u64, u64)> = windows
+        .iter()
+        .map(|w| {
+            let l = store.latency("p", w).unwrap();
+            (l.results, l.histogram.len(), l.histogram.value_at_quantile(0.95))
+        })
+        .collect();
+    assert_eq!(before, after);
+    // A late result in a rolled-up hour is counted at once.
+    store.ingest("a", &[result(10_000, "p", day0 + 5 * MINUTE_MS, None, 7)], accept_all(600_000)).unwrap();
+    assert_eq!(store.latency("p", &windows[0]).unwrap().results, 433);
+    assert_eq!(store.received("p", "a", day0, day0 + HOUR_MS).unwrap(), 7);
+    store.roll_up(day0 + 3 * DAY_MS).unwrap();
+    assert_eq!(store.latency("p", &windows[0]).unwrap().results, 433);
+    // Minutes count when their start lies in the interval.
+    assert_eq!(store.received("p", "a", day0 + 1, day0 + 10 * MINUTE_MS).unwrap(), 1, "the late one at minute 5");
+    assert_eq!(store.received("p", "a", day0 + 1, day0 + 10 * MINUTE_MS + 1).unwrap(), 2, "and minute 10");
+}
+
+#[test]
+fn retention_removes_raw_results_but_keeps_runs_and_histograms() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let rs: Vec<ProbeResult> = (0..100).map(|i| result(i + 1, "p", i as i64 * 60_000, None, 100)).collect();
+    store.ingest("a", &rs, accept_all(60_000)).unwrap();
+    let runs_before = store.view_runs("p", "a", i64::MIN, i64::MAX).unwrap();
+    assert_eq!(store.remove_raw_before(50 * 60_000).unwrap(), 50);
+    assert_eq!(store.raw_results("p", i64::MIN, i64::MAX).unwrap().count(), 50);
+    assert_eq!(store.view_runs("p", "a", i64::MIN, i64::MAX).unwrap(), runs_before);
+    assert_eq!(store.latency("p", &[(0, 100 * 60_000)]).unwrap().histogram.len(), 100);
+}
+
+#[test]
+fn a_changed_interval_rebuilds_runs_from_raw_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    assert_eq!(store.sync_intervals(&[("p".into(), 10)]).unwrap(), Vec::<String>::new());
+    let rs: Vec<ProbeResult> =
+        [0, 10, 50].iter().enumerate().map(|(i, &at)| result(i as u64 + 1, "p", at, None, 1)).collect();
+    store.ingest("a", &rs, accept_all(10)).unwrap();
+    assert_eq!(store.view_runs("p", "a", i64::MIN, i64::MAX).unwrap().len(), 2);
+    assert_eq!(store.sync_intervals(&[("p".into(), 30)]).unwrap(), vec!["p".to_string()]);
+    assert_eq!(
+        store.view_runs("p", "a", i64::MIN, i64::MAX).unwrap(),
+        vec![ViewRun { start: 0, end: 110, down: None }]
+    );
+}
+
+#[test]
+fn an_unknown_schema_version_is_refused_with_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(&dir);
+        store.meta.insert(keys::SCHEMA_VERSION_KEY, &99u32.to_be_bytes()).unwrap();
+        store.flush().unwrap();
+    }
+    let err = Store::open(&dir.path().join("db"), &StoreOptions::default()).err().unwrap().to_string();
+    assert!(err.contains("schema version 99") && err.contains(&dir.path().join("db").display().to_string()), "{err}");
+}
+
+#[test]
+fn last_results_follow_the_newest_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store.ingest("a", &[result(2, "p", 2000, Some(ErrorKind::Status), 9)], accept_all(1000)).unwrap();
+    store.ingest("a", &[result(1, "p", 1000, None, 9)], accept_all(1000)).unwrap();
+    let last = store.last_result("p", "a").unwrap().unwrap();
+    assert_eq!((last.at, last.value.down), (2000, Some(ErrorKind::Status)));
+    assert_eq!(store.last_results().unwrap().len(), 1);
+}

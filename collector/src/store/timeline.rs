@@ -1,0 +1,178 @@
+//! Stored view runs: the `runs` tree keeps, per (probe, agent), the canonical runs of
+//! `runs::runs_from_observations` (maximal stretches of one known outcome). A new result
+//! changes the view only over its own extent `[at, min(next at, at + 2·interval))`, so
+//! inserting results in any order is "paint that extent", touching a few keys.
+
+use probity_config::wire::ErrorKind;
+use sled::Tree;
+
+use crate::keys::{self, Num};
+use crate::runs::{Observation, ViewRun, runs_from_observations};
+use crate::store::StoreError;
+
+/// One new observation of a (probe, agent), as the timeline needs it.
+#[derive(Clone, Copy, Debug)]
+pub struct NewObservation {
+    pub at: i64,
+    pub seq: u64,
+    pub down: Option<ErrorKind>,
+}
+
+/// Applies new observations (already in `raw`) to the runs of `(probe, agent)`.
+/// `newest_before` is the (at, seq) of the latest result stored before this batch: results
+/// after it extend the timeline from memory alone; earlier ones look up their successor in `raw`.
+pub fn apply(
+    runs: &Tree,
+    raw: &Tree,
+    probe: Num,
+    agent: Num,
+    interval_ms: i64,
+    newest_before: Option<(i64, u64)>,
+    mut observations: Vec<NewObservation>,
+) -> Result<(), StoreError> {
+    observations.sort_by_key(|o| (o.at, o.seq));
+    let stale_after = 2 * interval_ms;
+    let split = observations.partition_point(|o| newest_before.is_some_and(|(at, _)| o.at <= at));
+    let mut extents: Vec<ViewRun> = Vec::new();
+    for o in &observations[..split] {
+        let superseded = raw
+            .range(
+                keys::raw_key(probe, agent, o.at, o.seq.saturating_add(1))
+                    ..=keys::raw_key(probe, agent, o.at, u64::MAX),
+            )
+            .next()
+            .transpose()?
+            .is_some()
+            && o.seq != u64::MAX;
+        if superseded {
+            continue;
+        }
+        let next_at = match o.at.checked_add(1) {
+            Some(from) => raw
+                .range(keys::raw_key(probe, agent, from, 0)..=keys::raw_key(probe, agent, i64::MAX, u64::MAX))
+                .next()
+                .transpose()?
+                .map(|(k, _)| keys::decode_raw_key(&k).2),
+            None => None,
+        };
+        let end = next_at.map_or(o.at + stale_after, |n| n.min(o.at + stale_after));
+        extents.push(ViewRun { start: o.at, end, down: o.down });
+    }
+    let tail: Vec<Observation> = observations[split..].iter().map(|o| Observation { at: o.at, down: o.down }).collect();
+    extents.extend(runs_from_observations(&tail, interval_ms));
+    for e in extents {
+        paint(runs, probe, agent, e)?;
+    }
+    Ok(())
+}
+
+/// Sets the view to `run.down` over `[run.start, run.end)`, keeping the stored runs canonical
+/// (no overlap, touching runs of one outcome merged).
+pub fn paint(runs: &Tree, probe: Num, agent: Num, run: ViewRun) -> Result<(), StoreError> {
+    let mut affected: Vec<ViewRun> = Vec::new();
+    let lo = keys::pair_time_key(probe, agent, run.start);
+    if let Some((k, v)) = runs.range(keys::pair_time_key(probe, agent, i64::MIN)..lo).next_back().transpose()? {
+        let r = decode_run(&k, &v)?;
+        if r.end >= run.start {
+            affected.push(r);
+        }
+    }
+    for kv in runs.range(lo..=keys::pair_time_key(probe, agent, run.end)) {
+        let (k, v) = kv?;
+        affected.push(decode_run(&k, &v)?);
+    }
+    let mut pieces: Vec<ViewRun> = Vec::with_capacity(affected.len() + 1);
+    for r in &affected {
+        if r.start < run.start {
+            pieces.push(ViewRun { start: r.start, end: r.end.min(run.start), down: r.down });
+        }
+        if r.end > run.end {
+            pieces.push(ViewRun { start: r.start.max(run.end), end: r.end, down: r.down });
+        }
+    }
+    pieces.push(run);
+    pieces.sort_by_key(|p| p.start);
+    let mut merged: Vec<ViewRun> = Vec::with_capacity(pieces.len());
+    for p in pieces {
+        match merged.last_mut() {
+            Some(last) if last.end == p.start && last.down == p.down => last.end = p.end,
+            _ => merged.push(p),
+        }
+    }
+    for r in &affected {
+        if !merged.iter().any(|m| m.start == r.start) {
+            runs.remove(keys::pair_time_key(probe, agent, r.start))?;
+        }
+    }
+    for m in &merged {
+        if !affected.contains(m) {
+            runs.insert(keys::pair_time_key(probe, agent, m.start), &keys::encode_run_value(m.end, m.down))?;
+        }
+    }
+    Ok(())
+}
+
+/// The runs of `(probe, agent)` overlapping `[from, to)`, clipped to it.
+pub fn view_runs(runs: &Tree, probe: Num, agent: Num, from: i64, to: i64) -> Result<Vec<ViewRun>, StoreError> {
+    let mut out = Vec::new();
+    if from >= to {
+        return Ok(out);
+    }
+    let lo = keys::pair_time_key(probe, agent, from);
+    if let Some((k, v)) = runs.range(keys::pair_time_key(probe, agent, i64::MIN)..lo).next_back().transpose()? {
+        let r = decode_run(&k, &v)?;
+        if r.end > from {
+            out.push(r);
+        }
+    }
+    for kv in runs.range(lo..keys::pair_time_key(probe, agent, to)) {
+        let (k, v) = kv?;
+        out.push(decode_run(&k, &v)?);
+    }
+    for r in &mut out {
+        r.start = r.start.max(from);
+        r.end = r.end.min(to);
+    }
+    Ok(out)
+}
+
+/// Recomputes the runs of `(probe, agent)` from the raw results still held, for a probe
+/// whose interval changed. Runs older than the oldest raw result keep the old interval.
+pub fn rebuild(runs: &Tree, raw: &Tree, probe: Num, agent: Num, interval_ms: i64) -> Result<(), StoreError> {
+    let prefix = keys::pair_prefix(probe, agent);
+    let Some((first, _)) = raw.scan_prefix(prefix).next().transpose()? else { return Ok(()) };
+    let from = keys::decode_raw_key(&first).2;
+    let doomed: Vec<ViewRun> = view_runs(runs, probe, agent, from, i64::MAX)?;
+    for r in doomed {
+        // `view_runs` clipped the first run to `from`; its stored key may start earlier.
+        let stored_start = if r.start == from { start_of_run_covering(runs, probe, agent, from)? } else { r.start };
+        runs.remove(keys::pair_time_key(probe, agent, stored_start))?;
+        if stored_start < from {
+            runs.insert(keys::pair_time_key(probe, agent, stored_start), &keys::encode_run_value(from, r.down))?;
+        }
+    }
+    let mut observations = Vec::new();
+    for kv in raw.scan_prefix(prefix) {
+        let (k, v) = kv?;
+        let value = keys::decode_raw_value(&v).ok_or(StoreError::Corrupt { tree: "raw" })?;
+        observations.push(Observation { at: keys::decode_raw_key(&k).2, down: value.down });
+    }
+    for r in runs_from_observations(&observations, interval_ms) {
+        paint(runs, probe, agent, r)?;
+    }
+    Ok(())
+}
+
+fn start_of_run_covering(runs: &Tree, probe: Num, agent: Num, t: i64) -> Result<i64, StoreError> {
+    let found = runs
+        .range(keys::pair_time_key(probe, agent, i64::MIN)..=keys::pair_time_key(probe, agent, t))
+        .next_back()
+        .transpose()?;
+    Ok(found.map_or(t, |(k, _)| keys::decode_pair_time_key(&k).2))
+}
+
+fn decode_run(k: &[u8], v: &[u8]) -> Result<ViewRun, StoreError> {
+    let (_, _, start) = keys::decode_pair_time_key(k);
+    let (end, down) = keys::decode_run_value(v).ok_or(StoreError::Corrupt { tree: "runs" })?;
+    Ok(ViewRun { start, end, down })
+}

@@ -1,0 +1,315 @@
+//! Router tests through `oneshot` (no socket): health, assignment with ETag/304, ingest
+//! auth (401/403), bodies (400/413/415, gzip, zstd, zip bombs), every reject reason,
+//! duplicates, 50 concurrent agents, out-of-order replay, reload, metrics.
+
+mod support;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use probity_collector::runs::{Observation, runs_from_observations};
+use probity_collector::state::{AppState, Limits, StateSpec};
+use probity_collector::store::{Store, StoreOptions};
+use probity_config::wire::{ErrorKind, IngestRequest, IngestResponse};
+use support::*;
+use tower::ServiceExt;
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    config_path: std::path::PathBuf,
+    state: AppState,
+    app: Router,
+}
+
+fn harness_with(limits: Limits) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("collector.toml");
+    std::fs::write(&config_path, config_text("127.0.0.1:0", &dir.path().join("data"), "")).unwrap();
+    let config = probity_config::load_collector_config(&config_path).unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("db"), &StoreOptions { cache_capacity: 16 << 20 }).unwrap());
+    let state = AppState::new(
+        config,
+        store,
+        StateSpec { config_path: Some(config_path.clone()), limits, embedded_token: None, signing_key: None },
+    );
+    let app = probity_collector::app(state.clone());
+    Harness { _dir: dir, config_path, state, app }
+}
+
+fn harness() -> Harness {
+    harness_with(Limits::default())
+}
+
+async fn send(app: &Router, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+    (status, headers, body)
+}
+
+fn ingest_req(agent_token: Option<&str>, encoding: Option<&str>, body: Vec<u8>) -> Request<Body> {
+    let mut b = Request::post("/api/v1/ingest").header(header::CONTENT_TYPE, "application/json");
+    if let Some(t) = agent_token {
+        b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    if let Some(e) = encoding {
+        b = b.header(header::CONTENT_ENCODING, e);
+    }
+    b.body(Body::from(body)).unwrap()
+}
+
+async fn ingest(app: &Router, req: &IngestRequest) -> IngestResponse {
+    let (status, _, body) =
+        send(app, ingest_req(Some(&token(&req.agent)), None, serde_json::to_vec(req).unwrap())).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap()
+}
+
+fn error_of(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body).unwrap()["error"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer() {
+    let h = harness();
+    for path in ["/healthz", "/readyz"] {
+        let (status, _, _) = send(&h.app, Request::get(path).body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn assignment_has_a_stable_etag_and_answers_304() {
+    let h = harness();
+    let get = |etag: Option<&str>, query: &str| {
+        let mut b = Request::get(format!("/api/v1/agent/assignment{query}"))
+            .header(header::AUTHORIZATION, format!("Bearer {}", token("a1")));
+        if let Some(e) = etag {
+            b = b.header(header::IF_NONE_MATCH, e);
+        }
+        b.body(Body::empty()).unwrap()
+    };
+    let (status, headers, body) = send(&h.app, get(None, "")).await;
+    assert_eq!(status, StatusCode::OK);
+    let assignment: probity_config::wire::Assignment = serde_json::from_slice(&body).unwrap();
+    assert_eq!(assignment.agent, "a1");
+    assert_eq!(assignment.probes.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["web", "db"]);
+    let etag = headers[header::ETAG].to_str().unwrap().to_string();
+    let (_, again, _) = send(&h.app, get(None, "")).await;
+    assert_eq!(again[header::ETAG], etag.as_str(), "stable");
+    let (status, headers, body) = send(&h.app, get(Some(&etag), "")).await;
+    assert_eq!((status, body.len()), (StatusCode::NOT_MODIFIED, 0));
+    assert_eq!(headers[header::ETAG], etag.as_str());
+    let (status, _, _) = send(&h.app, get(Some("\"other\""), "?agent=a1")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, body) = send(&h.app, get(None, "?agent=a2")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a token for a1 cannot read a2's assignment");
+    assert!(error_of(&body).contains("a1"));
+}
+
+#[tokio::test]
+async fn tokens_are_required_and_bind_the_agent() {
+    let h = harness();
+    let body = serde_json::to_vec(&batch("a2", "web", 1, 3)).unwrap();
+    let (status, _, b) = send(&h.app, ingest_req(None, None, body.clone())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{}", error_of(&b));
+    let (status, _, _) = send(&h.app, ingest_req(Some("probity_wrong"), None, body.clone())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, b) = send(&h.app, ingest_req(Some(&token("a1")), None, body.clone())).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a1's token cannot write as a2");
+    assert_eq!(error_of(&b), "this token belongs to agent 'a1', not 'a2'");
+    let (status, _, _) = send(&h.app, Request::get("/api/v1/agent/assignment").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(h.state.store().raw_results("web", i64::MIN, i64::MAX).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn malformed_oversized_and_unknown_encodings_are_refused() {
+    let h = harness_with(Limits { max_body: 64 * 1024, max_decoded: 256 * 1024 });
+    let t = token("a1");
+    let (status, _, b) =
+        send(&h.app, ingest_req(Some(&t), None, b"{\"agent\": \"a1\", \"results\": [{]}".to_vec())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error_of(&b).starts_with("the body is not a valid ingest request"), "{}", error_of(&b));
+    let (status, _, _) = send(&h.app, ingest_req(Some(&t), Some("gzip"), b"not gzip at all".to_vec())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _, _) = send(&h.app, ingest_req(Some(&t), None, vec![b' '; 65 * 1024])).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let (status, _, _) = send(&h.app, ingest_req(Some(&t), Some("br"), b"{}".to_vec())).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // Zip bombs: 1 GB of zeros compresses to ~1 MB (gzip) / ~30 kB (zstd); both are cut off
+    // at the decompressed limit.
+    let zeros = vec![0u8; 64 << 20];
+    let zs = zstd(&zeros);
+    assert!(zs.len() < 64 * 1024);
+    let (status, _, b) = send(&h.app, ingest_req(Some(&t), Some("zstd"), zs)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(error_of(&b).contains("decompressed"));
+    let gz = gzip(&vec![0u8; 16 << 20]);
+    assert!(gz.len() < 64 * 1024);
+    let (status, _, _) = send(&h.app, ingest_req(Some(&t), Some("gzip"), gz)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn compressed_batches_are_stored_and_duplicates_acknowledged() {
+    let h = harness();
+    let req = batch("a1", "web", 1, 200);
+    let json = serde_json::to_vec(&req).unwrap();
+    for (encoding, body) in [(Some("zstd"), zstd(&json)), (Some("gzip"), gzip(&json)), (None, json.clone())] {
+        let (status, _, b) = send(&h.app, ingest_req(Some(&token("a1")), encoding, body)).await;
+        assert_eq!(status, StatusCode::OK);
+        let resp: IngestResponse = serde_json::from_slice(&b).unwrap();
+        let expected = if encoding == Some("zstd") { (200, 0) } else { (0, 200) };
+        assert_eq!((resp.accepted, resp.duplicates), expected, "{encoding:?}");
+    }
+    assert_eq!(h.state.store().raw_results("web", i64::MIN, i64::MAX).unwrap().count(), 200);
+    assert_eq!(h.state.store().seq_summary("a1").unwrap().unwrap().highest, 200);
+}
+
+#[tokio::test]
+async fn every_reject_reason_is_named_and_nothing_rejected_is_stored() {
+    let h = harness();
+    let now = now_ms();
+    let mut bad_ok = result(5, "web", now - 1000, None);
+    bad_ok.error = Some(probity_config::wire::ResultError { kind: ErrorKind::Dns, message: "x".into() });
+    let mut no_error = result(6, "web", now - 1000, None);
+    no_error.ok = false;
+    let mut too_long = result(7, "web", now - 1000, None);
+    too_long.duration_us = 200_000_000_000;
+    let req = IngestRequest {
+        agent: "a2".into(),
+        results: vec![
+            result(1, "nope", now - 1000, None),
+            result(2, "db", now - 1000, None),
+            result(3, "web", now + 6 * 60_000, None),
+            result(4, "web", now - 31 * 86_400_000, None),
+            bad_ok,
+            no_error,
+            too_long,
+            result(8, "web", now - 1000, None),
+        ],
+    };
+    let resp = ingest(&h.app, &req).await;
+    assert_eq!((resp.accepted, resp.duplicates), (1, 0));
+    let reasons: Vec<(u64, String)> = resp.rejected.into_iter().map(|r| (r.seq, r.reason)).collect();
+    assert_eq!(reasons[0], (1, "unknown probe 'nope'".to_string()));
+    assert_eq!(reasons[1], (2, "probe 'db' is not assigned to agent 'a2'".to_string()));
+    assert!(reasons[2].1.contains("more than 5 minutes in the future"), "{:?}", reasons[2]);
+    assert_eq!(reasons[3].1, format!("at {} is older than raw_retention (30d)", now - 31 * 86_400_000));
+    assert_eq!(reasons[4].1, "ok is true but an error is given");
+    assert_eq!(reasons[5].1, "ok is false but error.kind is missing");
+    assert_eq!(reasons[6].1, "duration_us 200000000000 is longer than a day");
+    assert_eq!(h.state.store().raw_results("web", i64::MIN, i64::MAX).unwrap().count(), 1);
+    assert_eq!(h.state.store().seq_summary("a2").unwrap().unwrap().lost, 0, "rejected seqs are not lost");
+    let (_, _, metrics) = send(&h.app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    let metrics = String::from_utf8(metrics).unwrap();
+    for line in [
+        "probity_results_rejected_total{reason=\"unknown_probe\"} 1",
+        "probity_results_rejected_total{reason=\"not_assigned\"} 1",
+        "probity_results_rejected_total{reason=\"in_future\"} 1",
+        "probity_results_rejected_total{reason=\"too_old\"} 1",
+        "probity_results_rejected_total{reason=\"invalid\"} 3",
+        "probity_results_ingested_total 1",
+        "probity_probe_success{probe=\"web\",agent=\"a2\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn fifty_agents_ingest_at_once() {
+    let h = harness();
+    let mut tasks = Vec::new();
+    for i in 0..AGENTS {
+        let app = h.app.clone();
+        tasks.push(tokio::spawn(async move {
+            let req = batch(&agent_name(i), "web", 1, 100);
+            let mut total = 0;
+            for chunk in req.results.chunks(25) {
+                let part = IngestRequest { agent: req.agent.clone(), results: chunk.to_vec() };
+                total += ingest(&app, &part).await.accepted;
+            }
+            total
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 100);
+    }
+    assert_eq!(h.state.store().raw_results("web", i64::MIN, i64::MAX).unwrap().count(), 100 * AGENTS);
+    assert_eq!(h.state.metrics().results_ingested(), 100 * AGENTS as u64);
+    let (_, _, metrics) = send(&h.app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(metrics.contains("probity_agent_lost_results{agent=\"a49\"} 0"));
+    assert!(metrics.contains("probity_storage_bytes "));
+    assert!(metrics.contains(&format!("probity_ingest_duration_seconds_count {}", 4 * AGENTS)));
+}
+
+#[tokio::test]
+async fn an_out_of_order_replay_lands_in_place_and_corrects_the_timeline() {
+    let h = harness();
+    let start = now_ms() - 86_400_000;
+    // A day of results every 10 s, one in nine down; the agent sends the second half,
+    // then replays the first half from its spool in reverse batches, with a gap of seqs.
+    let all: Vec<_> = (1..=8640u64)
+        .map(|seq| {
+            let down = if seq % 9 == 0 { Some(ErrorKind::Connect) } else { None };
+            result(seq, "web", start + seq as i64 * 10_000, down)
+        })
+        .collect();
+    let (first, second) = all.split_at(4320);
+    for chunk in second.chunks(1000) {
+        ingest(&h.app, &IngestRequest { agent: "a3".into(), results: chunk.to_vec() }).await;
+    }
+    for chunk in first.chunks(500).rev() {
+        let kept: Vec<_> = chunk.iter().filter(|r| r.seq != 100).cloned().collect();
+        ingest(&h.app, &IngestRequest { agent: "a3".into(), results: kept }).await;
+    }
+    let observations: Vec<Observation> = all
+        .iter()
+        .filter(|r| r.seq != 100)
+        .map(|r| Observation { at: r.at, down: r.error.as_ref().map(|e| e.kind) })
+        .collect();
+    let expected = runs_from_observations(&observations, 10_000);
+    assert_eq!(h.state.store().view_runs("web", "a3", i64::MIN, i64::MAX).unwrap(), expected);
+    let s = h.state.store().seq_summary("a3").unwrap().unwrap();
+    assert_eq!((s.highest, s.lost, s.largest_gap), (8640, 1, 1));
+    let ats: Vec<i64> =
+        h.state.store().raw_results("web", i64::MIN, i64::MAX).unwrap().map(|r| r.unwrap().at).collect();
+    assert_eq!(ats.len(), 8639);
+    assert!(ats.windows(2).all(|w| w[0] < w[1]), "streamed in time order");
+}
+
+#[tokio::test]
+async fn reload_applies_a_valid_file_and_keeps_the_running_one_on_an_invalid_file() {
+    let h = harness();
+    let etag = |app: Router| async move {
+        let req =
+            Request::get("/api/v1/agent/assignment").header(header::AUTHORIZATION, format!("Bearer {}", token("a1")));
+        let (status, headers, _) = send(&app, req.body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK);
+        headers[header::ETAG].to_str().unwrap().to_string()
+    };
+    let before = etag(h.app.clone()).await;
+    let data = h.config_path.parent().unwrap().join("data");
+    let extra = "[[services]]\nid = \"mail\"\nname = \"Mail\"\nowner = \"ops\"\n  [[services.probes]]\n  id = \"smtp\"\n  kind = \"tcp\"\n  target = \"127.0.0.1:25\"\n  interval = \"1m\"\n  timeout = \"5s\"\n";
+    std::fs::write(&h.config_path, config_text("127.0.0.1:0", &data, extra)).unwrap();
+    probity_collector::reload::reload(&h.state).await.unwrap();
+    let after = etag(h.app.clone()).await;
+    assert_ne!(before, after, "a new probe changes the ETag");
+    assert!(h.state.config().catalogue.probe("smtp").is_some());
+    std::fs::write(&h.config_path, "[server]\nlisten = 7\n").unwrap();
+    let err = probity_collector::reload::reload(&h.state).await.unwrap_err().to_string();
+    assert!(err.contains("collector.toml"), "{err}");
+    assert_eq!(etag(h.app.clone()).await, after, "the running catalogue stays");
+    let (_, _, metrics) = send(&h.app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(
+        metrics.contains("probity_config_reloads_total 1")
+            && metrics.contains("probity_config_reload_failures_total 1")
+    );
+}
