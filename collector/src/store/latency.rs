@@ -55,7 +55,9 @@ impl Store {
             };
             total += count;
             for d in durations {
-                hist.saturating_record(d);
+                // `record` grows the auto-resizing histogram; `saturating_record` would clamp
+                // every value to its current top (2 µs for a fresh one).
+                hist.record(d).map_err(|e| StoreError::Histogram(format!("{e:?}")))?;
             }
             buf.clear();
             serialize(&hist, &mut buf)?;

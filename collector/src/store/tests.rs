@@ -270,3 +270,17 @@ fn last_results_follow_the_newest_result() {
     assert_eq!((last.at, last.value.down), (2000, Some(ErrorKind::Status)));
     assert_eq!(store.last_results().unwrap().len(), 1);
 }
+
+#[test]
+fn latency_histograms_keep_the_recorded_durations() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let rs: Vec<ProbeResult> =
+        (0..120).map(|i| result(i + 1, "p", i as i64 * 10_000, None, 20_000 + (i % 2) * 20_000)).collect();
+    store.ingest("a", &rs, accept_all(10_000)).unwrap();
+    let l = store.latency("p", &[(0, 20 * MINUTE_MS)]).unwrap();
+    assert_eq!(l.histogram.len(), 120);
+    assert_eq!(l.histogram.lowest_equivalent(l.histogram.min()), 20_000);
+    assert_eq!(l.histogram.highest_equivalent(l.histogram.value_at_quantile(0.25)), 20_015);
+    assert!(l.histogram.value_at_quantile(0.99) >= 40_000);
+}

@@ -1,4 +1,7 @@
 //! probity's end-to-end test binary: one binary, one module per area.
 
 mod cli;
+mod evidence;
+mod probing;
+mod reports;
 mod tidy;
