@@ -179,7 +179,48 @@ fn first_delay(agent: &str, probe: &str, interval: Duration, wall_ms: u128) -> D
 
 #[cfg(test)]
 mod tests {
+    use probity_config::probe::{DnsSpec, ProbeSpec, RecordType};
+    use std::sync::atomic::Ordering::Relaxed;
+
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_overrun_skips_ticks_and_never_runs_twice_at_once() {
+        // A DNS server that never answers: every run lasts its whole 250 ms timeout,
+        // longer than the 100 ms interval.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let probe = AssignedProbe {
+            id: "slow".into(),
+            interval_ms: 100,
+            timeout_ms: 250,
+            spec: ProbeSpec::Dns(DnsSpec {
+                name: "slow.test".into(),
+                record: RecordType::A,
+                server: Some(silent.local_addr().unwrap()),
+                expect: vec![],
+            }),
+        };
+        let assignment = Arc::new(Assignment { agent: "a".into(), probes: vec![probe] });
+        let (_assign_tx, assign_rx) = watch::channel(Some(assignment));
+        let (results_tx, mut results_rx) = mpsc::unbounded_channel();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let metrics = Arc::new(Metrics::default());
+        let scheduler = tokio::spawn(run("a".into(), assign_rx, results_tx, metrics.clone(), stop_rx));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        stop_tx.send(true).unwrap();
+        scheduler.await.unwrap();
+        let mut runs = 0u64;
+        while let Ok((id, outcome)) = results_rx.try_recv() {
+            assert_eq!(&*id, "slow");
+            assert_eq!(outcome.result.unwrap_err().kind, probity_config::wire::ErrorKind::Timeout);
+            runs += 1;
+        }
+        let skipped = metrics.skipped_ticks.load(Relaxed);
+        // 30 ticks in 3 s; each run spans three of them, so about 10 runs and 20 skips.
+        assert!((8..=12).contains(&runs), "runs {runs}");
+        assert!(skipped >= 2 * (runs - 1), "runs {runs}, skipped {skipped}");
+        assert!(runs + skipped <= 31, "runs {runs}, skipped {skipped}");
+    }
 
     #[test]
     fn phases_are_stable_and_spread() {

@@ -1,10 +1,14 @@
 //! The embedded agent (`[embedded_agent] enabled = true`): the agent crate run inside the
 //! collector process, talking to the collector's own listener with a token made at start,
-//! so its results take the same authenticated, validated, durable ingest path.
+//! so its results take the same authenticated, validated, durable ingest path as any
+//! agent's. Its spool lives in `data_dir/embedded-agent`.
+//! With TLS it connects to `https://127.0.0.1:PORT` trusting the collector's own
+//! certificate (`ca_file = tls_cert`), so that certificate must name 127.0.0.1.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use probity_config::CollectorConfig;
+use probity_config::agent::DEFAULT_SPOOL_MAX;
+use probity_config::{AgentConfig, CollectorConfig, Id, TokenSource};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -17,16 +21,47 @@ pub fn new_token() -> Result<String, ServeError> {
     Ok(format!("{}{}", probity_config::TOKEN_PREFIX, hex::encode(bytes)))
 }
 
-/// Starts the embedded agent; it stops when `stop` turns true.
-pub fn spawn(
-    _config: &CollectorConfig,
+/// The agent configuration of the embedded agent of a collector listening on `bound`.
+pub fn agent_config(
+    config: &CollectorConfig,
     id: &str,
-    _token: String,
-    _collector: SocketAddr,
+    token: String,
+    bound: SocketAddr,
+) -> Result<AgentConfig, ServeError> {
+    let ip = match bound.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let scheme = if config.server.tls.is_some() { "https" } else { "http" };
+    let url = url::Url::parse(&format!("{scheme}://{}", SocketAddr::new(ip, bound.port())))
+        .map_err(|e| ServeError::Embedded(format!("collector url: {e}")))?;
+    Ok(AgentConfig {
+        id: Id::new(id).map_err(ServeError::Embedded)?,
+        collector: url,
+        token: TokenSource::Inline(token),
+        spool_dir: config.server.data_dir.join("embedded-agent"),
+        spool_max: DEFAULT_SPOOL_MAX,
+        ca_file: config.server.tls.as_ref().map(|t| t.cert.clone()),
+    })
+}
+
+/// Starts the embedded agent; it delivers what it holds and stops when `stop` turns true.
+pub fn spawn(
+    config: &CollectorConfig,
+    id: &str,
+    token: String,
+    bound: SocketAddr,
     mut stop: watch::Receiver<bool>,
 ) -> Result<JoinHandle<()>, ServeError> {
-    tracing::warn!(agent = id, "the embedded agent is not wired in yet");
+    let agent = agent_config(config, id, token, bound)?;
+    tracing::info!(agent = id, collector = %agent.collector, "embedded agent starting");
+    let shutdown = async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
     Ok(tokio::spawn(async move {
-        let _ = stop.changed().await;
+        if let Err(e) = probity_agent::run(agent, probity_agent::RunOptions::default(), shutdown).await {
+            tracing::error!(error = %e, "embedded agent stopped");
+        }
     }))
 }

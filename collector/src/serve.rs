@@ -98,12 +98,29 @@ pub async fn serve(config: CollectorConfig, spec: ServeSpec) -> Result<(), Serve
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut background = vec![tokio::spawn(jobs::run(state.clone(), stop_rx.clone()))];
     background.push(tokio::spawn(reload_on_sighup(state.clone(), stop_rx.clone())));
-    if let (Some(id), Some(token)) = (embedded, embedded_token) {
-        background.push(crate::embedded::spawn(&config, &id, token, local, stop_rx.clone())?);
-    }
+    let embedded_task = match (embedded, embedded_token) {
+        (Some(id), Some(token)) => Some(crate::embedded::spawn(&config, &id, token, local, stop_rx.clone())?),
+        _ => None,
+    };
 
     let mut terminate = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(ServeError::Signal)?;
+    // On a signal: stop the jobs and the embedded agent first, while still serving, so the
+    // embedded agent can deliver what it holds; then stop accepting.
+    let shutdown = async {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        info!("shutting down");
+        let _ = stop_tx.send(true);
+        if let Some(task) = embedded_task
+            && tokio::time::timeout(Duration::from_secs(15), task).await.is_err()
+        {
+            warn!("the embedded agent did not stop within 15s");
+        }
+    };
+    tokio::pin!(shutdown);
     let app = crate::api::app(state.clone());
     let graceful = GracefulShutdown::new();
     loop {
@@ -115,8 +132,7 @@ pub async fn serve(config: CollectorConfig, spec: ServeSpec) -> Result<(), Serve
                     continue;
                 }
             },
-            _ = terminate.recv() => break,
-            _ = interrupt.recv() => break,
+            _ = &mut shutdown => break,
         };
         if let Err(e) = stream.set_nodelay(true) {
             warn!(%peer, error = %e, "cannot set TCP_NODELAY");
@@ -151,9 +167,8 @@ pub async fn serve(config: CollectorConfig, spec: ServeSpec) -> Result<(), Serve
             }
         });
     }
-    info!("shutting down: draining connections");
+    info!("draining connections");
     drop(listener);
-    let _ = stop_tx.send(true);
     if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await.is_err() {
         warn!("connections still open after 10s; closing them");
     }

@@ -137,3 +137,36 @@ fn a_missing_config_file_is_named() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/probity.toml"));
 }
+
+#[tokio::test]
+async fn the_embedded_agent_probes_and_stores_through_the_ingest_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let extra = format!(
+        "[embedded_agent]\nenabled = true\nid = \"local\"\n\n[[services]]\nid = \"here\"\nname = \"Here\"\nowner = \"ops\"\n  [[services.probes]]\n  id = \"here-tcp\"\n  kind = \"tcp\"\n  target = \"{}\"\n  interval = \"1s\"\n  timeout = \"1s\"\n  agents = [\"local\"]\n",
+        target.local_addr().unwrap()
+    );
+    let config = dir.path().join("collector.toml");
+    std::fs::write(&config, config_text("127.0.0.1:0", &dir.path().join("data"), &extra)).unwrap();
+    let mut c = Collector::start(&config);
+    // The probe connecting is the signal that the embedded agent runs; then its results
+    // arrive with its next delivery, polled through /metrics.
+    let (_conn, _) = tokio::task::spawn_blocking(move || target.accept().unwrap()).await.unwrap();
+    let client = client();
+    let mut stored = false;
+    for _ in 0..300 {
+        let text = client.get(c.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        if text.contains("probity_probe_success{probe=\"here-tcp\",agent=\"local\"} 1") {
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(stored, "no result from the embedded agent within a minute");
+    c.signal("TERM");
+    c.wait_for_log("stopped");
+    assert!(c.child.wait().unwrap().success());
+    let store = Store::open(&dir.path().join("data/db"), &StoreOptions::default()).unwrap();
+    assert!(store.raw_results("here-tcp", i64::MIN, i64::MAX).unwrap().count() >= 1);
+    assert_eq!(store.seq_summary("local").unwrap().unwrap().lost, 0);
+}

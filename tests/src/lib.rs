@@ -93,8 +93,7 @@ pub fn http(method: &str, addr: SocketAddr, path: &str, headers: &[(&str, &str)]
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else { break };
+    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
         let size = usize::from_str_radix(String::from_utf8_lossy(&data[..eol]).trim(), 16).unwrap_or(0);
         if size == 0 {
             break;
@@ -145,10 +144,8 @@ impl Collector {
         let log = self.dir.path().join("collector.log");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some(r) = http("GET", addr, "/readyz", &[], b"") {
-                if r.status == 200 {
-                    return;
-                }
+            if http("GET", addr, "/readyz", &[], b"").is_some_and(|r| r.status == 200) {
+                return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("collector exited with {status}: {}", std::fs::read_to_string(&log).unwrap_or_default());
