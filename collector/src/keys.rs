@@ -44,7 +44,9 @@ pub fn decode_pair(k: &[u8]) -> (Num, Num) {
     (num_from(&k[..4]), num_from(&k[4..8]))
 }
 
-/// `raw` key: probe, agent, at (ms), seq: 24 bytes; ordered by (probe, agent, time, seq).
+/// `raw` key of a block: probe, agent, first at (ms), first seq: 24 bytes; ordered by
+/// (probe, agent, time, seq). A block holds one batch's results of one (probe, agent)
+/// within one UTC hour, so a scan from `from` starts at the hour of `from`.
 pub fn raw_key(probe: Num, agent: Num, at: i64, seq: u64) -> [u8; 24] {
     let mut k = [0u8; 24];
     k[..8].copy_from_slice(&pair_prefix(probe, agent));
@@ -173,6 +175,60 @@ pub fn decode_raw_value(b: &[u8]) -> Option<RawValue> {
     let (duration_us, n) = get_varint(rest)?;
     let status = if first & 0x80 != 0 { Some(u16::from_be_bytes(rest.get(n..n + 2)?.try_into().ok()?)) } else { None };
     Some(RawValue { down, duration_us, status })
+}
+
+/// One result inside a raw block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockEntry {
+    pub at: i64,
+    pub seq: u64,
+    pub value: RawValue,
+}
+
+/// `raw` block value: count, then per result (sorted by at, seq) the zigzag deltas of `at`
+/// and `seq` from the previous one (the first from the key), then its `RawValue`.
+pub fn encode_block(entries: &[BlockEntry], out: &mut Vec<u8>) {
+    put_varint(out, entries.len() as u64);
+    let (mut at, mut seq) = entries.first().map_or((0, 0), |e| (e.at, e.seq));
+    for e in entries {
+        put_varint(out, zigzag(e.at.wrapping_sub(at)));
+        put_varint(out, zigzag(e.seq.wrapping_sub(seq) as i64));
+        encode_raw_value(&e.value, out);
+        (at, seq) = (e.at, e.seq);
+    }
+}
+
+/// Decodes a block whose key holds `first_at`/`first_seq`, appending to `out`.
+pub fn decode_block(first_at: i64, first_seq: u64, b: &[u8], out: &mut Vec<BlockEntry>) -> Option<()> {
+    let (count, mut pos) = get_varint(b)?;
+    let (mut at, mut seq) = (first_at, first_seq);
+    for _ in 0..count {
+        let (d_at, n) = get_varint(&b[pos..])?;
+        pos += n;
+        let (d_seq, n) = get_varint(&b[pos..])?;
+        pos += n;
+        at = at.wrapping_add(unzigzag(d_at));
+        seq = seq.wrapping_add(unzigzag(d_seq) as u64);
+        let rest = b.get(pos..)?;
+        let value = decode_raw_value(rest)?;
+        pos += raw_value_len(rest)?;
+        out.push(BlockEntry { at, seq, value });
+    }
+    Some(())
+}
+
+fn raw_value_len(b: &[u8]) -> Option<usize> {
+    let (&first, rest) = b.split_first()?;
+    let (_, n) = get_varint(rest)?;
+    Some(1 + n + if first & 0x80 != 0 { 2 } else { 0 })
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
 /// One stored view run of the `runs` tree; the key holds `start`.
@@ -327,6 +383,41 @@ mod tests {
         let mut b = Vec::new();
         encode_raw_value(&RawValue { down: None, duration_us: 100, status: Some(200) }, &mut b);
         assert_eq!(b.len(), 4, "a typical result's value is four bytes");
+    }
+
+    #[test]
+    fn raw_blocks_round_trip() {
+        let entries = vec![
+            BlockEntry {
+                at: 1_763_812_800_000,
+                seq: 10,
+                value: RawValue { down: None, duration_us: 48_210, status: Some(200) },
+            },
+            BlockEntry {
+                at: 1_763_812_800_000,
+                seq: 12,
+                value: RawValue { down: Some(ErrorKind::Tls), duration_us: 0, status: None },
+            },
+            BlockEntry {
+                at: 1_763_812_810_000,
+                seq: 11,
+                value: RawValue { down: None, duration_us: u64::MAX, status: None },
+            },
+            BlockEntry {
+                at: 1_763_812_899_999,
+                seq: 9,
+                value: RawValue { down: Some(ErrorKind::Internal), duration_us: 7, status: Some(0) },
+            },
+        ];
+        let mut b = Vec::new();
+        encode_block(&entries, &mut b);
+        let mut out = Vec::new();
+        decode_block(entries[0].at, entries[0].seq, &b, &mut out).unwrap();
+        assert_eq!(out, entries);
+        assert_eq!(decode_block(0, 0, &b[..b.len() - 1], &mut Vec::new()), None);
+        for v in [0i64, 1, -1, i64::MAX, i64::MIN] {
+            assert_eq!(unzigzag(zigzag(v)), v);
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 
 use super::{PairState, Store, StoreError};
-use crate::keys::{self, DAY_MS, HOUR_MS, LEVEL_DAY, LEVEL_HOUR, MINUTE_MS, Num, RawValue};
+use crate::keys::{self, BlockEntry, DAY_MS, HOUR_MS, LEVEL_DAY, LEVEL_HOUR, MINUTE_MS, Num};
 
 /// Merged latency of a probe over some minutes.
 #[derive(Clone, Debug)]
@@ -32,15 +32,15 @@ impl Store {
         p: Num,
         a: Num,
         pair: &mut PairState,
-        items: &[(i64, u64, RawValue)],
+        items: &[BlockEntry],
         marker: u64,
     ) -> Result<(), StoreError> {
         let mut by_minute: BTreeMap<i64, (u64, Vec<u64>)> = BTreeMap::new();
-        for (at, _, v) in items {
-            let m = by_minute.entry(at.div_euclid(MINUTE_MS) * MINUTE_MS).or_default();
+        for e in items {
+            let m = by_minute.entry(e.at.div_euclid(MINUTE_MS) * MINUTE_MS).or_default();
             m.0 += 1;
-            if v.down.is_none() {
-                m.1.push(v.duration_us);
+            if e.value.down.is_none() {
+                m.1.push(e.value.duration_us);
             }
         }
         let mut buf = Vec::new();

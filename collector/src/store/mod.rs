@@ -5,6 +5,7 @@
 //! Layout: `keys.rs` and ARCHITECTURE.md ("collector storage layout").
 
 mod latency;
+mod raw;
 mod seqs;
 mod timeline;
 
@@ -14,9 +15,10 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use hdrhistogram::Histogram;
 use probity_config::wire::{ErrorKind, ProbeResult};
+use sled::Transactional;
 use sled::Tree;
 
-use crate::keys::{self, LastResult, Num, RawValue};
+use crate::keys::{self, BlockEntry, LastResult, Num, RawValue};
 use crate::runs::ViewRun;
 
 pub use latency::{Latency, new_histogram};
@@ -100,8 +102,8 @@ pub struct RawRow {
     pub status: Option<u16>,
 }
 
-/// One probe's share of a batch: its interval and the accepted (at, seq, value).
-type ProbeBatch = (i64, Vec<(i64, u64, RawValue)>);
+/// One probe's share of a batch: its interval and the accepted results.
+type ProbeBatch = (i64, Vec<BlockEntry>);
 
 /// Per-agent state, loaded on first use; its mutex serialises one agent's ingests.
 #[derive(Default)]
@@ -215,43 +217,44 @@ impl Store {
             latest: Vec::new(),
         };
         let mut by_probe: BTreeMap<Num, ProbeBatch> = BTreeMap::new();
-        let mut value = Vec::with_capacity(16);
         for r in results {
             if state.seqs.contains(r.seq) {
                 summary.duplicates += 1;
                 continue;
             }
+            state.seqs.insert(r.seq);
             let interval_ms = match check(r) {
                 Ok(i) => i,
                 Err(reason) => {
-                    state.seqs.insert(r.seq);
                     summary.rejected.push((r.seq, reason));
                     continue;
                 }
             };
             let p = self.intern(keys::KIND_PROBE, &r.probe)?;
-            let raw_value =
+            let value =
                 RawValue { down: r.error.as_ref().map(|e| e.kind), duration_us: r.duration_us, status: r.status };
-            value.clear();
-            keys::encode_raw_value(&raw_value, &mut value);
-            state.seqs.insert(r.seq);
-            // Already stored but not in the seq state: written just before a crash, never acknowledged.
-            if self.raw.insert(keys::raw_key(p, a, r.at, r.seq), value.as_slice())?.is_some() {
-                summary.duplicates += 1;
-                continue;
-            }
             summary.accepted += 1;
-            by_probe.entry(p).or_insert_with(|| (interval_ms, Vec::new())).1.push((r.at, r.seq, raw_value));
+            by_probe.entry(p).or_insert_with(|| (interval_ms, Vec::new())).1.push(BlockEntry {
+                at: r.at,
+                seq: r.seq,
+                value,
+            });
         }
+        // Derived data first, then raw results and seq state in one transaction: a crash in
+        // between leaves the batch unacknowledged, its re-sent copy is not a duplicate, and
+        // re-applying it repaints the same runs (only its latency samples count twice).
         let marker = if by_probe.is_empty() { 0 } else { self.db.generate_id()? };
+        let mut blocks = Vec::new();
         for (p, (interval_ms, items)) in by_probe {
             let pair = self.pair_state(&mut state, p, a)?;
             let newest_before = pair.last.map(|l| (l.at, l.seq));
-            let observations = items.iter().map(|&(at, seq, v)| NewObservation { at, seq, down: v.down }).collect();
-            timeline::apply(&self.runs, &self.raw, p, a, interval_ms, newest_before, observations)?;
+            let observations =
+                items.iter().map(|e| NewObservation { at: e.at, seq: e.seq, down: e.value.down }).collect();
+            let mut lookup = raw::RawLookup::new(&self.raw, p, a);
+            timeline::apply(&self.runs, &mut lookup, p, a, interval_ms, newest_before, observations)?;
             self.add_to_minutes(p, a, pair, &items, marker)?;
-            let newest = items.iter().max_by_key(|(at, seq, _)| (*at, *seq)).expect("non-empty");
-            let candidate = LastResult { at: newest.0, seq: newest.1, value: newest.2 };
+            let newest = items.iter().max_by_key(|e| (e.at, e.seq)).expect("non-empty");
+            let candidate = LastResult { at: newest.at, seq: newest.seq, value: newest.value };
             if pair.last.is_none_or(|l| (l.at, l.seq) < (candidate.at, candidate.seq)) {
                 pair.last = Some(candidate);
                 self.last.insert(keys::pair_prefix(p, a), keys::encode_last(&candidate))?;
@@ -259,8 +262,22 @@ impl Store {
             if let (Some(name), Some(l)) = (self.name_of(keys::KIND_PROBE, p)?, pair.last) {
                 summary.latest.push((name, l));
             }
+            blocks.extend(raw::blocks(p, a, items));
         }
-        self.agents.insert(keys::encode_num(a), keys::encode_seq_ranges(state.seqs.ranges()))?;
+        let seq_key = keys::encode_num(a);
+        let seq_value = keys::encode_seq_ranges(state.seqs.ranges());
+        (&self.raw, &self.agents)
+            .transaction(|(raw, agents)| {
+                for (k, v) in &blocks {
+                    raw.insert(&k[..], v.as_slice())?;
+                }
+                agents.insert(&seq_key[..], seq_value.as_slice())?;
+                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
+                sled::transaction::TransactionError::Abort(()) => StoreError::Corrupt { tree: "raw" },
+            })?;
         summary.seq = state.seqs.summary();
         Ok(summary)
     }
@@ -336,35 +353,39 @@ impl Store {
         };
         let mut streams = Vec::new();
         for (a, name) in self.agent_nums_of(p)? {
-            let iter = self.raw.range(keys::raw_key(p, a, from_ms, 0)..keys::raw_key(p, a, to_ms, 0));
-            streams.push(RawStream { agent: Arc::from(name), iter, head: None });
+            let cursor = raw::PairCursor::new(&self.raw, p, a, from_ms, to_ms);
+            streams.push(RawStream { agent: Arc::from(name), cursor, head: None });
         }
         Ok(RawResults { streams, probe: Arc::from(probe) })
     }
 
-    /// Removes raw results with `at < cutoff_ms`; runs, histograms and seq state stay.
-    /// Returns how many were removed.
+    /// Removes raw results of the whole UTC hours before `cutoff_ms` (so up to an hour
+    /// more than asked is kept); runs, histograms and seq state stay. Returns how many
+    /// results were removed.
     pub fn remove_raw_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let cutoff = raw::hour_of(cutoff_ms);
         let mut removed = 0;
         for kv in self.last.iter() {
             let (k, _) = kv?;
             let (p, a) = keys::decode_pair(&k);
             loop {
-                let doomed: Vec<sled::IVec> = self
+                let doomed: Vec<(sled::IVec, sled::IVec)> = self
                     .raw
-                    .range(keys::raw_key(p, a, i64::MIN, 0)..keys::raw_key(p, a, cutoff_ms, 0))
-                    .keys()
-                    .take(10_000)
+                    .range(keys::raw_key(p, a, i64::MIN, 0)..keys::raw_key(p, a, cutoff, 0))
+                    .take(1000)
                     .collect::<Result<_, _>>()?;
                 if doomed.is_empty() {
                     break;
                 }
                 let mut batch = sled::Batch::default();
-                for k in &doomed {
+                for (k, v) in &doomed {
+                    let (_, _, at, seq) = keys::decode_raw_key(k);
+                    let mut entries = Vec::new();
+                    keys::decode_block(at, seq, v, &mut entries).ok_or(StoreError::Corrupt { tree: "raw" })?;
+                    removed += entries.len() as u64;
                     batch.remove(k);
                 }
                 self.raw.apply_batch(batch)?;
-                removed += doomed.len() as u64;
             }
         }
         Ok(removed)
@@ -480,8 +501,8 @@ pub struct RawResults {
 
 struct RawStream {
     agent: Arc<str>,
-    iter: sled::Iter,
-    head: Option<(i64, u64, RawValue)>,
+    cursor: raw::PairCursor,
+    head: Option<BlockEntry>,
 }
 
 impl Iterator for RawResults {
@@ -490,15 +511,9 @@ impl Iterator for RawResults {
     fn next(&mut self) -> Option<Self::Item> {
         for s in &mut self.streams {
             if s.head.is_none() {
-                match s.iter.next() {
-                    Some(Ok((k, v))) => {
-                        let (_, _, at, seq) = keys::decode_raw_key(&k);
-                        let Some(value) = keys::decode_raw_value(&v) else {
-                            return Some(Err(StoreError::Corrupt { tree: "raw" }));
-                        };
-                        s.head = Some((at, seq, value));
-                    }
-                    Some(Err(e)) => return Some(Err(e.into())),
+                match s.cursor.next() {
+                    Some(Ok(e)) => s.head = Some(e),
+                    Some(Err(e)) => return Some(Err(e)),
                     None => {}
                 }
             }
@@ -507,19 +522,19 @@ impl Iterator for RawResults {
             .streams
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| s.head.map(|(at, seq, _)| (i, (at, seq))))
+            .filter_map(|(i, s)| s.head.map(|e| (i, (e.at, e.seq))))
             .min_by_key(|&(i, key)| (key.0, i, key.1))?;
         let s = &mut self.streams[i];
-        let (at, seq, v) = s.head.take().expect("chosen for its head");
+        let e = s.head.take().expect("chosen for its head");
         Some(Ok(RawRow {
-            at,
+            at: e.at,
             agent: s.agent.clone(),
             probe: self.probe.clone(),
-            seq,
-            ok: v.down.is_none(),
-            duration_us: v.duration_us,
-            error_kind: v.down,
-            status: v.status,
+            seq: e.seq,
+            ok: e.value.down.is_none(),
+            duration_us: e.value.duration_us,
+            error_kind: e.value.down,
+            status: e.value.status,
         }))
     }
 }

@@ -9,6 +9,7 @@ use sled::Tree;
 use crate::keys::{self, Num};
 use crate::runs::{Observation, ViewRun, runs_from_observations};
 use crate::store::StoreError;
+use crate::store::raw::{PairCursor, RawLookup};
 
 /// One new observation of a (probe, agent), as the timeline needs it.
 #[derive(Clone, Copy, Debug)]
@@ -18,12 +19,13 @@ pub struct NewObservation {
     pub down: Option<ErrorKind>,
 }
 
-/// Applies new observations (already in `raw`) to the runs of `(probe, agent)`.
-/// `newest_before` is the (at, seq) of the latest result stored before this batch: results
-/// after it extend the timeline from memory alone; earlier ones look up their successor in `raw`.
+/// Applies a batch's new observations of `(probe, agent)` to its runs. `raw` answers for
+/// the results stored before this batch (the batch itself is not in `raw` yet).
+/// `newest_before` is the (at, seq) of the latest of those: results after it extend the
+/// timeline from memory alone; earlier ones look up their successor.
 pub fn apply(
     runs: &Tree,
-    raw: &Tree,
+    raw: &mut RawLookup<'_>,
     probe: Num,
     agent: Num,
     interval_ms: i64,
@@ -34,26 +36,15 @@ pub fn apply(
     let stale_after = 2 * interval_ms;
     let split = observations.partition_point(|o| newest_before.is_some_and(|(at, _)| o.at <= at));
     let mut extents: Vec<ViewRun> = Vec::new();
-    for o in &observations[..split] {
-        let superseded = raw
-            .range(
-                keys::raw_key(probe, agent, o.at, o.seq.saturating_add(1))
-                    ..=keys::raw_key(probe, agent, o.at, u64::MAX),
-            )
-            .next()
-            .transpose()?
-            .is_some()
-            && o.seq != u64::MAX;
-        if superseded {
+    for (i, o) in observations[..split].iter().enumerate() {
+        let in_batch_later = observations.get(i + 1).is_some_and(|n| n.at == o.at);
+        if in_batch_later || raw.superseded(o.at, o.seq)? {
             continue;
         }
-        let next_at = match o.at.checked_add(1) {
-            Some(from) => raw
-                .range(keys::raw_key(probe, agent, from, 0)..=keys::raw_key(probe, agent, i64::MAX, u64::MAX))
-                .next()
-                .transpose()?
-                .map(|(k, _)| keys::decode_raw_key(&k).2),
-            None => None,
+        let batch_next = observations[i + 1..].iter().map(|n| n.at).find(|&at| at > o.at);
+        let next_at = match (batch_next, raw.next_after(o.at)?) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
         };
         let end = next_at.map_or(o.at + stale_after, |n| n.min(o.at + stale_after));
         extents.push(ViewRun { start: o.at, end, down: o.down });
@@ -139,9 +130,12 @@ pub fn view_runs(runs: &Tree, probe: Num, agent: Num, from: i64, to: i64) -> Res
 /// Recomputes the runs of `(probe, agent)` from the raw results still held, for a probe
 /// whose interval changed. Runs older than the oldest raw result keep the old interval.
 pub fn rebuild(runs: &Tree, raw: &Tree, probe: Num, agent: Num, interval_ms: i64) -> Result<(), StoreError> {
-    let prefix = keys::pair_prefix(probe, agent);
-    let Some((first, _)) = raw.scan_prefix(prefix).next().transpose()? else { return Ok(()) };
-    let from = keys::decode_raw_key(&first).2;
+    let mut observations = Vec::new();
+    for e in PairCursor::new(raw, probe, agent, i64::MIN, i64::MAX) {
+        let e = e?;
+        observations.push(Observation { at: e.at, down: e.value.down });
+    }
+    let Some(from) = observations.first().map(|o| o.at) else { return Ok(()) };
     let doomed: Vec<ViewRun> = view_runs(runs, probe, agent, from, i64::MAX)?;
     for r in doomed {
         // `view_runs` clipped the first run to `from`; its stored key may start earlier.
@@ -150,12 +144,6 @@ pub fn rebuild(runs: &Tree, raw: &Tree, probe: Num, agent: Num, interval_ms: i64
         if stored_start < from {
             runs.insert(keys::pair_time_key(probe, agent, stored_start), &keys::encode_run_value(from, r.down))?;
         }
-    }
-    let mut observations = Vec::new();
-    for kv in raw.scan_prefix(prefix) {
-        let (k, v) = kv?;
-        let value = keys::decode_raw_value(&v).ok_or(StoreError::Corrupt { tree: "raw" })?;
-        observations.push(Observation { at: keys::decode_raw_key(&k).2, down: value.down });
     }
     for r in runs_from_observations(&observations, interval_ms) {
         paint(runs, probe, agent, r)?;
