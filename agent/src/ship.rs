@@ -83,7 +83,9 @@ impl Shipper {
                     backoff = self.retry_initial;
                     batch_max = (batch_max * 2).min(self.batch_max.max(1));
                 }
-                Err(CallError::Status { status, .. }) if status == reqwest::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(CallError::Status { status, .. })
+                    if status == reqwest::StatusCode::PAYLOAD_TOO_LARGE && batch.len() > 1 =>
+                {
                     batch_max = (batch.len() / 2).max(1);
                     warn!(batch = batch.len(), next = batch_max, "collector says the batch is too large; halving it");
                 }

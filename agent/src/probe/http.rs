@@ -40,31 +40,28 @@ async fn probe(clock: &Clock, spec: &HttpSpec, details: &mut Details) -> Result<
     let mut body = spec.body.clone().map(Bytes::from).unwrap_or_default();
     for hop in 0..=MAX_REDIRECTS {
         *details = Details::default();
-        // `_driver` keeps the connection alive while the body is read.
-        let (response, _driver) = exchange(clock, spec, &url, &method, body.clone(), details).await?;
+        let (response, mut connection) = exchange(clock, spec, &url, &method, body.clone(), details).await?;
         let status = response.status();
         details.status = Some(status.as_u16());
         if spec.follow_redirects
             && status.is_redirection()
             && let Some(location) = response.headers().get(LOCATION).and_then(|v| v.to_str().ok())
         {
-            {
-                if hop == MAX_REDIRECTS {
-                    return Err(failure(ErrorKind::Status, format!("status: more than {MAX_REDIRECTS} redirects")));
-                }
-                let next = url.join(location).map_err(|e| {
-                    failure(ErrorKind::Status, format!("status: {status} with a bad Location \"{location}\": {e}"))
-                })?;
-                // As browsers do: 303 always, and 301/302 after a POST, continue as GET.
-                if status == StatusCode::SEE_OTHER || (method == Method::POST && matches!(status.as_u16(), 301 | 302)) {
-                    method = Method::GET;
-                    body = Bytes::new();
-                }
-                url = next;
-                continue;
+            if hop == MAX_REDIRECTS {
+                return Err(failure(ErrorKind::Status, format!("status: more than {MAX_REDIRECTS} redirects")));
             }
+            let next = url.join(location).map_err(|e| {
+                failure(ErrorKind::Status, format!("status: {status} with a bad Location \"{location}\": {e}"))
+            })?;
+            // As browsers do: 303 always, and 301/302 after a POST, continue as GET.
+            if status == StatusCode::SEE_OTHER || (method == Method::POST && matches!(status.as_u16(), 301 | 302)) {
+                method = Method::GET;
+                body = Bytes::new();
+            }
+            url = next;
+            continue;
         }
-        let kept = read_body(clock, response.into_body(), spec.body_contains.is_some()).await?;
+        let kept = read_body(clock, response.into_body(), &mut connection, spec.body_contains.is_some()).await?;
         if !spec.status_expected(status.as_u16()) {
             let expected = spec.expect_status.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
             return Err(failure(ErrorKind::Status, format!("status: got {status}, expected {expected} ({url})")));
@@ -90,7 +87,7 @@ async fn exchange(
     method: &Method,
     body: Bytes,
     details: &mut Details,
-) -> Result<(http::Response<Incoming>, AbortOnDrop), Failure> {
+) -> Result<(http::Response<Incoming>, Connection), Failure> {
     let https = match url.scheme() {
         "http" => false,
         "https" => true,
@@ -144,7 +141,7 @@ async fn send<S>(
     request: Request<Full<Bytes>>,
     url: &Url,
     details: &mut Details,
-) -> Result<(http::Response<Incoming>, AbortOnDrop), Failure>
+) -> Result<(http::Response<Incoming>, Connection), Failure>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -152,27 +149,31 @@ where
         .within("no HTTP connection", hyper::client::conn::http1::handshake(TokioIo::new(io)))
         .await?
         .map_err(|e| failure(ErrorKind::Connect, format!("connect: HTTP handshake with {url} failed: {e}")))?;
-    // The connection task ends when the probe drops its sender and body; aborting on
-    // drop makes sure a timed-out probe leaves nothing behind.
-    let driver = AbortOnDrop(tokio::spawn(async move {
+    // The connection is driven inside this task rather than spawned: the response is
+    // then seen in the same poll that reads it off the socket, with no hop between
+    // threads inflating `first_byte_us`. Dropped with the probe, it leaves nothing behind.
+    let mut connection: Connection = Box::pin(async move {
         let _ = connection.await;
-    }));
+    });
     let sent = Instant::now();
-    let response = clock
-        .within("no response", sender.send_request(request))
-        .await?
-        .map_err(|e| failure(ErrorKind::Connect, format!("connect: {url}: {}", hyper_reason(&e))))?;
+    let exchange = async {
+        tokio::select! {
+            biased;
+            response = sender.send_request(request) => {
+                response.map_err(|e| failure(ErrorKind::Connect, format!("connect: {url}: {}", hyper_reason(&e))))
+            }
+            () = &mut connection => {
+                Err(failure(ErrorKind::Connect, format!("connect: {url}: the server closed the connection before answering")))
+            }
+        }
+    };
+    let response = clock.within("no response", exchange).await??;
     details.phases.first_byte_us = Some(micros(sent.elapsed()));
-    Ok((response, driver))
+    Ok((response, connection))
 }
 
-pub(crate) struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
+/// A client connection's driver, polled by the probe while it waits.
+type Connection = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 fn hyper_reason(e: &hyper::Error) -> String {
     if e.is_incomplete_message() {
@@ -190,10 +191,25 @@ fn hyper_reason(e: &hyper::Error) -> String {
 
 /// Reads the body to its end (the transfer is part of the probe), keeping the first
 /// `BODY_KEEP` bytes when they are to be searched.
-async fn read_body(clock: &Clock, mut body: Incoming, keep: bool) -> Result<Vec<u8>, Failure> {
+async fn read_body(
+    clock: &Clock,
+    mut body: Incoming,
+    connection: &mut Connection,
+    keep: bool,
+) -> Result<Vec<u8>, Failure> {
     let mut kept = Vec::new();
+    let mut driving = true;
     loop {
-        let frame = clock.within("the body did not arrive", body.frame()).await?;
+        let next = async {
+            loop {
+                tokio::select! {
+                    biased;
+                    frame = body.frame() => return frame,
+                    () = &mut *connection, if driving => driving = false,
+                }
+            }
+        };
+        let frame = clock.within("the body did not arrive", next).await?;
         match frame {
             None => return Ok(kept),
             Some(Err(e)) => {
