@@ -370,14 +370,36 @@ fn trim_float(v: f64) -> String {
 /// Every agreement's summary over `period` (read in each agreement's calendar zone), or
 /// over each agreement's current period when no period is given.
 pub fn compliance(
-    source: &dyn ReportSource,
+    source: &(dyn ReportSource + Sync),
     catalogue: &Catalogue,
     query: PeriodQuery<'_>,
     now: i64,
 ) -> Result<Compliance, ReportError> {
+    // Agreements on the same service often share a period and calendar (an SLA and an OLA
+    // on one service): the memo reads each timeline and histogram once. The agreements are
+    // independent, so they are spread over the cores.
+    let memo = MemoSource::new(source);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(catalogue.agreements.len().max(1));
+    let chunk = catalogue.agreements.len().div_ceil(threads).max(1);
+    let reports: Vec<Result<AgreementReport, ReportError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = catalogue
+            .agreements
+            .chunks(chunk)
+            .map(|agreements| {
+                let memo = &memo;
+                scope.spawn(move || {
+                    agreements
+                        .iter()
+                        .map(|a| agreement_report(memo, catalogue, a.id.as_str(), query, now))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("a report thread panicked")).collect()
+    });
     let mut lines = Vec::with_capacity(catalogue.agreements.len());
-    for agreement in &catalogue.agreements {
-        let report = agreement_report(source, catalogue, agreement.id.as_str(), query, now)?;
+    for (agreement, report) in catalogue.agreements.iter().zip(reports) {
+        let report = report?;
         lines.push(ComplianceLine {
             agreement: report.agreement,
             kind: report.kind,
@@ -396,6 +418,42 @@ pub fn compliance(
     let breached = lines.len() - met;
     let compliance_rate_percent = (!lines.is_empty()).then(|| 100.0 * met as f64 / lines.len() as f64);
     Ok(Compliance { agreements: lines, met, breached, compliance_rate_percent })
+}
+
+/// A `ReportSource` that remembers what it read, for one batch of reports over the same
+/// data (compliance). Safe to share between threads.
+struct MemoSource<'a> {
+    inner: &'a (dyn ReportSource + Sync),
+    runs: std::sync::Mutex<std::collections::HashMap<(String, String, i64, i64), Vec<ViewRun>>>,
+    latency: std::sync::Mutex<std::collections::HashMap<(String, Vec<Interval>), Histogram<u64>>>,
+}
+
+impl<'a> MemoSource<'a> {
+    fn new(inner: &'a (dyn ReportSource + Sync)) -> Self {
+        MemoSource { inner, runs: Default::default(), latency: Default::default() }
+    }
+}
+
+impl ReportSource for MemoSource<'_> {
+    fn view_runs(&self, probe: &str, agent: &str, from_ms: i64, to_ms: i64) -> Result<Vec<ViewRun>, SourceError> {
+        let key = (probe.to_string(), agent.to_string(), from_ms, to_ms);
+        if let Some(hit) = self.runs.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(hit.clone());
+        }
+        let runs = self.inner.view_runs(probe, agent, from_ms, to_ms)?;
+        self.runs.lock().unwrap_or_else(|e| e.into_inner()).insert(key, runs.clone());
+        Ok(runs)
+    }
+
+    fn latency(&self, probe: &str, minute_ranges: &[Interval]) -> Result<Histogram<u64>, SourceError> {
+        let key = (probe.to_string(), minute_ranges.to_vec());
+        if let Some(hit) = self.latency.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(hit.clone());
+        }
+        let h = self.inner.latency(probe, minute_ranges)?;
+        self.latency.lock().unwrap_or_else(|e| e.into_inner()).insert(key, h.clone());
+        Ok(h)
+    }
 }
 
 /// An in-memory `ReportSource` built from raw results: the reference implementation the
