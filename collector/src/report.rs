@@ -424,9 +424,11 @@ pub fn compliance(
 /// data (compliance). Safe to share between threads.
 struct MemoSource<'a> {
     inner: &'a (dyn ReportSource + Sync),
-    runs: std::sync::Mutex<std::collections::HashMap<(String, String, i64, i64), Vec<ViewRun>>>,
-    latency: std::sync::Mutex<std::collections::HashMap<(String, Vec<Interval>), Histogram<u64>>>,
+    runs: Memo<(String, String, i64, i64), Vec<ViewRun>>,
+    latency: Memo<(String, Vec<Interval>), Histogram<u64>>,
 }
+
+type Memo<K, V> = std::sync::Mutex<std::collections::HashMap<K, V>>;
 
 impl<'a> MemoSource<'a> {
     fn new(inner: &'a (dyn ReportSource + Sync)) -> Self {
