@@ -136,7 +136,7 @@ fn fill(store: &Store, catalogue: &Catalogue, from: i64, to: i64) -> u64 {
                 seq += 1;
                 // Ten minutes from 10:00 UTC every third day (inside UK business hours on weekdays).
                 let in_outage = (t / 60_000 + 14 * 60) % (3 * 1440) < 10;
-                let local_failure = rng.next() % 5000 == 0;
+                let local_failure = rng.next().is_multiple_of(5000);
                 let down = in_outage || local_failure;
                 batch.push(ProbeResult {
                     seq,
