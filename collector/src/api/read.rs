@@ -319,10 +319,11 @@ async fn evidence(
         .map_err(|e| ApiError::internal(e.error()))?;
         use std::io::Seek;
         file.rewind().map_err(ApiError::internal)?;
-        let label = config
-            .catalogue
-            .agreement(&id)
-            .map(|_| params.get("period").cloned().unwrap_or_else(|| "period".into()))
+        // The export succeeded, so the agreement exists and the period parses.
+        let agreement = config.catalogue.agreement(&id).expect("exported");
+        let zone = &config.catalogue.calendar(&agreement.calendar).expect("validated").timezone;
+        let label = crate::period::resolve(period_query(&params), Some(agreement.period), zone, now)
+            .map(|p| p.label)
             .unwrap_or_default();
         Ok((file, format!("{id}-{}.zip", label.replace(['/', ':'], "_"))))
     })
