@@ -125,13 +125,8 @@ pub async fn run(
         metrics: metrics.clone(),
     };
     let keeper = tokio::spawn(keeper.run(assign_tx));
-    let scheduler = tokio::spawn(schedule::run(
-        config.id.as_str().to_string(),
-        assign_rx,
-        results_tx,
-        metrics.clone(),
-        stop_rx.clone(),
-    ));
+    let scheduler =
+        tokio::spawn(schedule::run(config.id.as_str().to_string(), assign_rx, results_tx, metrics.clone(), stop_rx));
     let shipper = ship::Shipper {
         collector,
         spool: spool.clone(),
@@ -142,7 +137,9 @@ pub async fn run(
         retry_initial: options.retry_initial.unwrap_or(Duration::from_secs(1)),
         retry_max: options.retry_max.unwrap_or(Duration::from_secs(60)),
     };
-    let mut shipper = tokio::spawn(shipper.run(stop_rx));
+    // The shipper drains only once the writer has spooled the last results.
+    let (drain_tx, drain_rx) = watch::channel(false);
+    let mut shipper = tokio::spawn(shipper.run(drain_rx));
 
     shutdown.await;
     info!("shutting down: no new runs; waiting for runs in flight");
@@ -157,7 +154,7 @@ pub async fn run(
     if !matches!(joined, Ok(Ok(()))) {
         error!("spool writer ended abnormally");
     }
-    written.notify_one();
+    let _ = drain_tx.send(true);
     let flush = options.flush_timeout.unwrap_or(Duration::from_secs(10));
     if tokio::time::timeout(flush, &mut shipper).await.is_err() {
         shipper.abort();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, SystemTime};
 
-use probity_config::wire::{AssignedProbe, Assignment};
+use probity_config::wire::Assignment;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -22,8 +22,11 @@ use crate::probe::{self, Outcome};
 /// A finished run on its way to the spool.
 pub type Finished = (Arc<str>, Outcome);
 
+/// One scheduled probe. It points into the current assignment rather than holding a
+/// copy: with 10,000 probes, one copy of the specs is a few megabytes saved.
 struct Slot {
-    probe: Arc<AssignedProbe>,
+    assignment: Arc<Assignment>,
+    index: usize,
     id: Arc<str>,
     interval: Duration,
     next_due: Instant,
@@ -44,21 +47,30 @@ pub async fn run(
     let mut heap: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
     let mut next_key = 0u64;
     let mut in_flight = JoinSet::new();
-    let mut apply = |assignment: &Assignment,
+    let mut apply = |assignment: &Arc<Assignment>,
                      slots: &mut HashMap<u64, Slot>,
                      by_id: &mut HashMap<String, u64>,
                      heap: &mut BinaryHeap<Reverse<(Instant, u64)>>| {
-        let wanted: HashMap<&str, &AssignedProbe> = assignment.probes.iter().map(|p| (p.id.as_str(), p)).collect();
+        let wanted: HashMap<&str, usize> =
+            assignment.probes.iter().enumerate().map(|(i, p)| (p.id.as_str(), i)).collect();
         by_id.retain(|id, key| {
-            let keep = wanted.get(id.as_str()).is_some_and(|p| **p == *slots[key].probe);
-            if !keep {
-                slots.remove(key);
+            let slot = slots.get_mut(key).expect("by_id and slots agree");
+            match wanted.get(id.as_str()) {
+                // Unchanged: keeps its schedule, now pointing into the new assignment.
+                Some(&i) if assignment.probes[i] == slot.assignment.probes[slot.index] => {
+                    slot.assignment = assignment.clone();
+                    slot.index = i;
+                    true
+                }
+                _ => {
+                    slots.remove(key);
+                    false
+                }
             }
-            keep
         });
         let now = Instant::now();
         let wall_ms = wall_ms();
-        for probe in &assignment.probes {
+        for (index, probe) in assignment.probes.iter().enumerate() {
             if by_id.contains_key(&probe.id) {
                 continue;
             }
@@ -69,7 +81,8 @@ pub async fn run(
             slots.insert(
                 key,
                 Slot {
-                    probe: Arc::new(probe.clone()),
+                    assignment: assignment.clone(),
+                    index,
                     id: Arc::from(probe.id.as_str()),
                     interval,
                     next_due,
@@ -114,7 +127,7 @@ pub async fn run(
                     debug!(probe = %slot.id, "previous run still going; tick skipped");
                 } else {
                     slot.running.store(true, Relaxed);
-                    in_flight.spawn(run_once(slot.probe.clone(), slot.id.clone(), slot.running.clone(), results.clone(), metrics.clone()));
+                    in_flight.spawn(run_once(slot.assignment.clone(), slot.index, slot.id.clone(), slot.running.clone(), results.clone(), metrics.clone()));
                 }
                 slot.next_due += slot.interval;
                 let now = Instant::now();
@@ -140,12 +153,14 @@ async fn sleep_until_opt(when: Option<Instant>) {
 }
 
 async fn run_once(
-    probe: Arc<AssignedProbe>,
+    assignment: Arc<Assignment>,
+    index: usize,
     id: Arc<str>,
     running: Arc<AtomicBool>,
     results: mpsc::UnboundedSender<Finished>,
     metrics: Arc<Metrics>,
 ) {
+    let probe = &assignment.probes[index];
     // Boxed so an idle probe costs only its slot, not the largest probe's future.
     let outcome = Box::pin(probe::run_spec(&probe.spec, Duration::from_millis(probe.timeout_ms))).await;
     metrics.probe_ran(probe.spec.kind(), outcome.result.as_ref().err().map(|f| f.kind));
@@ -180,6 +195,7 @@ fn first_delay(agent: &str, probe: &str, interval: Duration, wall_ms: u128) -> D
 #[cfg(test)]
 mod tests {
     use probity_config::probe::{DnsSpec, ProbeSpec, RecordType};
+    use probity_config::wire::AssignedProbe;
     use std::sync::atomic::Ordering::Relaxed;
 
     use super::*;
