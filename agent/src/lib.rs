@@ -1,5 +1,14 @@
 //! `probity-agent` as a library: the run loop the binary and the collector's embedded
 //! agent share, and the probe runner end-to-end tests call directly.
+//!
+//! Data flow: `assignment` (pull, cache) → `schedule` (one heap, phase-spread ticks) →
+//! `probe::run_spec` (one file per kind) → spool writer thread (`spool`: fsync, then
+//! `seq`) → `ship` (batches, zstd, ack-then-delete) → collector.
+//!
+//! Invariants: a result exists once it is in the spool, and only the collector's 200
+//! removes it; a `seq` is never handed out twice, across restarts and crashes included;
+//! probes report failures as data (`probe::Failure`), never as `Err`; durations come
+//! from `tokio::time::Instant` only. The agent knows nothing of sled, axum or reports.
 
 pub mod adhoc;
 mod assignment;

@@ -155,7 +155,15 @@ impl Metrics {
 /// Serves `GET /metrics` (any path, in fact) until the task is dropped.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, spool: Arc<Spool>) {
     loop {
-        let Ok((stream, peer)) = listener.accept().await else { continue };
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of descriptors, say: wait rather than spin.
+                debug!(error = %e, "metrics accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
         let (metrics, spool) = (metrics.clone(), spool.clone());
         tokio::spawn(async move {
             let service = service_fn(move |_req| {
