@@ -189,3 +189,48 @@ fn bad_read_requests_get_clear_errors() {
     assert_eq!(r.status, 400);
     assert!(r.json()["error"].as_str().unwrap().contains("colour"));
 }
+
+#[test]
+fn read_tokens_guard_the_read_api_but_not_the_public_key() {
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let read_hash = hex(probity_config::token_sha256("probity_e2e-reader"));
+    let text = config(addr, yesterday_ms())
+        .replace("[server]\n", &format!("[api]\nread_tokens_sha256 = [\"{read_hash}\"]\n\n[server]\n"));
+    let c = Collector::start(&text, addr);
+    for path in ["/api/v1/services", "/api/v1/compliance", "/api/v1/gaps", "/api/v1/agreements/shop-sla/report"] {
+        let r = c.get(path);
+        assert_eq!(r.status, 401, "{path}: {}", r.text());
+        assert!(r.json()["error"].as_str().unwrap().contains("read token"));
+        let r = c.get_with(path, &[("Authorization", "Bearer probity_e2e-wrong")]);
+        assert_eq!(r.status, 401, "{path}");
+        let r = c.get_with(path, &[("Authorization", "Bearer probity_e2e-reader")]);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    }
+    // An agent token is not a read token.
+    let r = c.get_with("/api/v1/services", &[("Authorization", &format!("Bearer {}", TOKENS[0].1))]);
+    assert_eq!(r.status, 401);
+    assert_eq!(c.get("/api/v1/evidence/public-key").status, 200);
+}
+
+#[test]
+fn latency_and_gaps_endpoints_answer_with_the_spec_fields() {
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let day = yesterday_ms();
+    let c = Collector::start(&config(addr, day), addr);
+    ingest_all(&c, day);
+    let (from, to) = (rfc3339(day + 10 * 3_600_000), rfc3339(day + 11 * 3_600_000));
+    let l = c.get(&format!("/api/v1/services/shop/latency?from={from}&to={to}&percentiles=50,99")).json();
+    // Every successful result of the hour (no calendar: 24x7) minus a1/a2's 60 failures
+    // each, outside the maintenance window 10:30-10:35 (5 minutes x 6 results x 3 agents).
+    assert_eq!(l["count"], 3 * 348 - 120 - 90, "{l}");
+    assert!((19.9..20.1).contains(&l["min_ms"].as_f64().unwrap()), "{l}");
+    assert!((39.9..40.1).contains(&l["max_ms"].as_f64().unwrap()), "{l}");
+    assert!(l["mean_ms"].as_f64().is_some());
+    assert!(l["percentiles"]["p50"].as_f64().is_some() && l["percentiles"]["p99"].as_f64().is_some(), "{l}");
+    let g = c.get("/api/v1/gaps").json();
+    assert_eq!(g["gaps"], json!([]));
+    let ev = c.get("/api/v1/agreements/nope/evidence?period=2026-11");
+    assert_eq!(ev.status, 404);
+    let ev = c.get("/api/v1/agreements/shop-sla/evidence?period=2026-Q5");
+    assert_eq!(ev.status, 400);
+}
