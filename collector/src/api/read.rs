@@ -11,6 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use probity_config::Catalogue;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -20,6 +21,7 @@ use crate::availability::{State as ServiceState, rfc3339};
 use crate::period::{PeriodError, PeriodQuery};
 use crate::report::{self, ReportError};
 use crate::state::AppState;
+use crate::store::Store;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -187,29 +189,41 @@ async fn services(
     Ok(Json(out).into_response())
 }
 
+/// The shape every report endpoint shares: check the token and the parameters, then
+/// compute off the async threads against the configuration in force and answer JSON.
+async fn report_json<T: Serialize>(
+    state: AppState,
+    headers: &HeaderMap,
+    params: HashMap<String, String>,
+    accepted: &[&str],
+    compute: impl FnOnce(&Store, &Catalogue, &HashMap<String, String>, i64) -> Result<T, ReportError> + Send + 'static,
+) -> Result<Response, ApiError> {
+    authorize(&state, headers)?;
+    only(&params, accepted)?;
+    let now = super::now_ms();
+    let out = blocking(move || {
+        let config = state.config();
+        let r = compute(state.store(), &config.catalogue, &params, now)?;
+        serde_json::to_value(r).map_err(ApiError::internal)
+    })
+    .await?;
+    Ok(Json(out).into_response())
+}
+
+fn calendar_param(params: &HashMap<String, String>) -> Option<&str> {
+    params.get("calendar").map(String::as_str)
+}
+
 async fn service_availability(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
-    only(&params, &["period", "from", "to", "calendar"])?;
-    let now = super::now_ms();
-    let out = blocking(move || {
-        let config = state.config();
-        let r = report::service_availability(
-            state.store().as_ref(),
-            &config.catalogue,
-            &id,
-            params.get("calendar").map(String::as_str),
-            period_query(&params),
-            now,
-        )?;
-        serde_json::to_value(r).map_err(ApiError::internal)
+    report_json(state, &headers, params, &["period", "from", "to", "calendar"], move |store, c, p, now| {
+        report::service_availability(store, c, &id, calendar_param(p), period_query(p), now)
     })
-    .await?;
-    Ok(Json(out).into_response())
+    .await
 }
 
 async fn service_latency(
@@ -218,25 +232,17 @@ async fn service_latency(
     Path(id): Path<String>,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
-    only(&params, &["period", "from", "to", "calendar", "percentiles"])?;
-    let now = super::now_ms();
-    let out = blocking(move || {
-        let config = state.config();
-        let pcts = report::parse_percentiles(params.get("percentiles").map(String::as_str))?;
-        let r = report::service_latency(
-            state.store().as_ref(),
-            &config.catalogue,
-            &id,
-            params.get("calendar").map(String::as_str),
-            period_query(&params),
-            &pcts,
-            now,
-        )?;
-        serde_json::to_value(r).map_err(ApiError::internal)
-    })
-    .await?;
-    Ok(Json(out).into_response())
+    report_json(
+        state,
+        &headers,
+        params,
+        &["period", "from", "to", "calendar", "percentiles"],
+        move |store, c, p, now| {
+            let percentiles = report::parse_percentiles(p.get("percentiles").map(String::as_str))?;
+            report::service_latency(store, c, &id, calendar_param(p), period_query(p), &percentiles, now)
+        },
+    )
+    .await
 }
 
 async fn agreement_report(
@@ -245,16 +251,10 @@ async fn agreement_report(
     Path(id): Path<String>,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
-    only(&params, &["period", "from", "to"])?;
-    let now = super::now_ms();
-    let out = blocking(move || {
-        let config = state.config();
-        let r = report::agreement_report(state.store().as_ref(), &config.catalogue, &id, period_query(&params), now)?;
-        serde_json::to_value(r).map_err(ApiError::internal)
+    report_json(state, &headers, params, &["period", "from", "to"], move |store, c, p, now| {
+        report::agreement_report(store, c, &id, period_query(p), now)
     })
-    .await?;
-    Ok(Json(out).into_response())
+    .await
 }
 
 async fn compliance(
@@ -262,16 +262,10 @@ async fn compliance(
     headers: HeaderMap,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
-    only(&params, &["period", "from", "to"])?;
-    let now = super::now_ms();
-    let out = blocking(move || {
-        let config = state.config();
-        let r = report::compliance(state.store().as_ref(), &config.catalogue, period_query(&params), now)?;
-        serde_json::to_value(r).map_err(ApiError::internal)
+    report_json(state, &headers, params, &["period", "from", "to"], |store, c, p, now| {
+        report::compliance(store, c, period_query(p), now)
     })
-    .await?;
-    Ok(Json(out).into_response())
+    .await
 }
 
 async fn gaps(State(state): State<AppState>, headers: HeaderMap, Query(params): Params) -> Result<Response, ApiError> {
