@@ -531,8 +531,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path(), 1 << 20).unwrap();
         let payload = vec![b'x'; 1000];
-        for _ in 0..3000 {
-            spool.append(1, |_, _| payload.clone()).unwrap();
+        for _ in 0..300 {
+            spool.append(10, |_, _| payload.clone()).unwrap();
         }
         let stats = spool.stats();
         assert!(stats.bytes <= 1 << 20, "{stats:?}");
