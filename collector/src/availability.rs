@@ -713,7 +713,6 @@ pub fn rfc3339(ms: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use probity_config::calendar::{DayRange, parse_date, parse_hours, parse_timezone};
 
     use super::*;
     use crate::runs::{Observation, runs_from_observations};
@@ -743,23 +742,7 @@ mod tests {
     }
 
     fn calendar(zone: &str, hours: &[&str], holidays: &[&str]) -> Calendar {
-        let (timezone_name, timezone) = parse_timezone(zone).unwrap();
-        let mut weekly: [Vec<DayRange>; 7] = Default::default();
-        for h in hours {
-            let (days, ranges) = parse_hours(h).unwrap();
-            for d in days {
-                weekly[d].extend(ranges.iter().copied());
-                weekly[d].sort();
-            }
-        }
-        Calendar {
-            id: "test".into(),
-            timezone_name,
-            timezone,
-            weekly,
-            holidays: holidays.iter().map(|d| parse_date(d).unwrap()).collect(),
-            hours_text: hours.iter().map(|s| s.to_string()).collect(),
-        }
+        Calendar::from_text("test", zone, hours, holidays).unwrap()
     }
 
     fn probe<'a>(id: &'a str, quorum: usize, agents: Vec<(&'a str, Vec<ViewRun>)>) -> ProbeViews<'a> {

@@ -59,6 +59,28 @@ impl Calendar {
         }
     }
 
+    /// Builds a calendar from its textual parts, as a config file writes them (for tests
+    /// and tools; config files go through validation, which reports positions).
+    pub fn from_text(id: &str, zone: &str, hours: &[&str], holidays: &[&str]) -> Result<Calendar, String> {
+        let (timezone_name, timezone) = parse_timezone(zone)?;
+        let mut weekly: [Vec<DayRange>; 7] = Default::default();
+        for h in hours {
+            let (days, ranges) = parse_hours(h)?;
+            for d in days {
+                weekly[d].extend(ranges.iter().copied());
+            }
+        }
+        for (day, ranges) in weekly.iter_mut().enumerate() {
+            ranges.sort();
+            if ranges.windows(2).any(|w| w[1].start < w[0].end) {
+                return Err(format!("hours overlap on {}", WEEKDAYS[day]));
+            }
+        }
+        let holidays = holidays.iter().map(|d| parse_date(d)).collect::<Result<_, _>>()?;
+        let hours_text = hours.iter().map(|s| s.to_string()).collect();
+        Ok(Calendar { id: id.to_string(), timezone_name, timezone, weekly, holidays, hours_text })
+    }
+
     pub fn is_always(&self) -> bool {
         self.holidays.is_empty() && self.weekly.iter().all(|d| d == &[DayRange { start: 0, end: DAY_SECONDS }])
     }
@@ -260,23 +282,7 @@ mod tests {
     }
 
     fn cal(zone: &str, hours: &[&str], holidays: &[&str]) -> Calendar {
-        let (timezone_name, timezone) = parse_timezone(zone).unwrap();
-        let mut weekly: [Vec<DayRange>; 7] = Default::default();
-        for h in hours {
-            let (days, ranges) = parse_hours(h).unwrap();
-            for d in days {
-                weekly[d].extend(ranges.iter().copied());
-                weekly[d].sort();
-            }
-        }
-        Calendar {
-            id: "t".into(),
-            timezone_name,
-            timezone,
-            weekly,
-            holidays: holidays.iter().map(|d| parse_date(d).unwrap()).collect(),
-            hours_text: hours.iter().map(|s| s.to_string()).collect(),
-        }
+        Calendar::from_text("t", zone, hours, holidays).unwrap()
     }
 
     fn total(v: &[(i64, i64)]) -> i64 {
