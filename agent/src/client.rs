@@ -56,16 +56,16 @@ impl Collector {
         let token = match &config.token {
             TokenSource::Inline(t) => t.clone(),
             TokenSource::File(path) => std::fs::read_to_string(path)
-                .map_err(|source| AgentError::Token { path: path.clone(), source })?
+                .map_err(|error| AgentError::Token { path: path.clone(), error })?
                 .trim()
                 .to_string(),
         };
         let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
         roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
         if let Some(path) = &config.ca_file {
-            let pem = std::fs::read(path).map_err(|source| AgentError::CaFile { path: path.clone(), source })?;
+            let pem = std::fs::read(path).map_err(|error| AgentError::CaFile { path: path.clone(), error })?;
             for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-                let cert = cert.map_err(|source| AgentError::CaFile { path: path.clone(), source })?;
+                let cert = cert.map_err(|error| AgentError::CaFile { path: path.clone(), error })?;
                 roots.add(cert).map_err(|e| AgentError::Client(format!("ca_file {}: {e}", path.display())))?;
             }
         }

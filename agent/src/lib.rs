@@ -57,19 +57,20 @@ pub struct RunOptions {
     /// Told the metrics address actually bound (useful with port 0).
     pub metrics_bound: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
 }
-/// Why the agent could not run: our fault or the host's, never a probe's.
+/// Why the agent could not run: our fault or the host's, never a probe's. Each message
+/// carries its cause, so it reads whole wherever it is printed.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error("token file {}: {source}", path.display())]
-    Token { path: std::path::PathBuf, source: std::io::Error },
-    #[error("spool {}: {source}", path.display())]
-    Spool { path: std::path::PathBuf, source: std::io::Error },
+    #[error("token file {}: {error}", path.display())]
+    Token { path: std::path::PathBuf, error: std::io::Error },
+    #[error("spool {}: {error}", path.display())]
+    Spool { path: std::path::PathBuf, error: std::io::Error },
     #[error("collector client: {0}")]
     Client(String),
-    #[error("ca_file {}: {source}", path.display())]
-    CaFile { path: std::path::PathBuf, source: std::io::Error },
-    #[error("metrics listener {addr}: {source}")]
-    Metrics { addr: SocketAddr, source: std::io::Error },
+    #[error("ca_file {}: {error}", path.display())]
+    CaFile { path: std::path::PathBuf, error: std::io::Error },
+    #[error("metrics listener {addr}: {error}")]
+    Metrics { addr: SocketAddr, error: std::io::Error },
 }
 
 /// Installs rustls's ring provider as the process default. Idempotent.
@@ -90,7 +91,7 @@ pub async fn run(
 ) -> Result<(), AgentError> {
     install_crypto_provider();
     let collector = Arc::new(client::Collector::new(&config, options.compression)?);
-    let spool_error = |source| AgentError::Spool { path: config.spool_dir.clone(), source };
+    let spool_error = |error| AgentError::Spool { path: config.spool_dir.clone(), error };
     let spool = Arc::new(Spool::open(&config.spool_dir, config.spool_max).map_err(spool_error)?);
     let metrics = Arc::new(Metrics::default());
     info!(
@@ -103,8 +104,8 @@ pub async fn run(
 
     let metrics_server = match options.metrics_listen {
         Some(addr) => {
-            let listener = metrics::bind(addr).await.map_err(|source| AgentError::Metrics { addr, source })?;
-            let bound = listener.local_addr().map_err(|source| AgentError::Metrics { addr, source })?;
+            let listener = metrics::bind(addr).await.map_err(|error| AgentError::Metrics { addr, error })?;
+            let bound = listener.local_addr().map_err(|error| AgentError::Metrics { addr, error })?;
             info!(addr = %bound, "serving metrics");
             if let Some(tx) = options.metrics_bound.take() {
                 let _ = tx.send(bound);

@@ -94,7 +94,8 @@ fn probe(target: &str, timeout: &str) -> anyhow::Result<bool> {
 }
 
 fn run(config: &std::path::Path, metrics_listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
-    let config = probity_config::load_agent_config(config)?;
+    // The config error's text already names its cause; `{:#}` would repeat it.
+    let config = probity_config::load_agent_config(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let options = probity_agent::RunOptions { metrics_listen, ..Default::default() };
     runtime()?.block_on(async move {
         let shutdown = async {
