@@ -348,7 +348,7 @@ fn percentiles(mut v: Vec<i64>) -> (f64, f64) {
 }
 
 fn stop(agent: &mut Child) {
-    let _ = Command::new("kill").arg("-TERM").arg(agent.id().to_string()).status();
+    let _ = Command::new("sh").args(["-c", "kill -TERM \"$1\"", "sh"]).arg(agent.id().to_string()).status();
     let _ = agent.wait();
 }
 

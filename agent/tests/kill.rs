@@ -73,7 +73,9 @@ async fn sigkill_loses_nothing_that_was_spooled() {
     // 3: restart and stop cleanly with SIGTERM: shutdown flushes the spool.
     let mut agent = spawn_agent(&config, &log);
     collector.wait_until("more results", |s| s.results.iter().any(|r| r.seq > at_second_kill + 20)).await;
-    let status = Command::new("kill").arg("-TERM").arg(agent.id().to_string()).status().unwrap();
+    // The shell's own `kill`: no procps needed.
+    let status =
+        Command::new("sh").args(["-c", "kill -TERM \"$1\"", "sh"]).arg(agent.id().to_string()).status().unwrap();
     assert!(status.success());
     let exit = agent.wait().unwrap();
     let log_text = std::fs::read_to_string(&log).unwrap();
