@@ -238,6 +238,60 @@ mod tests {
         assert!(runs + skipped <= 31, "runs {runs}, skipped {skipped}");
     }
 
+    fn silent_probe(id: &str, interval_ms: u64, server: std::net::SocketAddr) -> AssignedProbe {
+        AssignedProbe {
+            id: id.into(),
+            interval_ms,
+            timeout_ms: 100,
+            spec: ProbeSpec::Dns(DnsSpec {
+                name: format!("{id}.test"),
+                record: RecordType::A,
+                server: Some(server),
+                expect: vec![],
+            }),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_untouched_probe_keeps_its_schedule_when_others_come_and_go() {
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let server = silent.local_addr().unwrap();
+        let a = silent_probe("a", 1000, server);
+        let first = Arc::new(Assignment { agent: "x".into(), probes: vec![a.clone()] });
+        let (assign_tx, assign_rx) = watch::channel(Some(first));
+        let (results_tx, mut results_rx) = mpsc::unbounded_channel();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let metrics = Arc::new(Metrics::default());
+        let scheduler = tokio::spawn(run("x".into(), assign_rx, results_tx, metrics, stop_rx));
+        let mut a_times = Vec::new();
+        let mut b_runs = 0;
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(8) {
+            let elapsed = start.elapsed();
+            if elapsed >= Duration::from_millis(2500) && assign_tx.borrow().as_ref().unwrap().probes.len() == 1 {
+                let b = silent_probe("b", 700, server);
+                assign_tx.send(Some(Arc::new(Assignment { agent: "x".into(), probes: vec![b, a.clone()] }))).unwrap();
+            }
+            if elapsed >= Duration::from_millis(5500) && assign_tx.borrow().as_ref().unwrap().probes.len() == 2 {
+                assign_tx.send(Some(Arc::new(Assignment { agent: "x".into(), probes: vec![a.clone()] }))).unwrap();
+            }
+            tokio::select! {
+                Some((id, _)) = results_rx.recv() => {
+                    if &*id == "a" { a_times.push(Instant::now()) } else { b_runs += 1 }
+                }
+                () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+        }
+        stop_tx.send(true).unwrap();
+        scheduler.await.unwrap();
+        assert!(b_runs >= 2, "b never ran ({b_runs})");
+        assert!(a_times.len() >= 7, "{}", a_times.len());
+        for pair in a_times.windows(2) {
+            let gap = pair[1] - pair[0];
+            assert!(gap.abs_diff(Duration::from_secs(1)) <= Duration::from_millis(2), "a's schedule moved: {gap:?}");
+        }
+    }
+
     #[test]
     fn phases_are_stable_and_spread() {
         let interval = Duration::from_secs(30);
