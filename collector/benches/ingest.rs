@@ -61,7 +61,7 @@ fn config(dir: &Path, args: &Args) -> String {
 
 /// Every agent's batches, JSON then zstd, built before the clock starts.
 fn batches(args: &Args, start_ms: i64) -> Vec<Vec<Vec<u8>>> {
-    let per_agent = args.results / args.agents;
+    let per_agent = args.results / args.agents / BATCH * BATCH;
     (0..args.agents)
         .map(|a| {
             let results: Vec<ProbeResult> = (0..per_agent)
@@ -131,6 +131,7 @@ fn main() {
         .arg("--config")
         .arg(&config_path)
         .env("RUST_LOG", "warn,probity_collector::serve=info")
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -144,6 +145,14 @@ fn main() {
     };
     std::thread::spawn(move || for _ in stderr.lines() {});
     let pid = child.id();
+    // Stop the collector even when the load generator panics.
+    struct KillOnDrop(u32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = Command::new("kill").arg("-KILL").arg(self.0.to_string()).status();
+        }
+    }
+    let guard = KillOnDrop(pid);
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let (elapsed, mut latencies) = runtime.block_on(async {
@@ -185,7 +194,14 @@ fn main() {
     let live_bytes = dir_size(&dir.path().join("data/db"));
     Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap();
     child.wait().unwrap();
+    std::mem::forget(guard);
     let closed_bytes = dir_size(&dir.path().join("data/db"));
+
+    let store = probity_collector::store::Store::open(&dir.path().join("data/db"), &Default::default()).unwrap();
+    for (tree, keys, bytes) in store.logical_sizes().unwrap() {
+        eprintln!("{tree:>15}: {keys:>9} keys {:>7.1} logical bytes/result", bytes as f64 / total as f64);
+    }
+    drop(store);
 
     latencies.sort_by(f64::total_cmp);
     let q = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];

@@ -129,7 +129,7 @@ impl Store {
         let config = sled::Config::new()
             .path(path)
             .cache_capacity(options.cache_capacity)
-            .mode(sled::Mode::HighThroughput)
+            .mode(sled::Mode::LowSpace)
             .flush_every_ms(Some(1000));
         // sled panics on some kinds of damage instead of returning an error.
         let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || config.open()));
@@ -188,6 +188,32 @@ impl Store {
 
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk()?)
+    }
+
+    /// Per tree: name, keys, and bytes of keys plus values (before sled's own overhead).
+    /// A full scan: for benchmarks and diagnostics.
+    pub fn logical_sizes(&self) -> Result<Vec<(&'static str, u64, u64)>, StoreError> {
+        let trees = [
+            ("raw", &self.raw),
+            ("runs", &self.runs),
+            ("last", &self.last),
+            ("agents", &self.agents),
+            ("hist_min", &self.hist_min),
+            ("hist_hour", &self.hist_hour),
+            ("hist_day", &self.hist_day),
+            ("rollup_pending", &self.pending),
+        ];
+        let mut out = Vec::new();
+        for (name, tree) in trees {
+            let (mut keys, mut bytes) = (0, 0);
+            for kv in tree.iter() {
+                let (k, v) = kv?;
+                keys += 1;
+                bytes += (k.len() + v.len()) as u64;
+            }
+            out.push((name, keys, bytes));
+        }
+        Ok(out)
     }
 
     /// Flushes everything to disk (blocking).
