@@ -189,3 +189,34 @@ async fn a_failed_result_carries_its_kind_on_the_wire() {
     assert_eq!(wire["error"]["kind"], "connect");
     assert!(wire["at"].as_i64().unwrap() > 1_700_000_000_000);
 }
+
+/// Regression: a server that sends its whole answer with `Connection: close` and hangs up
+/// at once finished the connection driver before the response was taken, and the probe
+/// reported "connect: the server closed the connection before answering".
+#[tokio::test]
+async fn a_server_that_answers_and_closes_at_once_is_judged_on_its_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut status = [503u16, 200].into_iter().cycle();
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else { return };
+            let code = status.next().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf).await;
+            let body = if code == 200 { "ok\n" } else { "failing\n" };
+            let reply =
+                format!("HTTP/1.1 {code} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            let _ = conn.write_all(reply.as_bytes()).await;
+            let _ = conn.shutdown().await;
+        }
+    });
+    let url = format!("http://{addr}/health");
+    let down = run(json!({"kind": "http", "url": url, "body_contains": "ok"}), 5000).await;
+    let (kind, message) = failed(&down);
+    assert_eq!(kind, ErrorKind::Status, "{message}");
+    assert_eq!(down.details.status, Some(503));
+    let up = run(json!({"kind": "http", "url": url, "body_contains": "ok"}), 5000).await;
+    assert!(up.is_up(), "{:?}", up.result);
+}

@@ -156,14 +156,19 @@ where
         let _ = connection.await;
     });
     let sent = Instant::now();
+    let refused = |e: hyper::Error| failure(ErrorKind::Connect, format!("connect: {url}: {}", hyper_reason(&e)));
     let exchange = async {
+        let mut sending = std::pin::pin!(sender.send_request(request));
         tokio::select! {
             biased;
-            response = sender.send_request(request) => {
-                response.map_err(|e| failure(ErrorKind::Connect, format!("connect: {url}: {}", hyper_reason(&e))))
-            }
+            response = &mut sending => response.map_err(refused),
             () = &mut connection => {
-                Err(failure(ErrorKind::Connect, format!("connect: {url}: the server closed the connection before answering")))
+                // The driver may have finished *because* it read the whole response and the
+                // server then closed (`Connection: close`): the response, or hyper's reason
+                // for not having one, is already waiting. The finished driver must not be
+                // polled again, so a never-ready one takes its place for the body.
+                connection = Box::pin(std::future::pending());
+                sending.await.map_err(refused)
             }
         }
     };
