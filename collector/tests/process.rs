@@ -170,3 +170,47 @@ async fn the_embedded_agent_probes_and_stores_through_the_ingest_path() {
     assert!(store.raw_results("here-tcp", i64::MIN, i64::MAX).unwrap().count() >= 1);
     assert_eq!(store.seq_summary("local").unwrap().unwrap().lost, 0);
 }
+
+#[tokio::test]
+async fn https_serves_with_the_configured_certificate_and_the_embedded_agent_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let extra = format!(
+        "[embedded_agent]\nenabled = true\nid = \"local\"\n\n[[services]]\nid = \"here\"\nname = \"Here\"\nowner = \"ops\"\n  [[services.probes]]\n  id = \"here-tcp\"\n  kind = \"tcp\"\n  target = \"{}\"\n  interval = \"1s\"\n  timeout = \"1s\"\n  agents = [\"local\"]\n",
+        target.local_addr().unwrap()
+    );
+    let text = config_text("127.0.0.1:0", &dir.path().join("data"), &extra).replacen(
+        "raw_retention = \"30d\"\n",
+        &format!(
+            "raw_retention = \"30d\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            data.join("tls-chain.pem").display(),
+            data.join("tls-key.pem").display()
+        ),
+        1,
+    );
+    let config = dir.path().join("collector.toml");
+    std::fs::write(&config, text).unwrap();
+    let mut c = Collector::start(&config);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(data.join("tls-ca.pem")).unwrap()).unwrap();
+    let client = reqwest::Client::builder().add_root_certificate(ca).build().unwrap();
+    let https = |path: &str| format!("https://{}{path}", c.addr);
+    let health = client.get(https("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(client.get(c.url("/healthz")).send().await.is_err(), "plain http is not served");
+    let (_conn, _) = tokio::task::spawn_blocking(move || target.accept().unwrap()).await.unwrap();
+    let mut stored = false;
+    for _ in 0..300 {
+        let text = client.get(https("/metrics")).send().await.unwrap().text().await.unwrap();
+        if text.contains("probity_probe_success{probe=\"here-tcp\",agent=\"local\"} 1") {
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(stored, "no result from the embedded agent over https within a minute");
+    c.signal("TERM");
+    c.wait_for_log("stopped");
+    assert!(c.child.wait().unwrap().success());
+}
