@@ -78,6 +78,10 @@ pub fn http(method: &str, addr: SocketAddr, path: &str, headers: &[(&str, &str)]
     stream.write_all(body).ok()?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).ok()?;
+    parse_reply(&raw)
+}
+
+fn parse_reply(raw: &[u8]) -> Option<Reply> {
     let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
     let mut lines = head.split("\r\n");
@@ -294,4 +298,26 @@ pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, bytes).unwrap();
     p
+}
+
+/// One HTTPS GET over rustls, trusting only `ca_pem`; `None` when the server is not there
+/// or the handshake fails.
+pub fn https_get(addr: SocketAddr, server_name: &str, path: &str, ca_pem: &[u8]) -> Option<Reply> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut &ca_pem[..]) {
+        roots.add(cert.ok()?).ok()?;
+    }
+    let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(server_name.to_string()).ok()?;
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).ok()?;
+    let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
+    tcp.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    tls.write_all(req.as_bytes()).ok()?;
+    let mut raw = Vec::new();
+    // A peer closing without close_notify still leaves a complete response behind.
+    let _ = tls.read_to_end(&mut raw);
+    parse_reply(&raw)
 }

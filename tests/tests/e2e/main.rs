@@ -5,3 +5,4 @@ mod evidence;
 mod probing;
 mod reports;
 mod tidy;
+mod tls;
