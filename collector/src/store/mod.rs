@@ -235,6 +235,24 @@ impl Store {
         let a = self.intern(keys::KIND_AGENT, agent)?;
         let state = self.agent_state(a)?;
         let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+        // On a storage error nothing is acknowledged: forget what this call marked as
+        // seen, or the agent's retry would be taken for a duplicate and dropped.
+        let saved = state.seqs.clone();
+        let result = self.ingest_locked(a, &mut state, results, check);
+        if result.is_err() {
+            state.seqs = saved;
+            state.pairs.clear();
+        }
+        result
+    }
+
+    fn ingest_locked<R>(
+        &self,
+        a: Num,
+        state: &mut AgentState,
+        results: &[ProbeResult],
+        check: impl Fn(&ProbeResult) -> Result<i64, R>,
+    ) -> Result<IngestSummary<R>, StoreError> {
         let mut summary = IngestSummary {
             accepted: 0,
             duplicates: 0,
@@ -272,7 +290,7 @@ impl Store {
         let marker = if by_probe.is_empty() { 0 } else { self.db.generate_id()? };
         let mut blocks = Vec::new();
         for (p, (interval_ms, items)) in by_probe {
-            let pair = self.pair_state(&mut state, p, a)?;
+            let pair = self.pair_state(state, p, a)?;
             let newest_before = pair.last.map(|l| (l.at, l.seq));
             let observations =
                 items.iter().map(|e| NewObservation { at: e.at, seq: e.seq, down: e.value.down }).collect();
