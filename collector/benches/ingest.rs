@@ -8,7 +8,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use tokio::time::Instant;
 
 use probity_config::wire::{ErrorKind, IngestRequest, ProbeResult, ResultError};
 
