@@ -207,9 +207,15 @@ impl Store {
         t: i64,
     ) -> Result<Option<(u64, Histogram<u64>)>, StoreError> {
         let Some(v) = tree.get(keys::pair_time_key(p, a, t))? else { return Ok(None) };
-        let mut out = Latency { histogram: new_histogram(), results: 0 };
-        add_value(&v, &mut out)?;
-        Ok(Some((out.results, out.histogram)))
+        let (total, bytes) = keys::decode_hist_value(&v).ok_or(StoreError::Corrupt { tree: "hist" })?;
+        if bytes.is_empty() {
+            return Ok(Some((total, new_histogram())));
+        }
+        // Decoded straight into the histogram that will grow, not added into a new one.
+        let mut h: Histogram<u64> =
+            Deserializer::new().deserialize(&mut &bytes[..]).map_err(|e| StoreError::Histogram(format!("{e:?}")))?;
+        h.auto(true);
+        Ok(Some((total, h)))
     }
 }
 

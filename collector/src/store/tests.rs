@@ -201,6 +201,11 @@ fn latency_merges_minutes_hours_and_days_the_same_before_and_after_rollup() {
     assert_eq!(store.received("p", "a", day0, day0 + HOUR_MS).unwrap(), 7);
     store.roll_up(day0 + 3 * DAY_MS).unwrap();
     assert_eq!(store.latency("p", &windows[0]).unwrap().results, 433);
+    // A stored minute that is not the cached one is read back and added to.
+    store.ingest("a", &[result(10_001, "p", day0 + 18, None, 3_000_000)], accept_all(600_000)).unwrap();
+    let first_minute = store.latency("p", &[(day0, day0 + MINUTE_MS)]).unwrap();
+    assert_eq!((first_minute.results, first_minute.histogram.len()), (2, 1), "the first result failed");
+    assert!(first_minute.histogram.equivalent(first_minute.histogram.max(), 3_000_000));
     // Minutes count when their start lies in the interval.
     assert_eq!(store.received("p", "a", day0 + 1, day0 + 10 * MINUTE_MS).unwrap(), 1, "the late one at minute 5");
     assert_eq!(store.received("p", "a", day0 + 1, day0 + 10 * MINUTE_MS + 1).unwrap(), 2, "and minute 10");
