@@ -6,7 +6,9 @@
 //! and 10,000 probes assigned, and timing overhead (measured minus the true 20 ms).
 //!
 //! Knobs: `BENCH_SECS` (measurement window per phase, default 20), `BENCH_RATE`
-//! (probes/s for the comparison, default 500). Loopback only; every loop is bounded.
+//! (probes/s for the comparison, default 500), `BENCH_AGENT_CPUS` (pin the measured agent or
+//! blackbox_exporter to these CPUs; run the bench itself under `taskset -c 0`). Loopback
+//! only; every loop is bounded.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -172,7 +174,7 @@ async fn run_agent(served: &Served, url: &str, probes: u64, rate: u64, window: D
         ),
     )
     .unwrap();
-    let mut agent = Command::new(env!("CARGO_BIN_EXE_probity-agent"))
+    let mut agent = measured_command(env!("CARGO_BIN_EXE_probity-agent"))
         .arg("--config")
         .arg(&config)
         .arg("--metrics-listen")
@@ -249,7 +251,7 @@ async fn blackbox(url: &str, rate: u64, window: Duration) -> Option<Figures> {
     )
     .unwrap();
     let addr = support::closed_port();
-    let mut bb = Command::new("prometheus-blackbox-exporter")
+    let mut bb = measured_command("prometheus-blackbox-exporter")
         .arg(format!("--config.file={}", config.display()))
         .arg(format!("--web.listen-address={addr}"))
         .arg("--log.level=warn")
@@ -350,6 +352,20 @@ fn percentiles(mut v: Vec<i64>) -> (f64, f64) {
 fn stop(agent: &mut Child) {
     let _ = Command::new("sh").args(["-c", "kill -TERM \"$1\"", "sh"]).arg(agent.id().to_string()).status();
     let _ = agent.wait();
+}
+
+/// The measured program, pinned to the CPUs in `BENCH_AGENT_CPUS` (e.g. `1`) when set, so
+/// that a run under `taskset -c 0` keeps the target and fake collector off its core.
+/// `taskset` execs the program, so the child's pid (for `/proc` CPU and RSS) is the program's.
+fn measured_command(program: &str) -> Command {
+    match std::env::var("BENCH_AGENT_CPUS") {
+        Ok(cpus) if !cpus.is_empty() => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", &cpus, program]);
+            c
+        }
+        _ => Command::new(program),
+    }
 }
 
 fn unix_ms() -> i64 {
