@@ -198,7 +198,7 @@ fn evidence_child(db: &Path) {
     let out = tempfile::tempfile().unwrap();
     let t = Instant::now();
     let q = PeriodQuery { period: Some("2026-Q3"), from: None, to: None };
-    let file = probity_collector::evidence::export::export(
+    let (file, _) = probity_collector::evidence::export::export(
         std::io::BufWriter::new(out),
         &store,
         &catalogue,

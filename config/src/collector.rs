@@ -2,7 +2,7 @@
 //! then cross-references are resolved and every rule is checked, so that one run
 //! reports every problem and the result is a `CollectorConfig` that cannot be wrong.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -47,7 +47,6 @@ struct RawProbe {
     path: String,
     id: Option<At<Id>>,
     interval: Duration,
-    interval_pos: usize,
     timeout: Option<At<Duration>>,
     agents: Option<Vec<At<String>>>,
     agents_pos: usize,
@@ -304,9 +303,11 @@ fn read_collector(r: &mut Reader<'_>, root: &Value<'_>) -> Option<CollectorConfi
     check_dependency_cycles(r, &final_services, &service_ids);
 
     let mut final_maintenance = Vec::new();
-    let mut maint_ids = HashSetPos::default();
+    let mut maintenance_ids: HashSet<String> = HashSet::new();
     for (mut m, id_pos, svcs, path) in maintenance {
-        maint_ids.check(r, &m.id, id_pos, &path.replace(".services", ".id"), "maintenance id");
+        if !maintenance_ids.insert(m.id.to_string()) {
+            r.error(id_pos, path.replace(".services", ".id"), format!("duplicate maintenance id \"{}\"", m.id));
+        }
         for s in svcs {
             if service_ids.contains_key(&s.value) {
                 m.services.push(Id::new(&s.value).expect("service ids are valid"));
@@ -318,10 +319,10 @@ fn read_collector(r: &mut Reader<'_>, root: &Value<'_>) -> Option<CollectorConfi
     }
 
     let mut final_agreements = Vec::new();
-    let mut agreement_ids: HashMap<String, ()> = HashMap::new();
+    let mut agreement_ids: HashSet<String> = HashSet::new();
     for a in agreements {
         if let Some(id) = &a.id
-            && agreement_ids.insert(id.value.to_string(), ()).is_some()
+            && !agreement_ids.insert(id.value.to_string())
         {
             r.error(id.pos, format!("{}.id", a.path), format!("duplicate agreement id \"{}\"", id.value));
         }
@@ -376,17 +377,6 @@ fn read_collector(r: &mut Reader<'_>, root: &Value<'_>) -> Option<CollectorConfi
             agreements: final_agreements,
         },
     })
-}
-
-#[derive(Default)]
-struct HashSetPos(BTreeSet<String>);
-
-impl HashSetPos {
-    fn check(&mut self, r: &mut Reader<'_>, id: &Id, pos: usize, path: &str, what: &str) {
-        if !self.0.insert(id.to_string()) {
-            r.error(pos, path, format!("duplicate {what} \"{id}\""));
-        }
-    }
 }
 
 /// Each table of an `[[array]]`; anything else under that key is a type error.
@@ -647,7 +637,6 @@ fn read_probe(r: &mut Reader<'_>, v: &Value<'_>, path: &str) -> Option<RawProbe>
     let f = r.fields(v, path, &known)?;
     let id = read_id(r, &f, "id");
     let interval = r.opt_positive_duration(&f, "interval");
-    let interval_pos = interval.as_ref().map_or(f.pos, |i| i.pos);
     let interval = interval.map_or(DEFAULT_INTERVAL, |i| i.value);
     let timeout = r.opt_positive_duration(&f, "timeout");
     let agents = r.opt_string_list(&f, "agents");
@@ -660,7 +649,7 @@ fn read_probe(r: &mut Reader<'_>, v: &Value<'_>, path: &str) -> Option<RawProbe>
         Some("tls") => read_tls(r, &f).map(ProbeSpec::Tls),
         _ => None,
     };
-    Some(RawProbe { path: path.to_string(), id, interval, interval_pos, timeout, agents, agents_pos, quorum, spec })
+    Some(RawProbe { path: path.to_string(), id, interval, timeout, agents, agents_pos, quorum, spec })
 }
 
 fn read_http(r: &mut Reader<'_>, f: &Fields<'_, '_>) -> Option<HttpSpec> {
@@ -852,7 +841,6 @@ fn resolve_probe(
         }
         None => DEFAULT_TIMEOUT.min(p.interval),
     };
-    let _ = p.interval_pos;
     let agents: Vec<Id> = match &p.agents {
         None => all_agents.to_vec(),
         Some(list) => {

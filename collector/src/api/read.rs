@@ -296,7 +296,7 @@ async fn evidence(
         // Written to an unlinked temporary file, then streamed: a quarter of raw results
         // never sits in memory.
         let tmp = tempfile::tempfile().map_err(ApiError::internal)?;
-        let mut file = crate::evidence::export::export(
+        let (file, period) = crate::evidence::export::export(
             std::io::BufWriter::new(tmp),
             state.store().as_ref(),
             &config.catalogue,
@@ -308,18 +308,11 @@ async fn evidence(
         .map_err(|e| match e {
             crate::evidence::export::EvidenceError::Report(r) => ApiError::from(r),
             other => ApiError::internal(other),
-        })?
-        .into_inner()
-        .map_err(|e| ApiError::internal(e.error()))?;
+        })?;
+        let mut file = file.into_inner().map_err(|e| ApiError::internal(e.error()))?;
         use std::io::Seek;
         file.rewind().map_err(ApiError::internal)?;
-        // The export succeeded, so the agreement exists and the period parses.
-        let agreement = config.catalogue.agreement(&id).expect("exported");
-        let zone = &config.catalogue.calendar(&agreement.calendar).expect("validated").timezone;
-        let label = crate::period::resolve(period_query(&params), Some(agreement.period), zone, now)
-            .map(|p| p.label)
-            .unwrap_or_default();
-        Ok((file, format!("{id}-{}.zip", label.replace(['/', ':'], "_"))))
+        Ok((file, format!("{id}-{}.zip", period.label.replace(['/', ':'], "_"))))
     })
     .await?;
     let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));

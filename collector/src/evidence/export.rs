@@ -62,7 +62,8 @@ struct Completeness {
     largest_gap_ms: i64,
 }
 
-/// Writes the bundle for `agreement_id` over the period `query` into `out`.
+/// Writes the bundle for `agreement_id` over the period `query` into `out`; returns it
+/// with the period the query resolved to.
 pub fn export<W: Write + Seek>(
     out: W,
     source: &dyn EvidenceSource,
@@ -71,7 +72,7 @@ pub fn export<W: Write + Seek>(
     query: PeriodQuery<'_>,
     key: &SigningKey,
     now: i64,
-) -> Result<W, EvidenceError> {
+) -> Result<(W, Period), EvidenceError> {
     let agreement =
         catalogue.agreement(agreement_id).ok_or_else(|| ReportError::UnknownAgreement(agreement_id.to_string()))?;
     let calendar = catalogue.calendar(&agreement.calendar).expect("validated reference");
@@ -161,7 +162,7 @@ pub fn export<W: Write + Seek>(
         "tzdb_version": probity_config::tzdb_version(),
     });
     let serde_json::Value::Object(header) = header else { unreachable!("json! object") };
-    Ok(w.finish(header, key)?)
+    Ok((w.finish(header, key)?, period))
 }
 
 /// The agreement's terms as the manifest records them.
@@ -708,7 +709,7 @@ availability = 99.9
         let key = SigningKey::from_bytes(&[3; 32]);
         let now = "2026-11-22T00:00:00Z".parse::<jiff::Timestamp>().unwrap().as_millisecond();
         let q = PeriodQuery { period: Some("2026-10"), from: None, to: None };
-        let out = export(Cursor::new(Vec::new()), &src, &c, agreement, q, &key, now).unwrap();
+        let (out, _) = export(Cursor::new(Vec::new()), &src, &c, agreement, q, &key, now).unwrap();
         (out.into_inner(), key)
     }
 
