@@ -3,7 +3,10 @@
 //! with a fixed 20 ms delay and ships them to a fake collector; the same target is
 //! then probed at the same rate through `prometheus-blackbox-exporter`'s `/probe`
 //! endpoint. Reports sustained probes/s, CPU seconds per 1,000 probes, RSS with 1,000
-//! and 10,000 probes assigned, and timing overhead (measured minus the true 20 ms).
+//! and 10,000 probes assigned, and timing overhead: measured minus the time the target
+//! really took (its own kernel-stamped request arrival to its response write), and
+//! minus the nominal 20 ms. A blocking `std` client on plain threads gives the machine's
+//! floor for the same figures.
 //!
 //! Knobs: `BENCH_SECS` (measurement window per phase, default 20), `BENCH_RATE`
 //! (probes/s for the comparison, default 500), `BENCH_AGENT_CPUS` (pin the measured agent or
@@ -13,20 +16,14 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 use support::FakeCollector;
-use tokio::net::TcpListener;
 
 const DELAY: Duration = Duration::from_millis(20);
 
@@ -49,10 +46,14 @@ struct Figures {
     overhead_p99_us: f64,
     failures: usize,
     skipped: u64,
-    /// Agent-side share of the overhead: duration minus connect and first byte (p50, p99).
+    /// After the first byte: duration minus `first_byte_us` (p50, p99).
     own_us: (f64, f64),
     /// Measured minus the time the target itself took (p50, p99).
     versus_target_us: (f64, f64),
+    /// Where that goes: `connect_us`, and from connected to the first byte minus the
+    /// target's time (p50, p99).
+    connect_us: (f64, f64),
+    first_byte_us: (f64, f64),
 }
 
 async fn bench() {
@@ -77,6 +78,12 @@ async fn bench() {
     let c = run_agent(&served, &url, 1000, rate * 4, window).await;
     report(&format!("probity-agent, 1,000 probes at {}/s offered", rate * 4), &c);
 
+    // The machine's floor: the simplest client there is, timed the simplest way.
+    let floor_light = floor(&served, target, 50, window).await;
+    report("floor: blocking std client at 50/s", &floor_light);
+    let floor_rate = floor(&served, target, rate, window).await;
+    report(&format!("floor: blocking std client at {rate}/s"), &floor_rate);
+
     match blackbox(&url, rate, window).await {
         Some(bb) => {
             report(&format!("blackbox_exporter at {rate}/s"), &bb);
@@ -88,15 +95,17 @@ async fn bench() {
         None => println!("\nprometheus-blackbox-exporter not found: apt-get install -y prometheus-blackbox-exporter"),
     }
     println!(
-        "goals: RSS with 10,000 assigned {:.1} MB (<= 24), overhead p99 {:.0} us at {rate}/s, {:.0} us at 50/s (<= 1000)",
-        b.rss_mb, a.overhead_p99_us, light.overhead_p99_us
+        "goals: RSS with 10,000 assigned {:.1} MB (<= 24); overhead p99 against the target's own time {:.0} us at \
+         {rate}/s, {:.0} us at 50/s (<= 1000); against the nominal 20 ms {:.0} us and {:.0} us",
+        b.rss_mb, a.versus_target_us.1, light.versus_target_us.1, a.overhead_p99_us, light.overhead_p99_us
     );
 }
 
 fn report(name: &str, f: &Figures) {
     println!(
         "{name:<45} {:>7.1} probes/s  {:>6.3} CPU s/1000  RSS {:>5.1} MB  overhead p50 {:>5.0} us p99 {:>5.0} us  \
-         (vs target p50 {:>4.0} p99 {:>5.0}; after first byte p50 {:>3.0} p99 {:>4.0})  failures {}  skipped {}",
+         (vs target p50 {:>4.0} p99 {:>5.0} = connect p50 {:>3.0} p99 {:>4.0} + request − target p50 {:>3.0} p99 {:>4.0} \
+         + body p50 {:>3.0} p99 {:>4.0})  failures {}  skipped {}",
         f.probes_per_s,
         f.cpu_per_1000,
         f.rss_mb,
@@ -104,6 +113,10 @@ fn report(name: &str, f: &Figures) {
         f.overhead_p99_us,
         f.versus_target_us.0,
         f.versus_target_us.1,
+        f.connect_us.0,
+        f.connect_us.1,
+        f.first_byte_us.0,
+        f.first_byte_us.1,
         f.own_us.0,
         f.own_us.1,
         f.failures,
@@ -111,37 +124,92 @@ fn report(name: &str, f: &Figures) {
     );
 }
 
-/// What the target saw of each request: probe id → (request parsed, response ready),
+/// What the target saw of each request: probe id → (request arrived, response written),
 /// wall-clock microseconds.
 type Served = Arc<Mutex<std::collections::HashMap<String, Vec<(i64, i64)>>>>;
 
-/// A target that answers after exactly `DELAY` (a blocking-pool sleep, accurate to tens
-/// of microseconds, unlike a 1 ms-granular timer), and records how long it really took.
+/// A target that answers `DELAY` after each request arrived and records how long it
+/// really took. It runs on its own pool of threads (blocking I/O, a connection each),
+/// not on the bench's runtime, so the fake collector's work cannot delay it. "Arrived"
+/// is the kernel's receive stamp of the request (`SO_TIMESTAMPNS`), so the time this
+/// thread took to wake up is the target's, not the prober's; "written" is taken just
+/// before the response's `write`. The threads sleep with a 1 µs timer slack.
 async fn delay_target(served: Served) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // Set on the listener too, which lives as long as the bench: Linux enables receive
+    // stamping lazily when the first socket asks, and would otherwise switch it off and
+    // on again as connections come and go.
+    nix::sys::socket::setsockopt(&listener, nix::sys::socket::sockopt::ReceiveTimestampns, &true).unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
-            let served = served.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let served = served.clone();
-                    async move {
-                        let begun = unix_us();
-                        tokio::task::spawn_blocking(|| std::thread::sleep(DELAY)).await.unwrap();
-                        if let Some(p) = req.uri().query().and_then(|q| q.strip_prefix("p=")) {
-                            served.lock().unwrap().entry(p.to_string()).or_default().push((begun, unix_us()));
-                        }
-                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
-                    }
-                });
-                let _ =
-                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-            });
+    let (tx, rx) = std::sync::mpsc::channel::<std::net::TcpStream>();
+    let rx = Arc::new(Mutex::new(rx));
+    // 20 ms each at up to 8,000/s offered: 160 at once, and more for the stragglers.
+    for _ in 0..256 {
+        let (rx, served) = (rx.clone(), served.clone());
+        std::thread::spawn(move || {
+            let _ = nix::sys::prctl::set_timerslack(1_000);
+            loop {
+                let next = rx.lock().unwrap().recv();
+                match next {
+                    Ok(stream) => serve_delayed(stream, &served),
+                    Err(_) => return,
+                }
+            }
+        });
+    }
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let _ = tx.send(stream);
         }
     });
     addr
+}
+
+fn serve_delayed(mut stream: std::net::TcpStream, served: &Served) {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, setsockopt, sockopt};
+    setsockopt(&stream, sockopt::ReceiveTimestampns, &true).unwrap();
+    let _ = stream.set_nodelay(true);
+    let mut pending = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut arrived = None;
+    loop {
+        let mut control = nix::cmsg_space!(nix::sys::time::TimeSpec);
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let Ok(msg) = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut control), MsgFlags::empty()) else {
+            return;
+        };
+        let n = msg.bytes;
+        if n == 0 {
+            return;
+        }
+        for cmsg in msg.cmsgs().unwrap() {
+            if let ControlMessageOwned::ScmTimestampns(ts) = cmsg {
+                arrived = Some(SystemTime::UNIX_EPOCH + Duration::from(ts));
+            }
+        }
+        pending.extend_from_slice(&buf[..n]);
+        // One request per read loop: the probes send no body.
+        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..end]).into_owned();
+            pending.drain(..end + 4);
+            let arrived = arrived.unwrap_or_else(SystemTime::now);
+            if let Ok(left) = (arrived + DELAY).duration_since(SystemTime::now()) {
+                std::thread::sleep(left);
+            }
+            let written = unix_us();
+            if stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").is_err() {
+                return;
+            }
+            let probe = head.split_whitespace().nth(1).and_then(|t| t.split_once("?p=")).map(|(_, p)| p.to_string());
+            if let Some(p) = probe {
+                let arrived_us = arrived.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_micros() as i64;
+                served.lock().unwrap().entry(p).or_default().push((arrived_us, written));
+            }
+        }
+    }
 }
 
 fn unix_us() -> i64 {
@@ -198,18 +266,16 @@ async fn run_agent(served: &Served, url: &str, probes: u64, rate: u64, window: D
     let (durations, failures, own) = collector.with(|s| {
         let in_window: Vec<_> = s.results.iter().filter(|r| r.at >= t0 && r.at < t1).collect();
         let ok: Vec<i64> = in_window.iter().filter(|r| r.ok).map(|r| r.duration_us as i64).collect();
+        // Phases count from the start: the body's share is duration minus first byte.
         let own: Vec<i64> = in_window
             .iter()
             .filter(|r| r.ok)
-            .filter_map(|r| {
-                let p = r.phases.as_ref()?;
-                Some(r.duration_us as i64 - p.connect_us? as i64 - p.first_byte_us? as i64)
-            })
+            .filter_map(|r| Some(r.duration_us as i64 - r.phases.as_ref()?.first_byte_us? as i64))
             .collect();
         (ok, in_window.iter().filter(|r| !r.ok).count(), own)
     });
     let own_us = percentiles(own);
-    // Against what the target itself saw: measured minus (response ready − request parsed).
+    // Against what the target itself took: measured minus (response written − request arrived).
     let versus_target = {
         let served = std::mem::take(&mut *served.lock().unwrap());
         collector.with(|s| {
@@ -220,12 +286,17 @@ async fn run_agent(served: &Served, url: &str, probes: u64, rate: u64, window: D
                     let start = r.at * 1000;
                     let end = start + 1000 + r.duration_us as i64;
                     let seen = served.get(&r.probe[1..])?.iter().find(|(b, _)| *b >= start - 1000 && *b <= end)?;
-                    Some(r.duration_us as i64 - (seen.1 - seen.0))
+                    let phases = r.phases.as_ref()?;
+                    let took = seen.1 - seen.0;
+                    let connect = phases.connect_us? as i64;
+                    Some((r.duration_us as i64 - took, connect, phases.first_byte_us? as i64 - connect - took))
                 })
                 .collect::<Vec<_>>()
         })
     };
-    let versus_target_us = percentiles(versus_target);
+    let versus_target_us = percentiles(versus_target.iter().map(|v| v.0).collect());
+    let connect_us = percentiles(versus_target.iter().map(|v| v.1).collect());
+    let first_byte_us = percentiles(versus_target.iter().map(|v| v.2).collect());
     let done = durations.len() + failures;
     let (p50, p99) = overhead(durations);
     let secs = (t1 - t0) as f64 / 1000.0;
@@ -239,6 +310,78 @@ async fn run_agent(served: &Served, url: &str, probes: u64, rate: u64, window: D
         skipped,
         own_us,
         versus_target_us,
+        connect_us,
+        first_byte_us,
+    }
+}
+
+/// The floor for this machine: blocking `std` sockets on plain threads (no runtime, no
+/// HTTP library), timed with `Instant` around connect → request → whole response, at
+/// `rate`/s against the same target. What it measures beyond the target's own time is
+/// the host's (syscalls, wake-ups, loopback), which no user-space prober avoids.
+async fn floor(served: &Served, target: SocketAddr, rate: u64, window: Duration) -> Figures {
+    use std::io::{Read, Write};
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let start = tokio::time::Instant::now() + Duration::from_millis(100);
+    // Enough threads that a 20 ms answer never holds up the next request.
+    let per_thread = rate / 40 + 3;
+    let threads: Vec<_> = (0..per_thread)
+        .map(|t| {
+            let samples = samples.clone();
+            std::thread::spawn(move || {
+                let mut i = t;
+                loop {
+                    let due = start + Duration::from_micros(i * 1_000_000 / rate);
+                    if due > start + window {
+                        break;
+                    }
+                    if let Some(wait) = due.checked_duration_since(tokio::time::Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    let began = tokio::time::Instant::now();
+                    let mut s = std::net::TcpStream::connect(target).unwrap();
+                    let connected = began.elapsed();
+                    s.set_nodelay(true).unwrap();
+                    write!(s, "GET /delay?p=f{i} HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+                    let mut got = Vec::new();
+                    let mut buf = [0u8; 256];
+                    while !got.ends_with(b"\r\n\r\nok") {
+                        let n = s.read(&mut buf).unwrap();
+                        assert!(n > 0, "the target closed early");
+                        got.extend_from_slice(&buf[..n]);
+                    }
+                    samples.lock().unwrap().push((format!("f{i}"), began.elapsed(), connected));
+                    i += per_thread;
+                }
+            })
+        })
+        .collect();
+    let t0 = tokio::time::Instant::now();
+    for t in threads {
+        tokio::task::spawn_blocking(move || t.join().unwrap()).await.unwrap();
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let samples = std::mem::take(&mut *samples.lock().unwrap());
+    let served = std::mem::take(&mut *served.lock().unwrap());
+    let mut versus = Vec::new();
+    for (id, took, connected) in &samples {
+        if let Some((arrived, written)) = served.get(id.as_str()).and_then(|v| v.first()) {
+            versus.push((took.as_micros() as i64 - (written - arrived), connected.as_micros() as i64));
+        }
+    }
+    let (p50, p99) = overhead(samples.iter().map(|s| s.1.as_micros() as i64).collect());
+    Figures {
+        probes_per_s: samples.len() as f64 / secs,
+        cpu_per_1000: f64::NAN,
+        rss_mb: f64::NAN,
+        overhead_p50_us: p50,
+        overhead_p99_us: p99,
+        failures: 0,
+        skipped: 0,
+        own_us: (f64::NAN, f64::NAN),
+        versus_target_us: percentiles(versus.iter().map(|v| v.0).collect()),
+        connect_us: percentiles(versus.iter().map(|v| v.1).collect()),
+        first_byte_us: (f64::NAN, f64::NAN),
     }
 }
 
@@ -326,6 +469,8 @@ async fn blackbox(url: &str, rate: u64, window: Duration) -> Option<Figures> {
         skipped: 0,
         own_us: (f64::NAN, f64::NAN),
         versus_target_us: (f64::NAN, f64::NAN),
+        connect_us: (f64::NAN, f64::NAN),
+        first_byte_us: (f64::NAN, f64::NAN),
     })
 }
 

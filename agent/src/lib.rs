@@ -90,6 +90,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AgentError> {
     install_crypto_provider();
+    let stamps = tokio::task::spawn_blocking(probe::arm_receive_stamps).await.unwrap_or(false);
+    if !stamps {
+        warn!("the kernel gives no receive timestamps here: latencies include this host's scheduling delays");
+    }
     let collector = Arc::new(client::Collector::new(&config, options.compression)?);
     let spool_error = |error| AgentError::Spool { path: config.spool_dir.clone(), error };
     let spool = Arc::new(Spool::open(&config.spool_dir, config.spool_max).map_err(spool_error)?);

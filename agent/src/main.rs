@@ -88,6 +88,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn probe(target: &str, timeout: &str) -> anyhow::Result<bool> {
     let spec = probity_agent::adhoc::parse_target(target).map_err(anyhow::Error::msg)?;
     let timeout = probity_config::units::parse_duration(timeout).map_err(anyhow::Error::msg).context("--timeout")?;
+    probity_agent::probe::arm_receive_stamps();
     let outcome = runtime()?.block_on(probity_agent::probe::run_spec(&spec, timeout));
     print!("{}", probity_agent::adhoc::render(&spec, &outcome));
     Ok(outcome.is_up())

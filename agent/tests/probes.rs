@@ -78,7 +78,11 @@ async fn http_names_are_resolved_and_timed() {
     let base = support::http_target().await.replace("127.0.0.1", "localhost");
     let ok = run(json!({"kind": "http", "url": format!("{base}/ok")}), 5000).await;
     assert!(ok.is_up(), "{:?}", ok.result);
-    assert!(ok.details.phases.dns_us.is_some());
+    let p = &ok.details.phases;
+    let (dns, connect, first_byte) = (p.dns_us.unwrap(), p.connect_us.unwrap(), p.first_byte_us.unwrap());
+    // Each phase counts from the probe's start (like curl -w), so they only grow.
+    assert!(dns <= connect && connect <= first_byte, "{p:?}");
+    assert!(first_byte <= ok.duration.as_micros() as u64, "{p:?} within {:?}", ok.duration);
 }
 
 #[tokio::test]
@@ -88,9 +92,13 @@ async fn https_checks_the_certificate_chain_and_expiry() {
     let good = support::https_target(support::leaf(&ca, 90)).await;
     let expired = support::https_target(support::leaf(&ca, -3)).await;
 
-    let ok = run(json!({"kind": "http", "url": format!("{good}/ok")}), 5000).await;
+    let ok = run(json!({"kind": "http", "url": format!("{good}/delay/50")}), 5000).await;
     assert!(ok.is_up(), "{:?}", ok.result);
-    assert!(ok.details.phases.tls_us.is_some());
+    let p = &ok.details.phases;
+    let (connect, tls, first_byte) = (p.connect_us.unwrap(), p.tls_us.unwrap(), p.first_byte_us.unwrap());
+    assert!(connect <= tls && tls <= first_byte, "{p:?}");
+    assert!(first_byte - tls >= 50_000, "the server's 50 ms come after the handshake: {p:?}");
+    assert!(first_byte <= ok.duration.as_micros() as u64, "{p:?} within {:?}", ok.duration);
     let not_after = ok.details.cert_not_after.expect("https reports cert_not_after");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     assert!((not_after - now - 90 * 86_400).abs() < 86_400);
@@ -219,4 +227,46 @@ async fn a_server_that_answers_and_closes_at_once_is_judged_on_its_answer() {
     assert_eq!(down.details.status, Some(503));
     let up = run(json!({"kind": "http", "url": url, "body_contains": "ok"}), 5000).await;
     assert!(up.is_up(), "{:?}", up.result);
+}
+
+/// The agent's host being busy when the answer comes in (its thread blocked here for
+/// 400 ms) does not make the target look slow: first byte and duration are when the
+/// bytes reached the socket, not when the agent got round to reading them.
+#[tokio::test]
+async fn a_busy_agent_host_does_not_inflate_the_measured_latency() {
+    use std::io::{Read, Write};
+    assert!(probity_agent::probe::arm_receive_stamps() || !cfg!(target_os = "linux"));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (asked_tx, asked_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        asked_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").unwrap();
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    // This test's runtime has one thread: while it sleeps below, nothing reads the socket.
+    let probe = tokio::spawn(run(json!({"kind": "http", "url": format!("http://{addr}/")}), 5000));
+    for _ in 0..5000 {
+        if asked_rx.try_recv().is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    let ok = probe.await.unwrap();
+    assert!(ok.is_up(), "{:?}", ok.result);
+    let first_byte = ok.details.phases.first_byte_us.unwrap();
+    assert!(first_byte >= 50_000, "the server took 50 ms: {first_byte} us");
+    if cfg!(target_os = "linux") {
+        assert!(first_byte < 300_000, "the 400 ms this host was busy are not the target's: {first_byte} us");
+        assert!(ok.duration < Duration::from_millis(300), "{:?}", ok.duration);
+    }
 }

@@ -54,7 +54,9 @@ pub struct ProbeResult {
     pub cert_not_after: Option<i64>,
 }
 
-/// Phase timings in microseconds; each optional.
+/// Phase timings in microseconds, each counted from the probe's start (`at`) to the end
+/// of that phase, as `curl -w` reports them, so they never decrease in the order
+/// dns, connect, tls, first byte, and none exceeds `duration_us`; each optional.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Phases {
     #[serde(default, skip_serializing_if = "Option::is_none")]

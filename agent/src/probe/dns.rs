@@ -12,7 +12,7 @@ use probity_config::probe::{DnsSpec, RecordType};
 use probity_config::wire::ErrorKind;
 use tokio::time::Instant;
 
-use super::net::{self, Clock, failure, human, micros};
+use super::net::{self, Clock, failure, human};
 use super::{Details, Failure, Outcome};
 
 pub async fn run(spec: &DnsSpec, deadline: Instant) -> Outcome {
@@ -48,11 +48,10 @@ async fn query(clock: &Clock, spec: &DnsSpec, deadline: Instant, details: &mut D
         name.push('.');
     }
     let what = format!("{} {}", spec.name, spec.record);
-    let started = Instant::now();
     let looked_up = clock
         .within(&format!("no answer for {what} from {server}"), resolver.lookup(name.as_str(), wire_type(spec.record)))
         .await?;
-    details.phases.dns_us = Some(micros(started.elapsed()));
+    details.phases.dns_us = Some(clock.mark());
     let lookup = looked_up.map_err(|e| lookup_failure(&e, &what, &server, clock.timeout()))?;
     let values: Vec<String> =
         lookup.answers().iter().filter(|r| r.record_type() == wire_type(spec.record)).map(|r| value(&r.data)).collect();

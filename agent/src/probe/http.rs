@@ -2,9 +2,13 @@
 //! phases `dns_us`, `connect_us`, `tls_us` (https) and `first_byte_us`, then the status
 //! and body checks. Redirects are followed (up to 10) when `follow_redirects` is on.
 //!
-//! Each phase is its own duration, not a running total: `first_byte_us` is the time
-//! from the request being written to the response head arriving (blackbox_exporter's
-//! "processing" phase). With redirects, the phases are those of the last hop.
+//! Phases count from the probe's start, as `curl -w` does: `connect_us` is when the
+//! connection was up, `first_byte_us` when the response head arrived. With redirects,
+//! they are the final hop's, still counted from the start of the first.
+//!
+//! "Arrived" is the kernel's receive stamp of the bytes (`arrival`), and the probe's
+//! duration ends when the last byte of the body arrived: neither includes the time this
+//! host took to get round to reading what was already there.
 
 use bytes::Bytes;
 use http::header::{HOST, LOCATION, USER_AGENT};
@@ -18,7 +22,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use url::Url;
 
-use super::net::{self, Clock, failure, micros};
+use super::arrival::{Arrivals, StampedStream};
+use super::net::{self, Clock, failure};
 use super::{Details, Failure, Outcome};
 
 const MAX_REDIRECTS: usize = 10;
@@ -28,11 +33,19 @@ const BODY_KEEP: usize = 1 << 20;
 pub async fn run(spec: &HttpSpec, deadline: Instant) -> Outcome {
     let clock = Clock::start(deadline);
     let mut details = Details::default();
-    let result = probe(&clock, spec, &mut details).await;
-    clock.finish(details, result)
+    let mut end = None;
+    let result = probe(&clock, spec, &mut details, &mut end).await;
+    clock.finish_at(end, details, result)
 }
 
-async fn probe(clock: &Clock, spec: &HttpSpec, details: &mut Details) -> Result<(), Failure> {
+/// Runs the probe; `end` is set to the arrival of the final response's last byte once
+/// the whole of it has been read.
+async fn probe(
+    clock: &Clock,
+    spec: &HttpSpec,
+    details: &mut Details,
+    end: &mut Option<Instant>,
+) -> Result<(), Failure> {
     let mut url = Url::parse(&spec.url)
         .map_err(|e| failure(ErrorKind::Internal, format!("internal: \"{}\" is not a URL: {e}", spec.url)))?;
     let mut method = Method::from_bytes(spec.method.as_bytes())
@@ -40,7 +53,7 @@ async fn probe(clock: &Clock, spec: &HttpSpec, details: &mut Details) -> Result<
     let mut body = spec.body.clone().map(Bytes::from).unwrap_or_default();
     for hop in 0..=MAX_REDIRECTS {
         *details = Details::default();
-        let (response, mut connection) = exchange(clock, spec, &url, &method, body.clone(), details).await?;
+        let (response, mut connection, arrivals) = exchange(clock, spec, &url, &method, body.clone(), details).await?;
         let status = response.status();
         details.status = Some(status.as_u16());
         if spec.follow_redirects
@@ -62,6 +75,7 @@ async fn probe(clock: &Clock, spec: &HttpSpec, details: &mut Details) -> Result<
             continue;
         }
         let kept = read_body(clock, response.into_body(), &mut connection, spec.body_contains.is_some()).await?;
+        *end = arrivals.last();
         if !spec.status_expected(status.as_u16()) {
             let expected = spec.expect_status.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
             return Err(failure(ErrorKind::Status, format!("status: got {status}, expected {expected} ({url})")));
@@ -87,7 +101,7 @@ async fn exchange(
     method: &Method,
     body: Bytes,
     details: &mut Details,
-) -> Result<(http::Response<Incoming>, Connection), Failure> {
+) -> Result<(http::Response<Incoming>, Connection, Arrivals), Failure> {
     let https = match url.scheme() {
         "http" => false,
         "https" => true,
@@ -99,6 +113,7 @@ async fn exchange(
     details.phases.dns_us = dns_us;
     let (tcp, connect_us) = net::connect(clock, &addrs).await?;
     details.phases.connect_us = Some(connect_us);
+    let (tcp, arrivals) = StampedStream::new(tcp);
     let mut target = url.path().to_string();
     if let Some(q) = url.query() {
         target.push('?');
@@ -129,9 +144,9 @@ async fn exchange(
         };
         details.phases.tls_us = Some(handshake.tls_us);
         details.cert_not_after = handshake.not_after;
-        send(clock, handshake.stream, request, url, details).await
+        send(clock, handshake.stream, request, url, arrivals, details).await
     } else {
-        send(clock, tcp, request, url, details).await
+        send(clock, tcp, request, url, arrivals, details).await
     }
 }
 
@@ -140,8 +155,9 @@ async fn send<S>(
     io: S,
     request: Request<Full<Bytes>>,
     url: &Url,
+    arrivals: Arrivals,
     details: &mut Details,
-) -> Result<(http::Response<Incoming>, Connection), Failure>
+) -> Result<(http::Response<Incoming>, Connection, Arrivals), Failure>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -173,8 +189,11 @@ where
         }
     };
     let response = clock.within("no response", exchange).await??;
-    details.phases.first_byte_us = Some(micros(sent.elapsed()));
-    Ok((response, connection))
+    // The read that completed the head is the latest one (a TLS session ticket read
+    // before it does not count); a server that answered before being asked counts as 0.
+    let head = arrivals.last().filter(|at| *at >= sent).unwrap_or(sent);
+    details.phases.first_byte_us = Some(clock.since_start(head));
+    Ok((response, connection, arrivals))
 }
 
 /// A client connection's driver, polled by the probe while it waits.

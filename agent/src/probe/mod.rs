@@ -1,6 +1,7 @@
 //! Probes: one file per kind, one closed `match` to dispatch them, and the `Outcome`
 //! every kind returns. A failed probe is data (`Failure`), never an `Err`.
 
+mod arrival;
 pub mod dns;
 pub mod http;
 pub mod net;
@@ -13,6 +14,7 @@ use probity_config::probe::ProbeSpec;
 use probity_config::wire::{ErrorKind, Phases, ProbeResult, ResultError};
 use tokio::time::Instant;
 
+pub use arrival::arm_receive_stamps;
 pub use net::{human, trust_extra_root};
 
 /// What one probe run saw.

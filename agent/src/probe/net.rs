@@ -14,6 +14,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
@@ -34,7 +35,25 @@ impl Clock {
     }
 
     pub(crate) fn finish(&self, details: Details, result: Result<(), Failure>) -> Outcome {
-        Outcome { at: self.at, duration: self.start.elapsed(), details, result }
+        self.finish_at(None, details, result)
+    }
+
+    /// As `finish`, with the probe over at `end` (when the last byte of the answer
+    /// arrived) rather than now, when one is known.
+    pub(crate) fn finish_at(&self, end: Option<Instant>, details: Details, result: Result<(), Failure>) -> Outcome {
+        let end = end.filter(|e| *e >= self.start).unwrap_or_else(Instant::now);
+        Outcome { at: self.at, duration: end - self.start, details, result }
+    }
+
+    /// Microseconds from the probe's start to now: the end of a phase, as the `phases`
+    /// fields count it (like `curl -w`'s `time_connect` and friends, each from the start).
+    pub(crate) fn mark(&self) -> u64 {
+        self.since_start(Instant::now())
+    }
+
+    /// Microseconds from the probe's start to `at`.
+    pub(crate) fn since_start(&self, at: Instant) -> u64 {
+        micros(at.saturating_duration_since(self.start))
     }
 
     /// The whole time allowed, for messages.
@@ -74,13 +93,13 @@ pub fn human(d: Duration) -> String {
     }
 }
 
-/// Resolves `host` to addresses; `None` for the time when it is already an IP literal.
+/// Resolves `host` to addresses, with the end of the lookup (`Clock::mark`); `None`
+/// for that when it is already an IP literal.
 pub(crate) async fn resolve(clock: &Clock, host: &str, port: u16) -> Result<(Vec<SocketAddr>, Option<u64>), Failure> {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = bare.parse::<IpAddr>() {
         return Ok((vec![SocketAddr::new(ip, port)], None));
     }
-    let started = Instant::now();
     let addrs = match system_resolver() {
         Some(resolver) => {
             let lookup = clock.within(&format!("no address for {host}"), resolver.lookup_ip(host)).await?;
@@ -101,7 +120,7 @@ pub(crate) async fn resolve(clock: &Clock, host: &str, port: u16) -> Result<(Vec
     if addrs.is_empty() {
         return Err(failure(ErrorKind::Dns, format!("dns: no address for {host}")));
     }
-    Ok((addrs, Some(micros(started.elapsed()))))
+    Ok((addrs, Some(clock.mark())))
 }
 
 /// A fresh resolver on the system configuration, with no cache so `dns_us` is honest.
@@ -119,15 +138,15 @@ pub(crate) fn build_resolver(config: ResolverConfig, mut opts: ResolverOpts) -> 
     builder.build().expect("a resolver without TLS or DNSSEC always builds")
 }
 
-/// Connects to the first address that answers; the time is that of the successful attempt.
+/// Connects to the first address that answers, with the moment it did (`Clock::mark`).
 pub(crate) async fn connect(clock: &Clock, addrs: &[SocketAddr]) -> Result<(TcpStream, u64), Failure> {
     let mut last = None;
     for addr in addrs {
-        let started = Instant::now();
         match clock.within(&format!("no connection to {addr}"), TcpStream::connect(addr)).await? {
             Ok(stream) => {
+                let connected = clock.mark();
                 let _ = stream.set_nodelay(true);
-                return Ok((stream, micros(started.elapsed())));
+                return Ok((stream, connected));
             }
             Err(e) => last = Some(failure(ErrorKind::Connect, format!("connect: {} ({addr})", io_reason(&e)))),
         }
@@ -152,8 +171,9 @@ pub(crate) fn io_reason(e: &std::io::Error) -> String {
 }
 
 /// What a TLS handshake established.
-pub(crate) struct Handshake {
-    pub stream: TlsStream<TcpStream>,
+pub(crate) struct Handshake<S> {
+    pub stream: TlsStream<S>,
+    /// When it completed, from the probe's start.
     pub tls_us: u64,
     pub not_after: Option<i64>,
 }
@@ -166,13 +186,13 @@ pub(crate) struct HandshakeFailure {
 }
 
 /// Handshakes over `tcp`, verifying the chain against the trusted roots unless `verify` is off.
-pub(crate) async fn tls_handshake(
+pub(crate) async fn tls_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     clock: &Clock,
-    tcp: TcpStream,
+    tcp: S,
     server_name: &str,
     verify: bool,
     alpn_http1: bool,
-) -> Result<Handshake, HandshakeFailure> {
+) -> Result<Handshake<S>, HandshakeFailure> {
     let plain = |failure| HandshakeFailure { failure, expired: false, not_after: None };
     let name = ServerName::try_from(server_name.to_string()).map_err(|_| {
         plain(failure(ErrorKind::Internal, format!("tls: \"{server_name}\" is not a valid server name")))
@@ -184,7 +204,6 @@ pub(crate) async fn tls_handshake(
     if alpn_http1 {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
     }
-    let started = Instant::now();
     let result = clock
         .within(
             &format!("no TLS handshake with {server_name}"),
@@ -194,7 +213,7 @@ pub(crate) async fn tls_handshake(
         .map_err(plain)?;
     let not_after = seen.lock().expect("lock").as_deref().and_then(cert_not_after);
     match result {
-        Ok(stream) => Ok(Handshake { stream, tls_us: micros(started.elapsed()), not_after }),
+        Ok(stream) => Ok(Handshake { stream, tls_us: clock.mark(), not_after }),
         Err(e) => {
             let expired = matches!(
                 e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()),
