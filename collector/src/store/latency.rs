@@ -1,6 +1,7 @@
 //! Latency and result counts per (probe, agent): minute HDR histograms of successful
-//! results' `duration_us` (3 significant digits, V2+deflate) with hourly and daily
-//! rollups. Ingest writes minutes and marks their hour pending; `roll_up` builds the
+//! results' `duration_us` (3 significant digits, V2; an hour's minutes deflated together
+//! in one value) with hourly and daily rollups (V2+deflate). Ingest rewrites the hour of
+//! the minutes it touches and marks it pending; `roll_up` builds the
 //! rollups of complete hours and days; a query uses a rollup only when nothing is pending
 //! under it, so a late result is never missed.
 
@@ -10,7 +11,7 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 
 use super::{PairState, Store, StoreError};
-use crate::keys::{self, BlockEntry, DAY_MS, HOUR_MS, LEVEL_DAY, LEVEL_HOUR, MINUTE_MS, Num};
+use crate::keys::{self, BlockEntry, DAY_MS, HOUR_MS, LEVEL_DAY, LEVEL_HOUR, MINUTE_MS, MinuteHist, Num};
 
 /// Merged latency of a probe over some minutes.
 #[derive(Clone, Debug)]
@@ -35,40 +36,56 @@ impl Store {
         items: &[BlockEntry],
         marker: u64,
     ) -> Result<(), StoreError> {
-        let mut by_minute: BTreeMap<i64, (u64, Vec<u64>)> = BTreeMap::new();
+        // hour → minute of the hour → (results, durations of the successful ones)
+        let mut by_hour: BTreeMap<i64, BTreeMap<u8, (u64, Vec<u64>)>> = BTreeMap::new();
         for e in items {
-            let m = by_minute.entry(e.at.div_euclid(MINUTE_MS) * MINUTE_MS).or_default();
+            let minute = e.at.div_euclid(MINUTE_MS) * MINUTE_MS;
+            let hour = minute.div_euclid(HOUR_MS) * HOUR_MS;
+            let of_hour = ((minute - hour) / MINUTE_MS) as u8;
+            let m = by_hour.entry(hour).or_default().entry(of_hour).or_default();
             m.0 += 1;
             if e.value.down.is_none() {
                 m.1.push(e.value.duration_us);
             }
         }
         let mut buf = Vec::new();
-        let mut marked_hour = None;
-        for (minute, (count, durations)) in by_minute {
-            let (mut total, mut hist) = match pair.minute.take() {
-                Some((m, total, hist)) if m == minute => (total, hist),
+        for (hour, updates) in by_hour {
+            // Taken, not borrowed: should a step below fail, the cached hour is dropped
+            // rather than left ahead of what is stored.
+            let mut minutes = match pair.hour.take() {
+                Some((h, minutes)) if h == hour => minutes,
                 other => {
-                    pair.minute = other;
-                    self.read_hist(&self.hist_min, p, a, minute)?.unwrap_or_else(|| (0, new_histogram()))
+                    pair.hour = other;
+                    self.read_minutes(p, a, hour)?
                 }
             };
-            total += count;
-            for d in durations {
-                // `record` grows the auto-resizing histogram; `saturating_record` would clamp
-                // every value to its current top (2 µs for a fresh one).
-                hist.record(d).map_err(|e| StoreError::Histogram(format!("{e:?}")))?;
+            for (minute, (count, durations)) in updates {
+                let i = match minutes.binary_search_by_key(&minute, |m| m.minute) {
+                    Ok(i) => i,
+                    Err(i) => {
+                        minutes.insert(i, MinuteHist { minute, total: 0, hist: Vec::new() });
+                        i
+                    }
+                };
+                let m = &mut minutes[i];
+                m.total += count;
+                if !durations.is_empty() {
+                    let mut hist = decode_growable(&m.hist)?;
+                    for d in durations {
+                        // `record` grows the auto-resizing histogram; `saturating_record` would
+                        // clamp every value to its current top (2 µs for a fresh one).
+                        hist.record(d).map_err(|e| StoreError::Histogram(format!("{e:?}")))?;
+                    }
+                    m.hist.clear();
+                    serialize_v2(&hist, &mut m.hist)?;
+                }
             }
             buf.clear();
-            serialize(&hist, &mut buf)?;
-            self.hist_min.insert(keys::pair_time_key(p, a, minute), keys::encode_hist_value(total, &buf))?;
-            let hour = minute.div_euclid(HOUR_MS) * HOUR_MS;
-            if marked_hour != Some(hour) {
-                self.pending.insert(keys::pending_key(LEVEL_HOUR, p, a, hour), &keys::encode_u64(marker))?;
-                marked_hour = Some(hour);
-            }
-            if pair.minute.as_ref().is_none_or(|(m, _, _)| *m <= minute) {
-                pair.minute = Some((minute, total, hist));
+            keys::encode_minutes(&minutes, &mut buf);
+            self.hist_minutes.insert(keys::pair_time_key(p, a, hour), buf.as_slice())?;
+            self.pending.insert(keys::pending_key(LEVEL_HOUR, p, a, hour), &keys::encode_u64(marker))?;
+            if pair.hour.as_ref().is_none_or(|(h, _)| *h <= hour) {
+                pair.hour = Some((hour, minutes));
             }
         }
         Ok(())
@@ -85,7 +102,7 @@ impl Store {
             if hour + HOUR_MS > now_ms {
                 continue;
             }
-            let (total, hist) = self.merge_range(&self.hist_min, p, a, hour, hour + HOUR_MS)?;
+            let (total, hist) = self.merge_hour(p, a, hour)?;
             buf.clear();
             serialize(&hist, &mut buf)?;
             self.hist_hour.insert(keys::pair_time_key(p, a, hour), keys::encode_hist_value(total, &buf))?;
@@ -151,12 +168,15 @@ impl Store {
                 t += HOUR_MS;
                 continue;
             }
-            let end = ((t.div_euclid(HOUR_MS) + 1) * HOUR_MS).min(to);
-            for kv in self.hist_min.range(keys::pair_time_key(p, a, t)..keys::pair_time_key(p, a, end)) {
-                let (_, v) = kv?;
-                add_value(&v, out)?;
+            let hour = t.div_euclid(HOUR_MS) * HOUR_MS;
+            let end = (hour + HOUR_MS).min(to);
+            for m in self.read_minutes(p, a, hour)? {
+                let start = hour + i64::from(m.minute) * MINUTE_MS;
+                if start >= t && start < end {
+                    add_minute(&m, out)?;
+                }
             }
-            t = (t.div_euclid(HOUR_MS) + 1) * HOUR_MS;
+            t = hour + HOUR_MS;
         }
         Ok(())
     }
@@ -199,24 +219,52 @@ impl Store {
         Ok((out.results, out.histogram))
     }
 
-    fn read_hist(
-        &self,
-        tree: &sled::Tree,
-        p: Num,
-        a: Num,
-        t: i64,
-    ) -> Result<Option<(u64, Histogram<u64>)>, StoreError> {
-        let Some(v) = tree.get(keys::pair_time_key(p, a, t))? else { return Ok(None) };
-        let (total, bytes) = keys::decode_hist_value(&v).ok_or(StoreError::Corrupt { tree: "hist" })?;
-        if bytes.is_empty() {
-            return Ok(Some((total, new_histogram())));
+    /// The minutes stored for `(p, a)` in `hour`, ascending; none when nothing is.
+    fn read_minutes(&self, p: Num, a: Num, hour: i64) -> Result<Vec<MinuteHist>, StoreError> {
+        match self.hist_minutes.get(keys::pair_time_key(p, a, hour))? {
+            Some(v) => keys::decode_minutes(&v).ok_or(StoreError::Corrupt { tree: "hist_minutes" }),
+            None => Ok(Vec::new()),
         }
-        // Decoded straight into the histogram that will grow, not added into a new one.
-        let mut h: Histogram<u64> =
-            Deserializer::new().deserialize(&mut &bytes[..]).map_err(|e| StoreError::Histogram(format!("{e:?}")))?;
-        h.auto(true);
-        Ok(Some((total, h)))
     }
+
+    /// Every minute of an hour merged: results and latency.
+    fn merge_hour(&self, p: Num, a: Num, hour: i64) -> Result<(u64, Histogram<u64>), StoreError> {
+        let mut out = Latency { histogram: new_histogram(), results: 0 };
+        for m in self.read_minutes(p, a, hour)? {
+            add_minute(&m, &mut out)?;
+        }
+        Ok((out.results, out.histogram))
+    }
+}
+
+fn add_minute(m: &MinuteHist, out: &mut Latency) -> Result<(), StoreError> {
+    out.results += m.total;
+    if !m.hist.is_empty() {
+        let h: Histogram<u64> =
+            Deserializer::new().deserialize(&mut &m.hist[..]).map_err(|e| StoreError::Histogram(format!("{e:?}")))?;
+        out.histogram.add(&h).map_err(|e| StoreError::Histogram(format!("{e:?}")))?;
+    }
+    Ok(())
+}
+
+/// A stored histogram (any serialisation) decoded straight into one that can grow, or a
+/// new one for none.
+fn decode_growable(bytes: &[u8]) -> Result<Histogram<u64>, StoreError> {
+    if bytes.is_empty() {
+        return Ok(new_histogram());
+    }
+    let mut h: Histogram<u64> =
+        Deserializer::new().deserialize(&mut &bytes[..]).map_err(|e| StoreError::Histogram(format!("{e:?}")))?;
+    h.auto(true);
+    Ok(h)
+}
+
+/// Plain V2 (no deflate of its own: an hour's minutes are deflated together).
+fn serialize_v2(h: &Histogram<u64>, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+    thread_local! {
+        static V2: std::cell::RefCell<V2Serializer> = std::cell::RefCell::new(V2Serializer::new());
+    }
+    V2.with(|v2| v2.borrow_mut().serialize(h, buf).map(drop).map_err(|e| StoreError::Histogram(format!("{e:?}"))))
 }
 
 fn add_value(v: &[u8], out: &mut Latency) -> Result<(), StoreError> {

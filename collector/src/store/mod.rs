@@ -13,7 +13,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use hdrhistogram::Histogram;
 use probity_config::wire::{ErrorKind, ProbeResult};
 use sled::Transactional;
 use sled::Tree;
@@ -69,7 +68,7 @@ pub struct Store {
     runs: Tree,
     last: Tree,
     agents: Tree,
-    hist_min: Tree,
+    hist_minutes: Tree,
     hist_hour: Tree,
     hist_day: Tree,
     pending: Tree,
@@ -115,8 +114,46 @@ struct AgentState {
 #[derive(Default)]
 struct PairState {
     last: Option<LastResult>,
-    /// The newest minute histogram written, to spare a read and a decode on the next batch.
-    minute: Option<(i64, u64, Histogram<u64>)>,
+    /// The newest hour of minute histograms written, to spare a read and an inflate on
+    /// the next batch.
+    hour: Option<(i64, Vec<keys::MinuteHist>)>,
+}
+
+/// Schema 1 → 2: one `hist_min` key per minute becomes one `hist_minutes` key per hour.
+/// Safe to interrupt: the old tree is dropped only once every hour is written, and the
+/// schema key says 2 only after that; a rerun rewrites the same hours.
+fn migrate_v1_minutes(db: &sled::Db) -> Result<(), StoreError> {
+    let old = db.open_tree("hist_min")?;
+    let new = db.open_tree("hist_minutes")?;
+    let mut hour: Option<([u8; 16], Vec<keys::MinuteHist>)> = None;
+    let mut buf = Vec::new();
+    let mut write = |key: [u8; 16], minutes: &[keys::MinuteHist]| -> Result<(), StoreError> {
+        buf.clear();
+        keys::encode_minutes(minutes, &mut buf);
+        new.insert(key, buf.as_slice())?;
+        Ok(())
+    };
+    for kv in old.iter() {
+        let (k, v) = kv?;
+        let (p, a, minute) = keys::decode_pair_time_key(&k);
+        let start = minute.div_euclid(keys::HOUR_MS) * keys::HOUR_MS;
+        let (total, hist) = keys::decode_hist_value(&v).ok_or(StoreError::Corrupt { tree: "hist_min" })?;
+        let key = keys::pair_time_key(p, a, start);
+        if hour.as_ref().is_some_and(|(k, _)| *k != key)
+            && let Some((k, minutes)) = hour.take()
+        {
+            write(k, &minutes)?;
+        }
+        let minutes = &mut hour.get_or_insert_with(|| (key, Vec::new())).1;
+        let of_hour = ((minute - start) / keys::MINUTE_MS) as u8;
+        minutes.push(keys::MinuteHist { minute: of_hour, total, hist: hist.to_vec() });
+    }
+    if let Some((k, minutes)) = hour {
+        write(k, &minutes)?;
+    }
+    new.flush()?;
+    db.drop_tree("hist_min")?;
+    Ok(())
 }
 
 impl Store {
@@ -143,7 +180,11 @@ impl Store {
         match meta.get(keys::SCHEMA_VERSION_KEY)? {
             Some(v) => {
                 let found = v.as_ref().try_into().map(u32::from_be_bytes).unwrap_or(u32::MAX);
-                if found != keys::SCHEMA_VERSION {
+                if found == 1 {
+                    migrate_v1_minutes(&db)?;
+                    meta.insert(keys::SCHEMA_VERSION_KEY, &keys::SCHEMA_VERSION.to_be_bytes())?;
+                    db.flush()?;
+                } else if found != keys::SCHEMA_VERSION {
                     return Err(StoreError::UnknownSchema { path: shown, found, known: keys::SCHEMA_VERSION });
                 }
             }
@@ -164,7 +205,7 @@ impl Store {
             runs: tree("runs")?,
             last: tree("last")?,
             agents: tree("agents")?,
-            hist_min: tree("hist_min")?,
+            hist_minutes: tree("hist_minutes")?,
             hist_hour: tree("hist_hour")?,
             hist_day: tree("hist_day")?,
             pending: tree("rollup_pending")?,
@@ -198,7 +239,7 @@ impl Store {
             ("runs", &self.runs),
             ("last", &self.last),
             ("agents", &self.agents),
-            ("hist_min", &self.hist_min),
+            ("hist_minutes", &self.hist_minutes),
             ("hist_hour", &self.hist_hour),
             ("hist_day", &self.hist_day),
             ("rollup_pending", &self.pending),
@@ -481,7 +522,7 @@ impl Store {
                     Some(v) => Some(keys::decode_last(&v).ok_or(StoreError::Corrupt { tree: "last" })?),
                     None => None,
                 };
-                Ok(e.insert(PairState { last, minute: None }))
+                Ok(e.insert(PairState { last, hour: None }))
             }
         }
     }

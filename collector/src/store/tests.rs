@@ -277,3 +277,52 @@ fn latency_histograms_keep_the_recorded_durations() {
     assert_eq!(l.histogram.highest_equivalent(l.histogram.value_at_quantile(0.25)), 20_015);
     assert!(l.histogram.value_at_quantile(0.99) >= 40_000);
 }
+
+#[test]
+fn a_schema_1_database_is_migrated_to_hourly_minute_values_on_open() {
+    use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+    let dir = tempfile::tempdir().unwrap();
+    let day0 = 1_763_769_600_000i64;
+    let rs: Vec<ProbeResult> = (0..300)
+        .map(|i| {
+            let down = if i % 7 == 0 { Some(ErrorKind::Timeout) } else { None };
+            result(i + 1, "p", day0 + i as i64 * 37_000, down, 1000 + i * 13)
+        })
+        .collect();
+    let window = [(day0, day0 + DAY_MS)];
+    let before = {
+        let store = open(&dir);
+        store.ingest("a", &rs, accept_all(37_000)).unwrap();
+        let before = store.latency("p", &window).unwrap();
+        // Rewrite what was stored the way schema 1 kept it: one key per minute, V2+deflate.
+        let old = store.db.open_tree("hist_min").unwrap();
+        for kv in store.hist_minutes.iter() {
+            let (k, v) = kv.unwrap();
+            let (p, a, hour) = keys::decode_pair_time_key(&k);
+            for m in keys::decode_minutes(&v).unwrap() {
+                let mut deflated = Vec::new();
+                if !m.hist.is_empty() {
+                    let h: hdrhistogram::Histogram<u64> = Deserializer::new().deserialize(&mut &m.hist[..]).unwrap();
+                    V2DeflateSerializer::new().serialize(&h, &mut deflated).unwrap();
+                }
+                let minute = hour + i64::from(m.minute) * MINUTE_MS;
+                old.insert(keys::pair_time_key(p, a, minute), keys::encode_hist_value(m.total, &deflated)).unwrap();
+            }
+        }
+        store.hist_minutes.clear().unwrap();
+        store.meta.insert(keys::SCHEMA_VERSION_KEY, &1u32.to_be_bytes()).unwrap();
+        store.flush().unwrap();
+        assert_eq!(store.latency("p", &window).unwrap().results, 0, "the new tree is empty now");
+        before
+    };
+    let store = open(&dir);
+    let after = store.latency("p", &window).unwrap();
+    assert_eq!((after.results, after.histogram.len()), (300, 300 - 43));
+    assert_eq!(after.histogram, before.histogram);
+    assert!(!store.db.tree_names().iter().any(|n| n.as_ref() == b"hist_min"), "the old tree is gone");
+    let version = store.meta.get(keys::SCHEMA_VERSION_KEY).unwrap().unwrap();
+    assert_eq!(u32::from_be_bytes(version.as_ref().try_into().unwrap()), keys::SCHEMA_VERSION);
+    // And new results land in the migrated hours.
+    store.ingest("a", &[result(1000, "p", day0 + 5, None, 9)], accept_all(37_000)).unwrap();
+    assert_eq!(store.latency("p", &window).unwrap().results, 301);
+}
