@@ -329,7 +329,7 @@ impl Store {
         // between leaves the batch unacknowledged, its re-sent copy is not a duplicate, and
         // re-applying it repaints the same runs (only its latency samples count twice).
         let marker = if by_probe.is_empty() { 0 } else { self.db.generate_id()? };
-        let mut blocks = Vec::new();
+        let mut blocks = raw::BlockWrites::default();
         for (p, (interval_ms, items)) in by_probe {
             let pair = self.pair_state(state, p, a)?;
             let newest_before = pair.last.map(|l| (l.at, l.seq));
@@ -347,13 +347,16 @@ impl Store {
             if let (Some(name), Some(l)) = (self.name_of(keys::KIND_PROBE, p)?, pair.last) {
                 summary.latest.push((name, l));
             }
-            blocks.extend(raw::blocks(p, a, items));
+            raw::blocks(&self.raw, p, a, items, &mut blocks)?;
         }
         let seq_key = keys::encode_num(a);
         let seq_value = keys::encode_seq_ranges(state.seqs.ranges());
         (&self.raw, &self.agents)
             .transaction(|(raw, agents)| {
-                for (k, v) in &blocks {
+                for k in &blocks.remove {
+                    raw.remove(k)?;
+                }
+                for (k, v) in &blocks.insert {
                     raw.insert(&k[..], v.as_slice())?;
                 }
                 agents.insert(&seq_key[..], seq_value.as_slice())?;

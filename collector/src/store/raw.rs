@@ -1,7 +1,9 @@
-//! Raw results in blocks: one `raw` value per (probe, agent, batch, UTC hour), so ingest
-//! writes a few keys per batch instead of one per result. Readers go hour by hour: all
-//! blocks starting in an hour hold only results of that hour, so sorting one hour's
-//! entries gives time order even when late batches overlap earlier ones.
+//! Raw results in blocks of one (probe, agent) and one UTC hour. A batch's results are
+//! merged into the hour's newest block while that holds fewer than `BLOCK_MAX` results,
+//! so an hour is usually one key however the results were batched (an agent sending a
+//! result per probe every second would otherwise make a key per result). Readers go hour
+//! by hour: all blocks starting in an hour hold only results of that hour, so sorting
+//! one hour's entries gives time order even when late batches overlap earlier ones.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -16,16 +18,55 @@ pub fn hour_of(t: i64) -> i64 {
     t.saturating_sub(t.rem_euclid(HOUR_MS))
 }
 
-/// Encodes a pair's accepted results as blocks, one per UTC hour: (key, value).
-pub fn blocks(p: Num, a: Num, mut entries: Vec<BlockEntry>) -> Vec<([u8; 24], Vec<u8>)> {
+/// A block takes in new results while it holds fewer than this many: an hour of a
+/// 10-second probe fits in one, and rewriting one costs a few kilobytes at most.
+pub const BLOCK_MAX: usize = 1024;
+
+/// What storing a pair's accepted results changes in `raw`: blocks to remove (merged into
+/// new ones) and blocks to insert. Applied together, in the ingest transaction.
+#[derive(Default)]
+pub struct BlockWrites {
+    pub remove: Vec<sled::IVec>,
+    pub insert: Vec<([u8; 24], Vec<u8>)>,
+}
+
+/// Encodes a pair's accepted results as blocks, one per UTC hour, each merged with the
+/// hour's newest stored block when that has room. The caller holds the agent's lock, so
+/// nothing else writes this pair's blocks meanwhile.
+pub fn blocks(
+    raw: &Tree,
+    p: Num,
+    a: Num,
+    mut entries: Vec<BlockEntry>,
+    out: &mut BlockWrites,
+) -> Result<(), StoreError> {
     entries.sort_by_key(|e| (e.at, e.seq));
-    let mut out = Vec::new();
     for chunk in entries.chunk_by(|x, y| hour_of(x.at) == hour_of(y.at)) {
-        let mut value = Vec::with_capacity(2 + chunk.len() * 6);
-        keys::encode_block(chunk, &mut value);
-        out.push((keys::raw_key(p, a, chunk[0].at, chunk[0].seq), value));
+        let hour = hour_of(chunk[0].at);
+        let mut merged = chunk.to_vec();
+        let mut newest = raw.range(keys::raw_key(p, a, hour, 0)..keys::raw_key(p, a, hour.saturating_add(HOUR_MS), 0));
+        let mut replaced = None;
+        if let Some((k, v)) = newest.next_back().transpose()? {
+            let (_, _, first_at, first_seq) = keys::decode_raw_key(&k);
+            let mut old = Vec::new();
+            keys::decode_block(first_at, first_seq, &v, &mut old).ok_or(StoreError::Corrupt { tree: "raw" })?;
+            if old.len() < BLOCK_MAX {
+                merged.extend(old);
+                merged.sort_by_key(|e| (e.at, e.seq));
+                replaced = Some(k);
+            }
+        }
+        let key = keys::raw_key(p, a, merged[0].at, merged[0].seq);
+        // The merged block keeps the old key when the old block's first result is still
+        // the first: then the insert overwrites it.
+        if let Some(k) = replaced.filter(|k| k.as_ref() != key) {
+            out.remove.push(k);
+        }
+        let mut value = Vec::with_capacity(2 + merged.len() * 6);
+        keys::encode_block(&merged, &mut value);
+        out.insert.push((key, value));
     }
-    out
+    Ok(())
 }
 
 /// Every stored entry of `(p, a)` in the hour starting at `hour`, sorted by (at, seq).

@@ -326,3 +326,42 @@ fn a_schema_1_database_is_migrated_to_hourly_minute_values_on_open() {
     store.ingest("a", &[result(1000, "p", day0 + 5, None, 9)], accept_all(37_000)).unwrap();
     assert_eq!(store.latency("p", &window).unwrap().results, 301);
 }
+
+#[test]
+fn results_sent_one_per_batch_share_their_hours_block_until_it_is_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let hour0 = 1_763_769_600_000i64;
+    // One result per batch, as an agent sends them in real time, one every 3 s for an hour
+    // and a half; every 10th batch also carries a late result from half an hour earlier.
+    let mut expected = Vec::new();
+    let mut seq = 0;
+    for i in 0..1800i64 {
+        seq += 1;
+        let mut batch = vec![result(seq, "p", hour0 + i * 3_000, None, i as u64)];
+        expected.push((hour0 + i * 3_000, seq));
+        if i % 10 == 0 && i >= 600 {
+            seq += 1;
+            batch.push(result(seq, "p", hour0 + (i - 600) * 3_000 + 1, Some(ErrorKind::Connect), 0));
+            expected.push((hour0 + (i - 600) * 3_000 + 1, seq));
+        }
+        store.ingest("a", &batch, accept_all(3_000)).unwrap();
+    }
+    expected.sort();
+    let rows: Vec<(i64, u64)> = store
+        .raw_results("p", hour0, hour0 + 2 * HOUR_MS)
+        .unwrap()
+        .map(|r| r.unwrap())
+        .map(|r| (r.at, r.seq))
+        .collect();
+    assert_eq!(rows, expected, "every result once, in time order");
+    // The first hour's 1,200 + 60 late results fill one block and start a second; the
+    // next half hour's 600 + 30 fit in one.
+    let p = store.lookup(keys::KIND_PROBE, "p").unwrap().unwrap();
+    let a = store.lookup(keys::KIND_AGENT, "a").unwrap().unwrap();
+    let keys_in =
+        |from: i64, to: i64| store.raw.range(keys::raw_key(p, a, from, 0)..keys::raw_key(p, a, to, 0)).count();
+    assert_eq!(store.raw.len(), 3);
+    assert_eq!(keys_in(hour0, hour0 + HOUR_MS), 2);
+    assert_eq!(keys_in(hour0 + HOUR_MS, hour0 + 2 * HOUR_MS), 1);
+}
