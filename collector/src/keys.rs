@@ -189,6 +189,11 @@ pub struct BlockEntry {
 
 /// `raw` block value: count, then per result (sorted by at, seq) the zigzag deltas of `at`
 /// and `seq` from the previous one (the first from the key), then its `RawValue`.
+/// How many results a `raw` block holds, read from its first bytes.
+pub fn block_len(b: &[u8]) -> Option<u64> {
+    get_varint(b).map(|(n, _)| n)
+}
+
 pub fn encode_block(entries: &[BlockEntry], out: &mut Vec<u8>) {
     put_varint(out, entries.len() as u64);
     let (mut at, mut seq) = entries.first().map_or((0, 0), |e| (e.at, e.seq));

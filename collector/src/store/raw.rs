@@ -1,5 +1,5 @@
 //! Raw results in blocks of one (probe, agent) and one UTC hour. A batch's results are
-//! merged into the hour's newest block while that holds fewer than `BLOCK_MAX` results,
+//! merged into the hour's newest block that holds fewer than `BLOCK_MAX` results,
 //! so an hour is usually one key however the results were batched (an agent sending a
 //! result per probe every second would otherwise make a key per result). Readers go hour
 //! by hour: all blocks starting in an hour hold only results of that hour, so sorting
@@ -20,7 +20,7 @@ pub fn hour_of(t: i64) -> i64 {
 
 /// A block takes in new results while it holds fewer than this many: an hour of a
 /// 10-second probe fits in one, and rewriting one costs a few kilobytes at most.
-pub const BLOCK_MAX: usize = 1024;
+pub const BLOCK_MAX: usize = 256;
 
 /// What storing a pair's accepted results changes in `raw`: blocks to remove (merged into
 /// new ones) and blocks to insert. Applied together, in the ingest transaction.
@@ -31,7 +31,7 @@ pub struct BlockWrites {
 }
 
 /// Encodes a pair's accepted results as blocks, one per UTC hour, each merged with the
-/// hour's newest stored block when that has room. The caller holds the agent's lock, so
+/// hour's newest stored block that has room. The caller holds the agent's lock, so
 /// nothing else writes this pair's blocks meanwhile.
 pub fn blocks(
     raw: &Tree,
@@ -44,17 +44,21 @@ pub fn blocks(
     for chunk in entries.chunk_by(|x, y| hour_of(x.at) == hour_of(y.at)) {
         let hour = hour_of(chunk[0].at);
         let mut merged = chunk.to_vec();
-        let mut newest = raw.range(keys::raw_key(p, a, hour, 0)..keys::raw_key(p, a, hour.saturating_add(HOUR_MS), 0));
         let mut replaced = None;
-        if let Some((k, v)) = newest.next_back().transpose()? {
+        // Newest first; an hour holds a handful of blocks at most.
+        for kv in raw.range(keys::raw_key(p, a, hour, 0)..keys::raw_key(p, a, hour.saturating_add(HOUR_MS), 0)).rev() {
+            let (k, v) = kv?;
+            let len = keys::block_len(&v).ok_or(StoreError::Corrupt { tree: "raw" })?;
+            if len >= BLOCK_MAX as u64 {
+                continue;
+            }
             let (_, _, first_at, first_seq) = keys::decode_raw_key(&k);
             let mut old = Vec::new();
             keys::decode_block(first_at, first_seq, &v, &mut old).ok_or(StoreError::Corrupt { tree: "raw" })?;
-            if old.len() < BLOCK_MAX {
-                merged.extend(old);
-                merged.sort_by_key(|e| (e.at, e.seq));
-                replaced = Some(k);
-            }
+            merged.extend(old);
+            merged.sort_by_key(|e| (e.at, e.seq));
+            replaced = Some(k);
+            break;
         }
         let key = keys::raw_key(p, a, merged[0].at, merged[0].seq);
         // The merged block keeps the old key when the old block's first result is still
