@@ -63,7 +63,7 @@ pub fn decode_raw_key(k: &[u8]) -> (Num, Num, i64, u64) {
     (p, a, time_from(&k[8..16]), u64::from_be_bytes(k[16..24].try_into().expect("8 bytes")))
 }
 
-/// A key of the (probe, agent, instant) shape used by `runs`, `hist_min`, `hist_hour`,
+/// A key of the (probe, agent, instant) shape used by `runs`, `hist_minutes`, `hist_hour`,
 /// `hist_day` and (after a one-byte level tag) `rollup_pending`.
 pub fn pair_time_key(probe: Num, agent: Num, t: i64) -> [u8; 16] {
     let mut k = [0u8; 16];
