@@ -16,12 +16,11 @@
 //! `arm_receive_stamps` (called as the agent starts) waits until stamps actually flow.
 
 use std::io;
+use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, SystemTime};
-
-use std::os::fd::AsFd;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;

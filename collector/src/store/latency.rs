@@ -238,13 +238,7 @@ impl Store {
 }
 
 fn add_minute(m: &MinuteHist, out: &mut Latency) -> Result<(), StoreError> {
-    out.results += m.total;
-    if !m.hist.is_empty() {
-        let h: Histogram<u64> =
-            Deserializer::new().deserialize(&mut &m.hist[..]).map_err(|e| StoreError::Histogram(format!("{e:?}")))?;
-        out.histogram.add(&h).map_err(|e| StoreError::Histogram(format!("{e:?}")))?;
-    }
-    Ok(())
+    add_counted(m.total, &m.hist, out)
 }
 
 /// A stored histogram (any serialisation) decoded straight into one that can grow, or a
@@ -269,6 +263,11 @@ fn serialize_v2(h: &Histogram<u64>, buf: &mut Vec<u8>) -> Result<(), StoreError>
 
 fn add_value(v: &[u8], out: &mut Latency) -> Result<(), StoreError> {
     let (total, bytes) = keys::decode_hist_value(v).ok_or(StoreError::Corrupt { tree: "hist" })?;
+    add_counted(total, bytes, out)
+}
+
+/// Adds `total` results and the serialised histogram `bytes` (none when empty) to `out`.
+fn add_counted(total: u64, bytes: &[u8], out: &mut Latency) -> Result<(), StoreError> {
     out.results += total;
     if !bytes.is_empty() {
         let h: Histogram<u64> =

@@ -139,9 +139,7 @@ fn migrate_v1_minutes(db: &sled::Db) -> Result<(), StoreError> {
         let start = minute.div_euclid(keys::HOUR_MS) * keys::HOUR_MS;
         let (total, hist) = keys::decode_hist_value(&v).ok_or(StoreError::Corrupt { tree: "hist_min" })?;
         let key = keys::pair_time_key(p, a, start);
-        if hour.as_ref().is_some_and(|(k, _)| *k != key)
-            && let Some((k, minutes)) = hour.take()
-        {
+        if let Some((k, minutes)) = hour.take_if(|(k, _)| *k != key) {
             write(k, &minutes)?;
         }
         let minutes = &mut hour.get_or_insert_with(|| (key, Vec::new())).1;
