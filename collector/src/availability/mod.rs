@@ -1,0 +1,56 @@
+//! The availability arithmetic of SPEC §7: agent view runs, calendars and maintenance in,
+//! exact figures out. Pure: no I/O, no clock. Every seconds figure the collector shows
+//! (reports, compliance, evidence) comes from [`compute`] and [`daily_breakdown`].
+//!
+//! The pipeline, all in integer Unix milliseconds over half-open intervals `[start, end)`:
+//!
+//! 1. [`probe_timeline`]: per probe, sweep over the agents' view runs (already stale-aware,
+//!    see [`crate::runs`]) and apply the quorum rule.
+//! 2. [`service_timeline`]: combine the probes (down beats unknown beats up), turn down runs
+//!    shorter than `min_outage` to up, and describe each remaining down run as an [`Outage`].
+//! 3. [`compute`]: intersect with service hours minus maintenance over the period, apply the
+//!    unknown policy and the target.
+//!
+//! **Context window.** Whether a down run is shorter than `min_outage`, and where an outage
+//! truly starts and ends, depends on time outside the period. So the timeline is built over
+//! a *context* window wider than the period ([`context_window`]): the period padded by
+//! [`CONTEXT_PADDING_MS`] (or `min_outage` if longer) on each side, and never past `now`.
+//! Stopping at `now` means an ongoing outage ends at `now` and a down run still younger than
+//! `min_outage` is not (yet) an outage, which is what is known at `now`. A down run that
+//! reaches the edge of the context is cut there; the padding makes that matter only for
+//! outages longer than a week, whose `start` then reads as the context's start.
+//!
+//! Files by job: `intervals.rs` (half-open interval lists: intersection, length, the
+//! latency minutes), `timeline.rs` (probe and service timelines, quorum, `min_outage`,
+//! outages, the context window) and `figures.rs` (coverage, the SPEC §7 figures, budget,
+//! burn rate, daily rows). The brute-force model the property tests check them against is
+//! `model.rs`; `fixtures.rs` holds the hand-written cases' shorthand.
+
+mod figures;
+mod intervals;
+mod timeline;
+
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod model;
+
+pub use figures::{
+    Attribution, BURN_WINDOW_LONG_MS, BURN_WINDOW_SHORT_MS, BurnRates, Coverage, DailyRow, FigureMillis, Figures,
+    FiguresSpec, OutageReport, compute, coverage, daily_breakdown, local_midnight_ms,
+};
+pub use intervals::{Interval, intersect, latency_minute_ranges, total};
+pub use timeline::{
+    CONTEXT_PADDING_MS, Outage, ProbeViews, Segment, ServiceInput, ServiceTimeline, State, context_window,
+    probe_timeline, service_timeline,
+};
+
+use jiff::Timestamp;
+
+/// An instant as RFC 3339 in UTC (`2026-11-10T22:00:00Z`, with fractions only when needed).
+pub fn rfc3339(ms: i64) -> String {
+    match Timestamp::from_millisecond(ms) {
+        Ok(ts) => ts.to_string(),
+        Err(_) => ms.to_string(),
+    }
+}
