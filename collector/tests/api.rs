@@ -313,3 +313,83 @@ async fn reload_applies_a_valid_file_and_keeps_the_running_one_on_an_invalid_fil
             && metrics.contains("probity_config_reload_failures_total 1")
     );
 }
+
+#[tokio::test]
+async fn invalid_fields_are_rejected_with_their_reason_and_not_stored() {
+    let h = harness();
+    let now = now_ms();
+    let ok = |seq| result(seq, "web", now - 1000, None);
+    let with = |seq, f: &dyn Fn(&mut probity_config::wire::ProbeResult)| {
+        let mut r = ok(seq);
+        f(&mut r);
+        r
+    };
+    let phases = |dns, connect| probity_config::wire::Phases {
+        dns_us: Some(dns),
+        connect_us: Some(connect),
+        tls_us: None,
+        first_byte_us: None,
+    };
+    let req = IngestRequest {
+        agent: "a2".into(),
+        results: vec![
+            ok(1),
+            with(2, &|r| r.status = Some(0)),
+            with(3, &|r| r.status = Some(65535)),
+            with(4, &|r| r.phases = Some(phases(500, 100))),
+            with(5, &|r| r.phases = Some(phases(100, r.duration_us + 1))),
+            with(6, &|r| r.cert_not_after = Some(-5)),
+            with(7, &|r| r.cert_not_after = Some(now / 1000 + 200 * 365 * 86_400)),
+            with(8, &|r| r.probe = "p".repeat(100_000)),
+            ok(9),
+        ],
+    };
+    let resp = ingest(&h.app, &req).await;
+    assert_eq!(resp.accepted, 2);
+    let reasons: Vec<(u64, String)> = resp.rejected.into_iter().map(|r| (r.seq, r.reason)).collect();
+    assert_eq!(reasons.len(), 7, "{reasons:?}");
+    assert_eq!(reasons[0], (2, "status 0 is not an HTTP status (100-599)".into()));
+    assert_eq!(reasons[1], (3, "status 65535 is not an HTTP status (100-599)".into()));
+    assert!(reasons[2].1.starts_with("phases out of order: connect_us 100 ends before dns_us 500"), "{reasons:?}");
+    assert!(reasons[3].1.starts_with("phases.connect_us "), "{reasons:?}");
+    assert_eq!(reasons[4].1, "cert_not_after -5 is before 1970");
+    assert!(reasons[5].1.contains("is more than 100 years from now"), "{reasons:?}");
+    assert_eq!(reasons[6].1, format!("unknown probe '{}…'", "p".repeat(63)), "the id is echoed cut to 64 characters");
+    assert_eq!(h.state.store().raw_results("web", i64::MIN, i64::MAX).unwrap().count(), 2);
+}
+
+#[tokio::test]
+async fn a_bogus_seq_does_not_poison_lost_results() {
+    // Regression: `{"seq": 18446744073709551615}` was taken as the agent's highest seq and
+    // /metrics and every completeness.csv row showed 18 quintillion lost results for ever.
+    let h = harness();
+    let now = now_ms();
+    let mut results: Vec<_> = (1..=5).map(|seq| result(seq, "web", now - 60_000 + seq as i64, None)).collect();
+    results.push(result(u64::MAX, "web", now - 1000, None));
+    results.push(result(1 << 53, "web", now - 900, None));
+    results.push(result(1_000_000_006, "web", now - 800, None));
+    let resp = ingest(&h.app, &IngestRequest { agent: "a4".into(), results }).await;
+    assert_eq!(resp.accepted, 5);
+    let rejected: Vec<u64> = resp.rejected.iter().map(|r| r.seq).collect();
+    assert_eq!(rejected, [u64::MAX, 1 << 53, 1_000_000_006]);
+    assert!(resp.rejected[0].reason.contains("above 2^53"), "{:?}", resp.rejected);
+    assert!(resp.rejected[2].reason.contains("more than 1000000000 past"), "{:?}", resp.rejected);
+    // The next honest batch goes on from 6 and nothing is lost.
+    let resp =
+        ingest(&h.app, &IngestRequest { agent: "a4".into(), results: vec![result(6, "web", now - 500, None)] }).await;
+    assert_eq!(resp.accepted, 1);
+    let s = h.state.store().seq_summary("a4").unwrap().unwrap();
+    assert_eq!((s.highest, s.received, s.lost), (6, 6, 0));
+    let (_, _, metrics) = send(&h.app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(metrics.contains("probity_agent_lost_results{agent=\"a4\"} 0"), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_forbidden_agent_name_is_echoed_cut_to_64_characters() {
+    let h = harness();
+    let req = IngestRequest { agent: "z".repeat(100_000), results: Vec::new() };
+    let (status, _, body) = send(&h.app, ingest_req(Some(&token("a1")), None, serde_json::to_vec(&req).unwrap())).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(error_of(&body), format!("this token belongs to agent 'a1', not '{}…'", "z".repeat(63)));
+}

@@ -82,6 +82,8 @@ impl Outcome {
 
     /// The wire form, once the spool has given it its `seq`.
     pub fn to_result(&self, probe: &str, seq: u64) -> ProbeResult {
+        /// 100 years of 365.25 days: the collector's bound on `cert_not_after`.
+        const MAX_CERT_DISTANCE_S: u64 = 3_155_760_000;
         let at = match self.at.duration_since(SystemTime::UNIX_EPOCH) {
             Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
             Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
@@ -97,10 +99,16 @@ impl Outcome {
             at,
             duration_us: net::micros(self.duration),
             ok: self.result.is_ok(),
-            status: self.details.status,
+            // The collector refuses a result whose status is outside 100-599 or whose
+            // certificate expiry is more than 100 years away (SPEC §15); such a field is left
+            // out here (the failure message keeps what was seen), so the result still counts.
+            status: self.details.status.filter(|s| (100..=599).contains(s)),
             phases: any_phase.then(|| phases.clone()),
             error: self.result.as_ref().err().map(|f| ResultError { kind: f.kind, message: f.message.clone() }),
-            cert_not_after: self.details.cert_not_after,
+            cert_not_after: self.details.cert_not_after.filter(|t| {
+                let now_s = at.div_euclid(1000);
+                *t >= 0 && t.abs_diff(now_s) <= MAX_CERT_DISTANCE_S
+            }),
         }
     }
 }

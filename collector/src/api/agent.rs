@@ -14,7 +14,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::ApiError;
-use crate::ingest::{DecodeError, Encoding, RejectReason, check_result, decode_body};
+use crate::ingest::{DecodeError, Encoding, RejectReason, check_result, check_seq, decode_body, echo_id};
 use crate::state::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -127,11 +127,24 @@ fn ingest_blocking(state: &AppState, agent: &str, encoding: Encoding, wire: &[u8
     let request: IngestRequest = serde_json::from_slice(&decoded)
         .map_err(|e| ApiError::BadRequest(format!("the body is not a valid ingest request: {e}")))?;
     if request.agent != agent {
-        return Err(ApiError::Forbidden(format!("this token belongs to agent '{agent}', not '{}'", request.agent)));
+        return Err(ApiError::Forbidden(format!(
+            "this token belongs to agent '{agent}', not '{}'",
+            echo_id(&request.agent)
+        )));
     }
     let config = state.config();
     let now_ms = now_ms();
-    let summary = state.store().ingest(agent, &request.results, |r| check_result(&config, agent, r, now_ms))?;
+    // A seq out of range is refused before the store sees it: the store marks every seq it
+    // is given as answered for, and one such seq would count as billions of lost results.
+    let highest = state.store().seq_summary(agent)?.map_or(0, |s| s.highest);
+    let (results, out_of_range): (Vec<_>, Vec<_>) =
+        request.results.into_iter().partition(|r| check_seq(r.seq, highest).is_ok());
+    let mut summary = state.store().ingest(agent, &results, |r| check_result(&config, agent, r, now_ms))?;
+    for r in &out_of_range {
+        if let Err(reason) = check_seq(r.seq, highest) {
+            summary.rejected.push((r.seq, reason));
+        }
+    }
     let reasons: Vec<&RejectReason> = summary.rejected.iter().map(|(_, r)| r).collect();
     state.metrics().record_ingest(agent, now_ms, summary.accepted, summary.duplicates, &reasons);
     if !summary.rejected.is_empty() {
