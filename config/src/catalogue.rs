@@ -33,6 +33,10 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub raw_retention: Duration,
     pub tls: Option<TlsFiles>,
+    /// Connections served at once; more wait in the kernel's backlog (SPEC §15).
+    pub max_connections: usize,
+    /// An agent whose |clock offset| is above this is not `clock_ok` (SPEC §15).
+    pub max_clock_offset: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -41,10 +45,21 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ApiConfig {
     /// Empty: the read API is open to whoever reaches `listen`.
     pub read_tokens_sha256: Vec<TokenHash>,
+    /// The longest period a read endpoint computes; longer is a 400 naming it (SPEC §8).
+    pub max_period: Duration,
+}
+
+/// `[api] max_period` when not set.
+pub const DEFAULT_MAX_PERIOD: Duration = Duration::from_secs(400 * 86_400);
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { read_tokens_sha256: Vec::new(), max_period: DEFAULT_MAX_PERIOD }
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -8,7 +8,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::diag::Diagnostics;
-use crate::units::parse_duration;
+use crate::units::{format_duration, parse_duration};
 
 /// A value with the byte offset it was read from, kept until cross-reference checks are done.
 #[derive(Clone, Debug)]
@@ -214,6 +214,22 @@ impl<'s> Reader<'s> {
         let d = self.opt_duration(f, key)?;
         if d.value.is_zero() {
             self.error(d.pos, f.key_path(key), "\"0s\" is zero; use a positive duration such as \"30s\"");
+            return None;
+        }
+        Some(d)
+    }
+
+    /// A positive duration no longer than `max`; longer is refused naming the bound.
+    pub(crate) fn opt_duration_at_most(
+        &mut self,
+        f: &Fields<'_, '_>,
+        key: &str,
+        max: Duration,
+    ) -> Option<At<Duration>> {
+        let d = self.opt_positive_duration(f, key)?;
+        if d.value > max {
+            let (given, bound) = (format_duration(d.value), format_duration(max));
+            self.error(d.pos, f.key_path(key), format!("{given} is longer than {bound}, the longest {key} probity takes"));
             return None;
         }
         Some(d)

@@ -3,7 +3,12 @@
 
 use std::time::Duration;
 
-/// Parses a duration such as `"30s"` or `"1h30m"`; units are ms, s, m, h, d.
+/// The longest duration any config key takes: 100 years (of 365.25 days). Anything longer
+/// is a typo, and the bound keeps every sum and product of durations far from overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(36_525 * 86_400);
+
+/// Parses a duration such as `"30s"` or `"1h30m"`; units are ms, s, m, h, d. At most
+/// [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     if t.is_empty() {
@@ -42,8 +47,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         total = number
             .checked_mul(millis_per_unit)
             .and_then(|v| total.checked_add(v))
-            .filter(|v| *v <= u64::MAX as u128)
-            .ok_or_else(|| format!("\"{text}\" is too large"))?;
+            .filter(|v| *v <= MAX_DURATION.as_millis())
+            .ok_or_else(|| format!("\"{text}\" is too large; the longest duration is 36525d (100 years)"))?;
     }
     Ok(Duration::from_millis(total as u64))
 }
@@ -118,6 +123,12 @@ mod tests {
         assert!(parse_duration("s").unwrap_err().contains("not a duration"));
         assert!(parse_duration("-5s").unwrap_err().contains("not a duration"));
         assert!(parse_duration("99999999999999999999999d").unwrap_err().contains("too large"));
+        assert_eq!(
+            parse_duration("106751991167d").unwrap_err(),
+            "\"106751991167d\" is too large; the longest duration is 36525d (100 years)"
+        );
+        assert_eq!(parse_duration("36525d"), Ok(MAX_DURATION));
+        assert!(parse_duration("36525d1ms").is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! cross references (unique ids, known service, known calendar).
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use super::array_of_tables;
 use super::calendars::Calendars;
@@ -186,7 +187,8 @@ fn read_latency(r: &mut Reader<'_>, v: &Value<'_>, path: &str) -> Option<Latency
             r.error(f.pos, f.key_path("max"), "is required but missing; e.g. max = \"300ms\"");
             None
         }
-        Some(_) => r.opt_positive_duration(&f, "max"),
+        // A result longer than a day is refused at ingest, so a looser target means nothing.
+        Some(_) => r.opt_duration_at_most(&f, "max", Duration::from_secs(86_400)),
     };
     Some(LatencyTarget { percentile: percentile?, max: max?.value })
 }

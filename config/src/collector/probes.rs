@@ -15,6 +15,8 @@ use crate::reader::{At, Fields, Reader, Value, index, join};
 use crate::units::format_duration;
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+/// The longest probe interval: a view is stale after two, and a day is already coarse.
+const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 const COMMON_PROBE_KEYS: [&str; 6] = ["id", "kind", "interval", "timeout", "agents", "quorum"];
@@ -79,7 +81,8 @@ pub(super) fn read_probe(r: &mut Reader<'_>, v: &Value<'_>, path: &str) -> Optio
     }
     let f = r.fields(v, path, &known)?;
     let id = read_id(r, &f, "id");
-    let interval = r.opt_positive_duration(&f, "interval");
+    // A day bounds every interval product (staleness is 2 intervals) far from overflow.
+    let interval = r.opt_duration_at_most(&f, "interval", MAX_INTERVAL);
     let interval = interval.map_or(DEFAULT_INTERVAL, |i| i.value);
     let timeout = r.opt_positive_duration(&f, "timeout");
     let agents = r.opt_string_list(&f, "agents");
