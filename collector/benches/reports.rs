@@ -197,7 +197,7 @@ fn evidence_child(db: &Path) {
     let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
     let out = tempfile::tempfile().unwrap();
     let t = Instant::now();
-    let q = PeriodQuery { period: Some("2026-Q3"), from: None, to: None };
+    let q = PeriodQuery { period: Some("2026-Q3"), from: None, to: None, max_period: None };
     let (file, _) = probity_collector::evidence::export::export(
         std::io::BufWriter::new(out),
         &store,
@@ -231,7 +231,7 @@ fn main() {
     let n = fill(&store, &catalogue, from, to);
     let fill_s = t.elapsed().as_secs_f64();
     println!("quarter dataset: {n} results stored in {fill_s:.1} s ({:.0} results/s, in-process)", n as f64 / fill_s);
-    let q = PeriodQuery { period: Some("2026-Q3"), from: None, to: None };
+    let q = PeriodQuery { period: Some("2026-Q3"), from: None, to: None, max_period: None };
     let first = Instant::now();
     let r = report::agreement_report(store.as_ref(), &catalogue, "payments-sla", q, NOW).unwrap();
     let cold_ms = first.elapsed().as_secs_f64() * 1000.0;
@@ -271,7 +271,7 @@ fn main() {
     let store = open(&dir.path().join("compliance"));
     let n = fill(&store, &catalogue, SEP_FROM, SEP_FROM + 30 * 86_400_000);
     println!("compliance dataset: {} agreements, {n} results", catalogue.agreements.len());
-    let q = PeriodQuery { period: Some("2026-09"), from: None, to: None };
+    let q = PeriodQuery { period: Some("2026-09"), from: None, to: None, max_period: None };
     let _ = report::compliance(&store, &catalogue, q, NOW).unwrap();
     let mut times = Vec::new();
     let mut met = 0;

@@ -28,6 +28,9 @@ pub struct Period {
     #[serde(rename = "to", serialize_with = "serialize_instant")]
     pub to_ms: i64,
     pub complete: bool,
+    /// The end before clipping to now: what `[api] max_period` measures.
+    #[serde(skip)]
+    pub end_ms: i64,
 }
 
 /// A bad period query (an HTTP 400). Each message names the offending input and what is accepted.
@@ -47,6 +50,8 @@ pub enum PeriodError {
     PeriodAndRange,
     #[error("no period given; {ACCEPTED}")]
     Missing,
+    #[error("the period {label} is {length} long, longer than [api] max_period ({max}); ask for a shorter period")]
+    TooLong { label: String, length: String, max: String },
 }
 
 /// A period query as it arrives: `period=…`, or `from=…&to=…`.
@@ -55,6 +60,8 @@ pub struct PeriodQuery<'a> {
     pub period: Option<&'a str>,
     pub from: Option<&'a str>,
     pub to: Option<&'a str>,
+    /// A longer period is refused before any work (`[api] max_period`); `None`: no limit.
+    pub max_period: Option<std::time::Duration>,
 }
 
 /// Resolves a query in `tz` at `now_ms`. With neither `period` nor `from`/`to`, the period
@@ -65,7 +72,7 @@ pub fn resolve(
     tz: &TimeZone,
     now_ms: i64,
 ) -> Result<Period, PeriodError> {
-    match (query.period, query.from, query.to) {
+    let period = match (query.period, query.from, query.to) {
         (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(PeriodError::PeriodAndRange),
         (Some(text), None, None) => parse_period(text, tz, now_ms),
         (None, Some(from), Some(to)) => parse_range(from, to, now_ms),
@@ -75,7 +82,24 @@ pub fn resolve(
             Some(kind) => Ok(current_period(kind, tz, now_ms)),
             None => Err(PeriodError::Missing),
         },
+    }?;
+    if let Some(max) = query.max_period {
+        let length = period.end_ms.saturating_sub(period.from_ms);
+        if u128::try_from(length).unwrap_or(0) > max.as_millis() {
+            return Err(PeriodError::TooLong {
+                label: period.label,
+                length: format_length(length),
+                max: probity_config::units::format_duration(max),
+            });
+        }
     }
+    Ok(period)
+}
+
+/// A period's length the way config durations are written, in whole seconds when it has
+/// no milliseconds (`730d5h49m12s`).
+fn format_length(ms: i64) -> String {
+    probity_config::units::format_duration(std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
 }
 
 /// Parses `2026-11`, `2026-Q4`, `2026-W47` or `2026` into local-midnight bounds in `tz`.
@@ -171,7 +195,7 @@ pub fn current_period(kind: PeriodKind, tz: &TimeZone, now_ms: i64) -> Period {
 /// `to` clipped to now (never before `from`, for a period that has not started);
 /// complete once its end has passed.
 fn clip(label: String, from_ms: i64, to_ms: i64, now_ms: i64) -> Period {
-    Period { label, from_ms, to_ms: to_ms.min(now_ms).max(from_ms), complete: to_ms <= now_ms }
+    Period { label, from_ms, to_ms: to_ms.min(now_ms).max(from_ms), complete: to_ms <= now_ms, end_ms: to_ms }
 }
 
 /// Callers have checked the ranges, so this cannot fail; the fallback keeps it panic-free.
@@ -302,6 +326,35 @@ mod tests {
             let tz = if p.label == "2027" { &london } else { &ny };
             assert_eq!(&parse_period(&p.label, tz, now).unwrap(), p);
         }
+    }
+
+    #[test]
+    fn a_period_longer_than_max_period_is_refused_naming_the_limit() {
+        let tz = zone("UTC");
+        let now = ms("2026-11-22T18:30:00Z");
+        let max = Some(std::time::Duration::from_secs(400 * 86_400));
+        let q = |period, from, to| PeriodQuery { period, from, to, max_period: max };
+        let e = resolve(q(None, Some("0001-01-01T00:00:00Z"), Some("2026-11-01T00:00:00Z")), None, &tz, now)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("the period 0001-01-01T00:00:00Z/2026-11-01T00:00:00Z is "), "{e}");
+        assert!(e.ends_with("longer than [api] max_period (400d); ask for a shorter period"), "{e}");
+        // Measured before clipping to now: a range reaching far into the future is refused too.
+        assert!(resolve(q(None, Some("2026-11-01T00:00:00Z"), Some("2030-01-01T00:00:00Z")), None, &tz, now).is_err());
+        // Exactly the limit passes; a year always does under the default.
+        assert!(resolve(q(None, Some("2026-01-01T00:00:00Z"), Some("2027-02-05T00:00:00Z")), None, &tz, now).is_ok());
+        assert!(
+            resolve(q(None, Some("2026-01-01T00:00:00Z"), Some("2027-02-05T00:00:00.001Z")), None, &tz, now).is_err()
+        );
+        assert!(resolve(q(Some("2024"), None, None), None, &tz, now).is_ok());
+        let month = Some(std::time::Duration::from_secs(28 * 86_400));
+        let e =
+            resolve(PeriodQuery { period: Some("2026-10"), max_period: month, ..Default::default() }, None, &tz, now)
+                .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the period 2026-10 is 31d long, longer than [api] max_period (28d); ask for a shorter period"
+        );
     }
 
     #[test]

@@ -612,7 +612,7 @@ availability = 99.5
         let c = parse_collector_config("t.toml", CONFIG).unwrap().catalogue;
         let src = source(&c);
         let (f, t) = query("2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z");
-        let q = PeriodQuery { period: None, from: Some(&f), to: Some(&t) };
+        let q = PeriodQuery { period: None, from: Some(&f), to: Some(&t), max_period: None };
         let r = agreement_report(&src, &c, "shop-sla", q, T0 + 2 * HOUR).unwrap();
         assert_eq!(r.figures.downtime_seconds, 600.0);
         assert_eq!(r.figures.agreed_service_seconds, 3600.0);
@@ -638,7 +638,7 @@ availability = 99.5
         let c = parse_collector_config("t.toml", CONFIG).unwrap().catalogue;
         let src = source(&c);
         let (f, t) = query("2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z");
-        let q = PeriodQuery { period: None, from: Some(&f), to: Some(&t) };
+        let q = PeriodQuery { period: None, from: Some(&f), to: Some(&t), max_period: None };
         let comp = compliance(&src, &c, q, T0 + 2 * HOUR).unwrap();
         // shop: 600 s down of 3600 (83.3%) < 99; psp: 600 s down too.
         assert_eq!((comp.met, comp.breached), (0, 2));
@@ -662,7 +662,7 @@ availability = 99.5
         let c = parse_collector_config("t.toml", CONFIG).unwrap().catalogue;
         let src = source(&c);
         let (f, t) = query("2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z");
-        let q = PeriodQuery { period: None, from: Some(&f), to: Some(&t) };
+        let q = PeriodQuery { period: None, from: Some(&f), to: Some(&t), max_period: None };
         let pcts = parse_percentiles(Some("50,99.9")).unwrap();
         let l = service_latency(&src, &c, "shop", None, q, &pcts, T0 + 2 * HOUR).unwrap();
         assert_eq!(l.count, 960);
@@ -676,7 +676,7 @@ availability = 99.5
     fn unknown_ids_and_calendars_are_named() {
         let c = parse_collector_config("t.toml", CONFIG).unwrap().catalogue;
         let src = source(&c);
-        let q = PeriodQuery { period: Some("2026-01"), from: None, to: None };
+        let q = PeriodQuery { period: Some("2026-01"), from: None, to: None, max_period: None };
         assert!(matches!(agreement_report(&src, &c, "nope", q, T0), Err(ReportError::UnknownAgreement(_))));
         let err = service_availability(&src, &c, "shop", Some("office"), q, T0).unwrap_err();
         assert_eq!(err.to_string(), "unknown calendar \"office\"; defined: 24x7");

@@ -393,3 +393,34 @@ async fn a_forbidden_agent_name_is_echoed_cut_to_64_characters() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(error_of(&body), format!("this token belongs to agent 'a1', not '{}…'", "z".repeat(63)));
 }
+
+#[tokio::test]
+async fn a_period_longer_than_max_period_is_a_400_naming_the_limit_on_every_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("collector.toml");
+    let extra = "[api]\nmax_period = \"30d\"\n\n[[agreements]]\nid = \"shop-sla\"\nkind = \"sla\"\nservice = \"shop\"\nperiod = \"month\"\navailability = 99.9\n";
+    std::fs::write(&config_path, config_text("127.0.0.1:0", &dir.path().join("data"), extra)).unwrap();
+    let config = probity_config::load_collector_config(&config_path).unwrap();
+    let store = Arc::new(Store::open(&dir.path().join("db"), &StoreOptions { cache_capacity: 16 << 20 }).unwrap());
+    let app = probity_collector::app(AppState::new(config, store, StateSpec::default()));
+    let long = "from=0001-01-01T00:00:00Z&to=2026-11-01T00:00:00Z";
+    for path in [
+        "/api/v1/services/shop/availability",
+        "/api/v1/services/shop/latency",
+        "/api/v1/agreements/shop-sla/report",
+        "/api/v1/agreements/shop-sla/evidence",
+        "/api/v1/compliance",
+    ] {
+        let (status, _, body) = send(&app, Request::get(format!("{path}?{long}")).body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        let e = error_of(&body);
+        assert!(e.contains("longer than [api] max_period (30d)"), "{path}: {e}");
+        let (status, _, _) =
+            send(&app, Request::get(format!("{path}?period=2026-09")).body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{path}: 30 days pass");
+    }
+    let (status, _, body) =
+        send(&app, Request::get("/api/v1/agreements/shop-sla/report?period=2026").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error_of(&body).starts_with("the period 2026 is 365d long"), "{}", error_of(&body));
+}

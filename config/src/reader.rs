@@ -229,7 +229,11 @@ impl<'s> Reader<'s> {
         let d = self.opt_positive_duration(f, key)?;
         if d.value > max {
             let (given, bound) = (format_duration(d.value), format_duration(max));
-            self.error(d.pos, f.key_path(key), format!("{given} is longer than {bound}, the longest {key} probity takes"));
+            self.error(
+                d.pos,
+                f.key_path(key),
+                format!("{given} is longer than {bound}, the longest {key} probity takes"),
+            );
             return None;
         }
         Some(d)

@@ -73,11 +73,13 @@ fn only(params: &HashMap<String, String>, accepted: &[&str]) -> Result<(), ApiEr
     }
 }
 
-fn period_query(params: &HashMap<String, String>) -> PeriodQuery<'_> {
+/// The period parameters, with `[api] max_period` so a longer period is refused before any work.
+fn period_query(params: &HashMap<String, String>, max_period: std::time::Duration) -> PeriodQuery<'_> {
     PeriodQuery {
         period: params.get("period").map(String::as_str),
         from: params.get("from").map(String::as_str),
         to: params.get("to").map(String::as_str),
+        max_period: Some(max_period),
     }
 }
 
@@ -196,14 +198,17 @@ async fn report_json<T: Serialize>(
     headers: &HeaderMap,
     params: HashMap<String, String>,
     accepted: &[&str],
-    compute: impl FnOnce(&Store, &Catalogue, &HashMap<String, String>, i64) -> Result<T, ReportError> + Send + 'static,
+    compute: impl FnOnce(&Store, &Catalogue, PeriodQuery<'_>, &HashMap<String, String>, i64) -> Result<T, ReportError>
+    + Send
+    + 'static,
 ) -> Result<Response, ApiError> {
     authorize(&state, headers)?;
     only(&params, accepted)?;
     let now = super::now_ms();
     let out = blocking(move || {
         let config = state.config();
-        let r = compute(state.store(), &config.catalogue, &params, now)?;
+        let query = period_query(&params, config.api.max_period);
+        let r = compute(state.store(), &config.catalogue, query, &params, now)?;
         serde_json::to_value(r).map_err(ApiError::internal)
     })
     .await?;
@@ -220,8 +225,8 @@ async fn service_availability(
     Path(id): Path<String>,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
-    report_json(state, &headers, params, &["period", "from", "to", "calendar"], move |store, c, p, now| {
-        report::service_availability(store, c, &id, calendar_param(p), period_query(p), now)
+    report_json(state, &headers, params, &["period", "from", "to", "calendar"], move |store, c, q, p, now| {
+        report::service_availability(store, c, &id, calendar_param(p), q, now)
     })
     .await
 }
@@ -237,9 +242,9 @@ async fn service_latency(
         &headers,
         params,
         &["period", "from", "to", "calendar", "percentiles"],
-        move |store, c, p, now| {
+        move |store, c, q, p, now| {
             let percentiles = report::parse_percentiles(p.get("percentiles").map(String::as_str))?;
-            report::service_latency(store, c, &id, calendar_param(p), period_query(p), &percentiles, now)
+            report::service_latency(store, c, &id, calendar_param(p), q, &percentiles, now)
         },
     )
     .await
@@ -251,8 +256,8 @@ async fn agreement_report(
     Path(id): Path<String>,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
-    report_json(state, &headers, params, &["period", "from", "to"], move |store, c, p, now| {
-        report::agreement_report(store, c, &id, period_query(p), now)
+    report_json(state, &headers, params, &["period", "from", "to"], move |store, c, q, _, now| {
+        report::agreement_report(store, c, &id, q, now)
     })
     .await
 }
@@ -262,8 +267,8 @@ async fn compliance(
     headers: HeaderMap,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
-    report_json(state, &headers, params, &["period", "from", "to"], |store, c, p, now| {
-        report::compliance(store, c, period_query(p), now)
+    report_json(state, &headers, params, &["period", "from", "to"], |store, c, q, _, now| {
+        report::compliance(store, c, q, now)
     })
     .await
 }
@@ -301,7 +306,7 @@ async fn evidence(
             state.store().as_ref(),
             &config.catalogue,
             &id,
-            period_query(&params),
+            period_query(&params, config.api.max_period),
             state.signing_key(),
             now,
         )

@@ -708,7 +708,7 @@ availability = 99.9
         let src = source(&c);
         let key = SigningKey::from_bytes(&[3; 32]);
         let now = "2026-11-22T00:00:00Z".parse::<jiff::Timestamp>().unwrap().as_millisecond();
-        let q = PeriodQuery { period: Some("2026-10"), from: None, to: None };
+        let q = PeriodQuery { period: Some("2026-10"), from: None, to: None, max_period: None };
         let (out, _) = export(Cursor::new(Vec::new()), &src, &c, agreement, q, &key, now).unwrap();
         (out.into_inner(), key)
     }
