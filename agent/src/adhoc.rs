@@ -4,11 +4,9 @@
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
-use probity_config::probe::{
-    DnsSpec, HttpSpec, ProbeSpec, RecordType, TcpSpec, TlsSpec, default_expect_status, parse_dns_server,
-};
+use probity_config::probe::{DnsSpec, HttpSpec, ProbeSpec, RecordType, TcpSpec, TlsSpec, parse_dns_server};
 
-use crate::probe::{Outcome, human};
+use crate::probe::{Outcome, expiry_words, human};
 
 /// Reads `https://…`, `tcp://HOST:PORT`, `dns://NAME[/TYPE][@SERVER]` or `tls://HOST:PORT`.
 pub fn parse_target(target: &str) -> Result<ProbeSpec, String> {
@@ -21,23 +19,10 @@ pub fn parse_target(target: &str) -> Result<ProbeSpec, String> {
             if url.host_str().is_none() {
                 return Err(format!("\"{target}\" has no host"));
             }
-            Ok(ProbeSpec::Http(HttpSpec {
-                url: target.to_string(),
-                method: "GET".into(),
-                headers: Default::default(),
-                body: None,
-                expect_status: default_expect_status(),
-                body_contains: None,
-                follow_redirects: true,
-                tls_verify: true,
-            }))
+            Ok(ProbeSpec::Http(HttpSpec { url: target.to_string(), ..HttpSpec::default() }))
         }
-        "tcp" => Ok(ProbeSpec::Tcp(TcpSpec { target: rest.trim_end_matches('/').parse()? })),
-        "tls" => Ok(ProbeSpec::Tls(TlsSpec {
-            target: rest.trim_end_matches('/').parse()?,
-            server_name: None,
-            min_days_valid: probity_config::probe::DEFAULT_MIN_DAYS_VALID,
-        })),
+        "tcp" => Ok(ProbeSpec::Tcp(TcpSpec::new(rest.trim_end_matches('/').parse()?))),
+        "tls" => Ok(ProbeSpec::Tls(TlsSpec::new(rest.trim_end_matches('/').parse()?))),
         "dns" => {
             let (rest, server) = match rest.rsplit_once('@') {
                 Some((r, s)) => (r, Some(parse_dns_server(s)?)),
@@ -51,14 +36,20 @@ pub fn parse_target(target: &str) -> Result<ProbeSpec, String> {
             if name.is_empty() {
                 return Err(format!("\"{target}\" names nothing to look up; write dns://example.com/A"));
             }
-            Ok(ProbeSpec::Dns(DnsSpec { name: name.to_string(), record, server, expect: vec![] }))
+            Ok(ProbeSpec::Dns(DnsSpec { server, ..DnsSpec::new(name, record) }))
         }
         other => Err(format!("cannot probe {other}://; write http(s)://, tcp://, dns:// or tls://")),
     }
 }
 
-/// The outcome as an operator reads it: result line, then one line per phase.
+/// The outcome as an operator reads it: result line, one line per phase, then what came
+/// back (DNS answers and each query's transport, the certificate chain; HTTP headers
+/// with `verbose`).
 pub fn render(spec: &ProbeSpec, outcome: &Outcome) -> String {
+    render_with(spec, outcome, false)
+}
+
+pub fn render_with(spec: &ProbeSpec, outcome: &Outcome, verbose: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "probe       {} {}", spec.kind(), spec.target());
     match &outcome.result {
@@ -69,10 +60,15 @@ pub fn render(spec: &ProbeSpec, outcome: &Outcome) -> String {
             let _ = writeln!(out, "result      down ({}): {}", f.kind, f.message);
         }
     }
-    if let Some(status) = outcome.details.status {
-        let _ = writeln!(out, "status      {status}");
+    let d = &outcome.details;
+    if let Some(status) = d.status {
+        match d.http_version {
+            Some(v) => writeln!(out, "status      {status} ({v})"),
+            None => writeln!(out, "status      {status}"),
+        }
+        .ok();
     }
-    let p = &outcome.details.phases;
+    let p = &d.phases;
     for (name, value) in
         [("dns", p.dns_us), ("connect", p.connect_us), ("tls", p.tls_us), ("first byte", p.first_byte_us)]
     {
@@ -81,14 +77,49 @@ pub fn render(spec: &ProbeSpec, outcome: &Outcome) -> String {
         }
     }
     let _ = writeln!(out, "total       {}", human(outcome.duration));
-    if let Some(t) = outcome.details.cert_not_after {
-        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    for a in &d.attempts {
+        let connect = a.connect_us.map(|c| format!("connected {}, ", human(Duration::from_micros(c)))).unwrap_or_default();
+        let cut = if a.truncated { ", truncated" } else { "" };
         let _ = writeln!(
             out,
-            "cert until  {} ({} days)",
-            crate::probe::net::unix_to_rfc3339(t),
-            (t - now).div_euclid(86_400)
+            "query       {} {connect}answer {} ({} bytes{cut})",
+            a.transport,
+            human(Duration::from_micros(a.answer_us)),
+            a.bytes
         );
+    }
+    for answer in &d.answers {
+        let _ = writeln!(out, "answer      {answer}");
+    }
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    if d.chain.is_empty()
+        && let Some(t) = d.cert_not_after
+    {
+        let _ = writeln!(out, "cert        {}", expiry_words(t, now));
+    }
+    for (i, der) in d.chain.iter().enumerate() {
+        let label = if i == 0 { "cert" } else { "  issued by" };
+        match x509_parser::parse_x509_certificate(der) {
+            Ok((_, cert)) => {
+                let _ = writeln!(
+                    out,
+                    "{label:<11} {} — {}",
+                    cert.subject(),
+                    expiry_words(cert.validity().not_after.timestamp(), now)
+                );
+                if i + 1 == d.chain.len() {
+                    let _ = writeln!(out, "  issued by {}", cert.issuer());
+                }
+            }
+            Err(_) => {
+                let _ = writeln!(out, "{label:<11} (a certificate that could not be read, {} bytes)", der.len());
+            }
+        }
+    }
+    if verbose {
+        for (name, value) in &d.headers {
+            let _ = writeln!(out, "< {name}: {value}");
+        }
     }
     out
 }

@@ -10,17 +10,18 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use probity_config::probe::ProbeSpec;
 use probity_config::wire::ErrorKind;
 use tokio::net::TcpListener;
 use tracing::debug;
 
 use crate::spool::Spool;
 
-const KINDS: [&str; 4] = ["http", "tcp", "dns", "tls"];
+const KINDS: [&str; ProbeSpec::KINDS.len()] = ProbeSpec::KINDS;
 
 #[derive(Default)]
 pub struct Metrics {
-    probes_run: [AtomicU64; 4],
+    probes_run: [AtomicU64; KINDS.len()],
     failures: [AtomicU64; ErrorKind::ALL.len()],
     pub skipped_ticks: AtomicU64,
     pub delivered: AtomicU64,

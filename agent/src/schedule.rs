@@ -210,10 +210,8 @@ mod tests {
             interval_ms: 100,
             timeout_ms: 250,
             spec: ProbeSpec::Dns(DnsSpec {
-                name: "slow.test".into(),
-                record: RecordType::A,
                 server: Some(silent.local_addr().unwrap()),
-                expect: vec![],
+                ..DnsSpec::new("slow.test", RecordType::A)
             }),
         };
         let assignment = Arc::new(Assignment { agent: "a".into(), probes: vec![probe] });
@@ -243,12 +241,7 @@ mod tests {
             id: id.into(),
             interval_ms,
             timeout_ms: 100,
-            spec: ProbeSpec::Dns(DnsSpec {
-                name: format!("{id}.test"),
-                record: RecordType::A,
-                server: Some(server),
-                expect: vec![],
-            }),
+            spec: ProbeSpec::Dns(DnsSpec { server: Some(server), ..DnsSpec::new(format!("{id}.test"), RecordType::A) }),
         }
     }
 

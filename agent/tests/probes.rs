@@ -105,7 +105,7 @@ async fn https_checks_the_certificate_chain_and_expiry() {
 
     let bad = run(json!({"kind": "http", "url": format!("{expired}/ok")}), 5000).await;
     let (kind, message) = failed(&bad);
-    assert_eq!(kind, ErrorKind::Tls);
+    assert_eq!(kind, ErrorKind::CertExpiry);
     assert!(message.contains("expired 3 days ago"), "{message}");
     assert!(bad.details.cert_not_after.is_some());
 
@@ -141,6 +141,27 @@ async fn tls_probe_reports_expiry_and_untrusted_chains() {
     let (kind, message) = failed(&run(json!({"kind": "tls", "target": untrusted.to_string()}), 5000).await);
     assert_eq!(kind, ErrorKind::Tls);
     assert!(message.contains("unknown issuer"), "{message}");
+}
+
+/// Regression: an expired certificate was `cert_expiry` over `tls://` but `tls` over
+/// `https://`, and `probity-agent probe` printed "(-3 days)" beside "expired 2 days ago".
+#[tokio::test]
+async fn an_expired_certificate_reads_alike_over_https_and_tls() {
+    let ca = support::ca();
+    probity_agent::probe::trust_extra_root(ca.der.clone());
+    let cert = support::leaf(&ca, -3);
+    let https = support::https_target(cert.clone()).await;
+    let tls = support::tls_listener(cert, false).await;
+    let over_https = run(json!({"kind": "http", "url": format!("{https}/ok")}), 5000).await;
+    let over_tls = run(json!({"kind": "tls", "target": tls.to_string(), "server_name": "127.0.0.1"}), 5000).await;
+    let (https_kind, https_message) = failed(&over_https);
+    let (tls_kind, tls_message) = failed(&over_tls);
+    assert_eq!((https_kind, tls_kind), (ErrorKind::CertExpiry, ErrorKind::CertExpiry));
+    assert!(https_message.starts_with("cert_expiry: certificate of 127.0.0.1 expired 3 days ago (not after "));
+    assert_eq!(https_message, tls_message);
+    let printed = probity_agent::adhoc::render(&spec(json!({"kind": "tls", "target": tls.to_string()})), &over_tls);
+    assert!(printed.contains("expired 3 days ago"), "{printed}");
+    assert!(!printed.contains("-3 days") && !printed.contains("-4 days"), "{printed}");
 }
 
 #[tokio::test]

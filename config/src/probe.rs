@@ -1,5 +1,5 @@
-//! Probe specifications: the four kinds and their keys, shared by the collector's
-//! catalogue and the agent's assignment (serialised with the config's key names).
+//! Probe specifications: the kinds and their keys, shared by the collector's catalogue
+//! and the agent's assignment (serialised with the config's key names).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -20,6 +20,9 @@ pub enum ProbeSpec {
 }
 
 impl ProbeSpec {
+    /// Every kind's name, in the order `kind()` numbers them.
+    pub const KINDS: [&'static str; 4] = ["http", "tcp", "dns", "tls"];
+
     pub fn kind(&self) -> &'static str {
         match self {
             ProbeSpec::Http(_) => "http",
@@ -60,6 +63,50 @@ pub struct HttpSpec {
     pub follow_redirects: bool,
     #[serde(default = "yes")]
     pub tls_verify: bool,
+    /// A regex the body must match (searched in its first MiB, like `body_contains`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_regex: Option<Pattern>,
+    /// Header name (any case) → regex its value must match.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub expect_headers: BTreeMap<String, Pattern>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub http_version: HttpVersion,
+    /// PEM roots trusted for this probe, besides the system's (a path on the agent host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// PEM certificate chain and key presented to the server (paths on the agent host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<String>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub ip_protocol: IpProtocol,
+    /// Down when the final response did not come over TLS (a redirect to `http://`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub fail_if_not_tls: bool,
+}
+
+impl Default for HttpSpec {
+    fn default() -> Self {
+        HttpSpec {
+            url: String::new(),
+            method: default_method(),
+            headers: BTreeMap::new(),
+            body: None,
+            expect_status: default_expect_status(),
+            body_contains: None,
+            follow_redirects: true,
+            tls_verify: true,
+            body_regex: None,
+            expect_headers: BTreeMap::new(),
+            http_version: HttpVersion::Any,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            ip_protocol: IpProtocol::Any,
+            fail_if_not_tls: false,
+        }
+    }
 }
 
 impl HttpSpec {
@@ -71,6 +118,48 @@ impl HttpSpec {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TcpSpec {
     pub target: HostPort,
+    /// Bytes to send once connected (and after TLS), escapes already decoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send: Option<String>,
+    /// A regex the reply must match; read until it does, the peer closes, or the deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<Pattern>,
+    /// TLS right after connect.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tls: bool,
+    /// Plain text first, then the protocol's upgrade to TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starttls: Option<StartTls>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub ip_protocol: IpProtocol,
+}
+
+impl TcpSpec {
+    pub fn new(target: HostPort) -> TcpSpec {
+        TcpSpec {
+            target,
+            send: None,
+            expect: None,
+            tls: false,
+            starttls: None,
+            ca_file: None,
+            server_name: None,
+            ip_protocol: IpProtocol::Any,
+        }
+    }
+
+    /// Whether a TLS handshake happens at all (directly or after STARTTLS).
+    pub fn uses_tls(&self) -> bool {
+        self.tls || self.starttls.is_some()
+    }
+
+    pub fn effective_server_name(&self) -> &str {
+        self.server_name.as_deref().unwrap_or(&self.target.host)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +171,24 @@ pub struct DnsSpec {
     pub server: Option<SocketAddr>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expect: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub transport: DnsTransport,
+    /// The RD bit: ask the server to recurse (off to check an authoritative server).
+    #[serde(default = "yes")]
+    pub recursion: bool,
+}
+
+impl DnsSpec {
+    pub fn new(name: impl Into<String>, record: RecordType) -> DnsSpec {
+        DnsSpec {
+            name: name.into(),
+            record,
+            server: None,
+            expect: Vec::new(),
+            transport: DnsTransport::Udp,
+            recursion: true,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +198,310 @@ pub struct TlsSpec {
     pub server_name: Option<String>,
     #[serde(default = "default_min_days_valid")]
     pub min_days_valid: u32,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub ip_protocol: IpProtocol,
+    /// PEM roots trusted for this probe, besides the system's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+}
+
+impl TlsSpec {
+    pub fn new(target: HostPort) -> TlsSpec {
+        TlsSpec {
+            target,
+            server_name: None,
+            min_days_valid: DEFAULT_MIN_DAYS_VALID,
+            ip_protocol: IpProtocol::Any,
+            ca_file: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IcmpSpec {
+    /// A host name or an IP literal.
+    pub target: String,
+    #[serde(default = "default_packets")]
+    pub packets: u32,
+    /// Bytes of payload after the 8-byte ICMP header (56, as `ping`).
+    #[serde(default = "default_payload_size")]
+    pub payload_size: u16,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub ip_protocol: IpProtocol,
+}
+
+impl IcmpSpec {
+    pub fn new(target: impl Into<String>) -> IcmpSpec {
+        IcmpSpec {
+            target: target.into(),
+            packets: DEFAULT_PACKETS,
+            payload_size: DEFAULT_PAYLOAD_SIZE,
+            ip_protocol: IpProtocol::Any,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrpcSpec {
+    pub target: HostPort,
+    /// The service asked about (`grpc.health.v1.Health/Check`); "" is the whole server.
+    #[serde(default)]
+    pub service: String,
+    #[serde(default = "yes")]
+    pub tls: bool,
+    #[serde(default = "yes")]
+    pub tls_verify: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub ip_protocol: IpProtocol,
+}
+
+impl GrpcSpec {
+    pub fn new(target: HostPort) -> GrpcSpec {
+        GrpcSpec {
+            target,
+            service: String::new(),
+            tls: true,
+            tls_verify: true,
+            server_name: None,
+            ca_file: None,
+            ip_protocol: IpProtocol::Any,
+        }
+    }
+
+    pub fn effective_server_name(&self) -> &str {
+        self.server_name.as_deref().unwrap_or(&self.target.host)
+    }
+}
+
+/// Which address families a probe may connect over (blackbox_exporter's
+/// `preferred_ip_protocol` with no fallback): `any` tries every address in the order
+/// the resolver gave them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IpProtocol {
+    #[default]
+    Any,
+    Ip4,
+    Ip6,
+}
+
+impl IpProtocol {
+    pub const NAMES: &'static str = "any, ip4 or ip6";
+
+    pub fn allows(self, ip: std::net::IpAddr) -> bool {
+        match self {
+            IpProtocol::Any => true,
+            IpProtocol::Ip4 => ip.is_ipv4(),
+            IpProtocol::Ip6 => ip.is_ipv6(),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IpProtocol::Any => "any",
+            IpProtocol::Ip4 => "ip4",
+            IpProtocol::Ip6 => "ip6",
+        }
+    }
+}
+
+impl FromStr for IpProtocol {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "any" => Ok(IpProtocol::Any),
+            "ip4" => Ok(IpProtocol::Ip4),
+            "ip6" => Ok(IpProtocol::Ip6),
+            _ => Err(format!("\"{text}\" is not an IP protocol; use {}", IpProtocol::NAMES)),
+        }
+    }
+}
+
+/// The HTTP version an `http` probe speaks: `any` offers h2 and http/1.1 over TLS
+/// (ALPN) and speaks 1.1 in the clear; `2` insists on HTTP/2 (ALPN over TLS, prior
+/// knowledge in the clear).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HttpVersion {
+    #[default]
+    #[serde(rename = "any")]
+    Any,
+    #[serde(rename = "1.1")]
+    Http1,
+    #[serde(rename = "2")]
+    Http2,
+}
+
+impl FromStr for HttpVersion {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "any" => Ok(HttpVersion::Any),
+            "1.1" => Ok(HttpVersion::Http1),
+            "2" => Ok(HttpVersion::Http2),
+            _ => Err(format!("\"{text}\" is not an HTTP version; use \"any\", \"1.1\" or \"2\"")),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DnsTransport {
+    /// UDP, retried over TCP when the answer comes back truncated.
+    #[default]
+    Udp,
+    Tcp,
+}
+
+impl FromStr for DnsTransport {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "udp" => Ok(DnsTransport::Udp),
+            "tcp" => Ok(DnsTransport::Tcp),
+            _ => Err(format!("\"{text}\" is not a DNS transport; use \"udp\" (retried over TCP when truncated) or \"tcp\"")),
+        }
+    }
+}
+
+/// The plain-text protocols whose upgrade to TLS a `tcp` probe can drive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartTls {
+    Smtp,
+    Imap,
+    Pop3,
+}
+
+impl StartTls {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StartTls::Smtp => "smtp",
+            StartTls::Imap => "imap",
+            StartTls::Pop3 => "pop3",
+        }
+    }
+}
+
+impl FromStr for StartTls {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "smtp" => Ok(StartTls::Smtp),
+            "imap" => Ok(StartTls::Imap),
+            "pop3" => Ok(StartTls::Pop3),
+            _ => Err(format!("\"{text}\" is not a STARTTLS protocol; use smtp, imap or pop3")),
+        }
+    }
+}
+
+/// A regular expression (Rust `regex` syntax), compiled once when the spec is read.
+#[derive(Clone, Debug)]
+pub struct Pattern(regex::Regex);
+
+impl Pattern {
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    pub fn is_match(&self, text: &str) -> bool {
+        self.0.is_match(text)
+    }
+
+    pub fn is_match_bytes(&self, bytes: &[u8]) -> bool {
+        // Bodies need not be UTF-8: match the lossy text, as a person reading it would.
+        self.0.is_match(&String::from_utf8_lossy(bytes))
+    }
+}
+
+impl FromStr for Pattern {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        regex::RegexBuilder::new(text)
+            .size_limit(1 << 20)
+            .build()
+            .map(Pattern)
+            .map_err(|e| {
+                let detail = e.to_string();
+                // The regex crate's message spans lines with a caret diagram; keep its last line.
+                let last = detail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("invalid");
+                format!("\"{text}\" is not a valid regex: {}", last.trim().trim_start_matches("error: "))
+            })
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Pattern {}
+
+impl Serialize for Pattern {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Decodes `\n`, `\r`, `\t`, `\0`, `\\` and `\xNN` (ASCII) in a `send` text, as
+/// blackbox_exporter's `query_response` and `printf` read them.
+pub fn unescape(text: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('t') => out.push('\t'),
+            Some('0') => out.push('\0'),
+            Some('\\') => out.push('\\'),
+            Some('x') => {
+                let hex: String = chars.by_ref().take(2).collect();
+                match u8::from_str_radix(&hex, 16) {
+                    Ok(b) if hex.len() == 2 && b.is_ascii() => out.push(char::from(b)),
+                    _ => return Err(format!("\\x{hex} is not an ASCII byte; write \\x00 to \\x7f")),
+                }
+            }
+            Some(other) => {
+                return Err(format!("\\{other} is not an escape; use \\n, \\r, \\t, \\0, \\\\ or \\xNN"));
+            }
+            None => return Err("ends with a lone \\; write \\\\ for a backslash".into()),
+        }
+    }
+    Ok(out)
+}
+
+pub const DEFAULT_PACKETS: u32 = 1;
+pub const DEFAULT_PAYLOAD_SIZE: u16 = 56;
+
+fn default_packets() -> u32 {
+    DEFAULT_PACKETS
+}
+
+fn default_payload_size() -> u16 {
+    DEFAULT_PAYLOAD_SIZE
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 impl TlsSpec {
@@ -333,12 +744,44 @@ mod tests {
         let dns: ProbeSpec = serde_json::from_str(r#"{"kind":"dns","name":"localhost","record":"AAAA"}"#).unwrap();
         assert_eq!(
             dns,
-            ProbeSpec::Dns(DnsSpec {
-                name: "localhost".into(),
-                record: RecordType::Aaaa,
-                server: None,
-                expect: vec![]
-            })
+            ProbeSpec::Dns(DnsSpec::new("localhost", RecordType::Aaaa))
         );
+    }
+
+    #[test]
+    fn send_escapes_decode_as_printf_reads_them() {
+        assert_eq!(unescape(r"EHLO probity\r\n").unwrap(), "EHLO probity\r\n");
+        assert_eq!(unescape(r"a\tb\\c\x41\0").unwrap(), "a\tb\\cA\0");
+        assert!(unescape(r"bad\q").unwrap_err().contains(r"\q is not an escape"));
+        assert!(unescape(r"\xff").is_err());
+        assert!(unescape(r"\x4").is_err());
+        assert!(unescape("tail\\").is_err());
+    }
+
+    #[test]
+    fn patterns_compile_once_and_say_what_is_wrong() {
+        let p: Pattern = "^220 .*ESMTP".parse().unwrap();
+        assert!(p.is_match("220 mail.example.com ESMTP ready"));
+        assert!(p.is_match_bytes(b"220 x ESMTP\xff"));
+        let e = "(unclosed".parse::<Pattern>().unwrap_err();
+        assert!(e.starts_with("\"(unclosed\" is not a valid regex: "), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn new_keys_default_as_the_spec_says() {
+        let dns: ProbeSpec = serde_json::from_str(r#"{"kind":"dns","name":"example.com"}"#).unwrap();
+        let ProbeSpec::Dns(dns) = dns else { panic!("not dns") };
+        assert_eq!((dns.transport, dns.recursion), (DnsTransport::Udp, true));
+        let http: ProbeSpec = serde_json::from_str(
+            r#"{"kind":"http","url":"https://h/","http_version":"2","expect_headers":{"content-type":"json"}}"#,
+        )
+        .unwrap();
+        let ProbeSpec::Http(http) = http else { panic!("not http") };
+        assert_eq!(http.http_version, HttpVersion::Http2);
+        assert!(http.expect_headers["content-type"].is_match("application/json"));
+        let back = serde_json::to_value(ProbeSpec::Http(http)).unwrap();
+        assert_eq!(back["http_version"], "2");
+        assert_eq!(back["expect_headers"]["content-type"], "json");
     }
 }

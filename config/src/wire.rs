@@ -204,6 +204,7 @@ mod tests {
                     body_contains: Some("ok".into()),
                     follow_redirects: true,
                     tls_verify: true,
+                    ..HttpSpec::default()
                 }),
             }],
         };

@@ -9,21 +9,24 @@
 //! "Arrived" is the kernel's receive stamp of the bytes (`arrival`), and the probe's
 //! duration ends when the last byte of the body arrived: neither includes the time this
 //! host took to get round to reading what was already there.
+//!
+//! HTTP/2 is spoken when ALPN settles on `h2` (offered with `http_version = "any"` or
+//! `"2"`), or with prior knowledge over plain `http://` when `http_version = "2"`.
 
 use bytes::Bytes;
 use http::header::{HOST, LOCATION, USER_AGENT};
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
-use probity_config::probe::HttpSpec;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use probity_config::probe::{HttpSpec, HttpVersion};
 use probity_config::wire::ErrorKind;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use url::Url;
 
 use super::arrival::{Arrivals, StampedStream};
-use super::net::{self, Clock, failure};
+use super::net::{self, Clock, TlsOptions, failure};
 use super::{Details, Failure, Outcome};
 
 const MAX_REDIRECTS: usize = 10;
@@ -74,11 +77,59 @@ async fn probe(
             url = next;
             continue;
         }
-        let kept = read_body(clock, response.into_body(), &mut connection, spec.body_contains.is_some()).await?;
+        details.http_version = Some(version_name(response.version()));
+        details.headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let keep = spec.body_contains.is_some() || spec.body_regex.is_some();
+        let headers = response.headers().clone();
+        let version = response.version();
+        let kept = read_body(clock, response.into_body(), &mut connection, keep).await?;
         *end = arrivals.last();
+        if spec.fail_if_not_tls && url.scheme() != "https" {
+            return Err(failure(
+                ErrorKind::Tls,
+                format!("tls: the final response came over plain HTTP ({url}) and fail_if_not_tls is set"),
+            ));
+        }
+        if spec.http_version == HttpVersion::Http2 && version != http::Version::HTTP_2 {
+            return Err(failure(
+                ErrorKind::Status,
+                format!("status: answered over {}, http_version requires HTTP/2 ({url})", version_name(version)),
+            ));
+        }
         if !spec.status_expected(status.as_u16()) {
             let expected = spec.expect_status.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
             return Err(failure(ErrorKind::Status, format!("status: got {status}, expected {expected} ({url})")));
+        }
+        for (name, pattern) in &spec.expect_headers {
+            let values: Vec<String> = headers
+                .get_all(name.as_str())
+                .iter()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .collect();
+            if values.is_empty() {
+                return Err(failure(
+                    ErrorKind::Status,
+                    format!("status: no {name} header, expected one matching /{}/ ({url})", pattern.as_str()),
+                ));
+            }
+            if !values.iter().any(|v| pattern.is_match(v)) {
+                return Err(failure(
+                    ErrorKind::Status,
+                    format!("status: header {name} \"{}\" does not match /{}/ ({url})", values.join(", "), pattern.as_str()),
+                ));
+            }
+        }
+        if let Some(pattern) = &spec.body_regex
+            && !pattern.is_match_bytes(&kept)
+        {
+            return Err(failure(
+                ErrorKind::Body,
+                format!("body: does not match /{}/ (first {} bytes read)", pattern.as_str(), kept.len()),
+            ));
         }
         if let Some(needle) = &spec.body_contains
             && !contains(&kept, needle.as_bytes())
@@ -109,7 +160,7 @@ async fn exchange(
     };
     let host = url.host_str().ok_or_else(|| failure(ErrorKind::Internal, format!("internal: {url} has no host")))?;
     let port = url.port_or_known_default().unwrap_or(if https { 443 } else { 80 });
-    let (addrs, dns_us) = net::resolve(clock, host, port).await?;
+    let (addrs, dns_us) = net::resolve(clock, host, port, spec.ip_protocol).await?;
     details.phases.dns_us = dns_us;
     let (tcp, connect_us) = net::connect(clock, &addrs).await?;
     details.phases.connect_us = Some(connect_us);
@@ -123,7 +174,42 @@ async fn exchange(
         Some(p) => format!("{host}:{p}"),
         None => host.to_string(),
     };
-    let mut request = Request::builder().method(method.clone()).uri(target).header(HOST, authority);
+    let alpn: &[&[u8]] = match spec.http_version {
+        HttpVersion::Any => &[b"h2", b"http/1.1"],
+        HttpVersion::Http1 => &[b"http/1.1"],
+        HttpVersion::Http2 => &[b"h2"],
+    };
+    let (io, h2): (Box<dyn Io>, bool) = if https {
+        let server = host.trim_start_matches('[').trim_end_matches(']');
+        let options = TlsOptions {
+            verify: spec.tls_verify,
+            alpn,
+            ca_file: spec.ca_file.as_deref(),
+            client_cert: spec.client_cert.as_deref().zip(spec.client_key.as_deref()),
+            ..TlsOptions::new(server)
+        };
+        let handshake = match net::tls_handshake(clock, tcp, options).await {
+            Ok(h) => h,
+            Err(f) => {
+                details.cert_not_after = f.not_after;
+                details.chain = f.chain;
+                return Err(f.failure);
+            }
+        };
+        details.phases.tls_us = Some(handshake.tls_us);
+        details.cert_not_after = handshake.not_after;
+        details.chain = handshake.chain;
+        let h2 = handshake.alpn.as_deref() == Some(b"h2");
+        (Box::new(handshake.stream), h2)
+    } else {
+        (Box::new(tcp), spec.http_version == HttpVersion::Http2)
+    };
+    // HTTP/2 carries the authority in the request's URI (`:authority`), not a Host header.
+    let mut request = if h2 {
+        Request::builder().method(method.clone()).uri(url.as_str())
+    } else {
+        Request::builder().method(method.clone()).uri(target).header(HOST, authority)
+    };
     if !spec.headers.keys().any(|k| k.eq_ignore_ascii_case("user-agent")) {
         request = request.header(USER_AGENT, concat!("probity-agent/", env!("CARGO_PKG_VERSION")));
     }
@@ -133,48 +219,73 @@ async fn exchange(
     let request = request
         .body(Full::new(body))
         .map_err(|e| failure(ErrorKind::Internal, format!("internal: cannot build the request: {e}")))?;
-    if https {
-        let server = host.trim_start_matches('[').trim_end_matches(']');
-        let handshake = match net::tls_handshake(clock, tcp, server, spec.tls_verify, true).await {
-            Ok(h) => h,
-            Err(f) => {
-                details.cert_not_after = f.not_after;
-                return Err(f.failure);
-            }
-        };
-        details.phases.tls_us = Some(handshake.tls_us);
-        details.cert_not_after = handshake.not_after;
-        send(clock, handshake.stream, request, url, arrivals, details).await
-    } else {
-        send(clock, tcp, request, url, arrivals, details).await
+    send(clock, io, h2, request, url, arrivals, details).await
+}
+
+/// A connection's byte stream, plain or TLS.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+/// One side of a client connection that sends requests, in either version.
+enum Sender {
+    Http1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    Http2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+impl Sender {
+    async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<http::Response<Incoming>, hyper::Error> {
+        match self {
+            Sender::Http1(s) => s.send_request(request).await,
+            Sender::Http2(s) => s.send_request(request).await,
+        }
     }
 }
 
-async fn send<S>(
+fn version_name(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2",
+        http::Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
+}
+
+async fn send(
     clock: &Clock,
-    io: S,
+    io: Box<dyn Io>,
+    h2: bool,
     request: Request<Full<Bytes>>,
     url: &Url,
     arrivals: Arrivals,
     details: &mut Details,
-) -> Result<(http::Response<Incoming>, Connection, Arrivals), Failure>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sender, connection) = clock
-        .within("no HTTP connection", hyper::client::conn::http1::handshake(TokioIo::new(io)))
-        .await?
-        .map_err(|e| failure(ErrorKind::Connect, format!("connect: HTTP handshake with {url} failed: {e}")))?;
+) -> Result<(http::Response<Incoming>, Connection, Arrivals), Failure> {
+    let failed = |e: hyper::Error| failure(ErrorKind::Connect, format!("connect: HTTP handshake with {url} failed: {e}"));
     // The connection is driven inside this task rather than spawned: the response is
     // then seen in the same poll that reads it off the socket, with no hop between
     // threads inflating `first_byte_us`. Dropped with the probe, it leaves nothing behind.
-    let mut connection: Connection = Box::pin(async move {
-        let _ = connection.await;
-    });
+    let (mut sender, mut connection): (Sender, Connection) = if h2 {
+        let (sender, connection) = clock
+            .within(
+                "no HTTP/2 connection",
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io)),
+            )
+            .await?
+            .map_err(failed)?;
+        (Sender::Http2(sender), Box::pin(async move {
+            let _ = connection.await;
+        }))
+    } else {
+        let (sender, connection) =
+            clock.within("no HTTP connection", hyper::client::conn::http1::handshake(TokioIo::new(io))).await?.map_err(failed)?;
+        (Sender::Http1(sender), Box::pin(async move {
+            let _ = connection.await;
+        }))
+    };
     let sent = Instant::now();
     let refused = |e: hyper::Error| failure(ErrorKind::Connect, format!("connect: {url}: {}", hyper_reason(&e)));
     let exchange = async {
-        let mut sending = std::pin::pin!(sender.send_request(request));
+        let mut sending = std::pin::pin!(sender.send(request));
         tokio::select! {
             biased;
             response = &mut sending => response.map_err(refused),

@@ -15,7 +15,7 @@ use probity_config::wire::{ErrorKind, Phases, ProbeResult, ResultError};
 use tokio::time::Instant;
 
 pub use arrival::arm_receive_stamps;
-pub use net::{human, trust_extra_root};
+pub use net::{days_left, expiry_words, human, trust_extra_root};
 
 /// What one probe run saw.
 #[derive(Clone, Debug)]
@@ -29,13 +29,35 @@ pub struct Outcome {
     pub result: Result<(), Failure>,
 }
 
-/// Everything a probe measured on the way, up or down.
+/// Everything a probe measured on the way, up or down. Besides what goes on the wire
+/// (status, phases, expiry), what came back, for `probity-agent probe` to print.
 #[derive(Clone, Debug, Default)]
 pub struct Details {
     pub status: Option<u16>,
     pub phases: Phases,
     /// Unix seconds.
     pub cert_not_after: Option<i64>,
+    /// The peer's certificate chain as sent, end entity first (DER).
+    pub chain: Vec<Vec<u8>>,
+    /// DNS answers as `expect` writes them; a TCP probe's reply; ICMP replies.
+    pub answers: Vec<String>,
+    /// Each DNS query sent: UDP, then TCP when the UDP answer was truncated.
+    pub attempts: Vec<Attempt>,
+    /// The final HTTP response's version and headers.
+    pub http_version: Option<&'static str>,
+    pub headers: Vec<(String, String)>,
+}
+
+/// One DNS query on one transport, timed from the probe's start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attempt {
+    pub transport: &'static str,
+    /// When the TCP connection was up (TCP only).
+    pub connect_us: Option<u64>,
+    /// When the answer arrived.
+    pub answer_us: u64,
+    pub bytes: usize,
+    pub truncated: bool,
 }
 
 /// Why a target is down, in words a person can act on.

@@ -90,7 +90,7 @@ pub(super) fn read_probe(r: &mut Reader<'_>, v: &Value<'_>, path: &str) -> Optio
     let quorum = r.opt_integer(&f, "quorum");
     let spec = match kind.as_deref() {
         Some("http") => read_http(r, &f).map(ProbeSpec::Http),
-        Some("tcp") => read_target(r, &f).map(|target| ProbeSpec::Tcp(TcpSpec { target })),
+        Some("tcp") => read_target(r, &f).map(|target| ProbeSpec::Tcp(TcpSpec::new(target))),
         Some("dns") => read_dns(r, &f).map(ProbeSpec::Dns),
         Some("tls") => read_tls(r, &f).map(ProbeSpec::Tls),
         _ => None,
@@ -195,6 +195,7 @@ fn read_http(r: &mut Reader<'_>, f: &Fields<'_, '_>) -> Option<HttpSpec> {
         body_contains,
         follow_redirects,
         tls_verify,
+        ..HttpSpec::default()
     })
 }
 
@@ -240,7 +241,7 @@ fn read_dns(r: &mut Reader<'_>, f: &Fields<'_, '_>) -> Option<DnsSpec> {
         },
     };
     let expect = r.opt_string_list(f, "expect").unwrap_or_default().into_iter().map(|s| s.value).collect();
-    Some(DnsSpec { name: name?, record: record?, server: server?, expect })
+    Some(DnsSpec { server: server?, expect, ..DnsSpec::new(name?, record?) })
 }
 
 fn read_tls(r: &mut Reader<'_>, f: &Fields<'_, '_>) -> Option<TlsSpec> {
@@ -265,7 +266,7 @@ fn read_tls(r: &mut Reader<'_>, f: &Fields<'_, '_>) -> Option<TlsSpec> {
     if !server_name_ok {
         return None;
     }
-    Some(TlsSpec { target: target?, server_name, min_days_valid: min_days? })
+    Some(TlsSpec { server_name, min_days_valid: min_days?, ..TlsSpec::new(target?) })
 }
 
 pub(super) fn resolve_probe(
