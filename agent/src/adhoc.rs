@@ -78,7 +78,8 @@ pub fn render_with(spec: &ProbeSpec, outcome: &Outcome, verbose: bool) -> String
     }
     let _ = writeln!(out, "total       {}", human(outcome.duration));
     for a in &d.attempts {
-        let connect = a.connect_us.map(|c| format!("connected {}, ", human(Duration::from_micros(c)))).unwrap_or_default();
+        let connect =
+            a.connect_us.map(|c| format!("connected {}, ", human(Duration::from_micros(c)))).unwrap_or_default();
         let cut = if a.truncated { ", truncated" } else { "" };
         let _ = writeln!(
             out,

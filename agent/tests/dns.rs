@@ -109,8 +109,10 @@ async fn run(v: serde_json::Value) -> Outcome {
 async fn a_large_answer_truncated_over_udp_is_fetched_over_tcp() {
     let (server, seen) = authoritative_server().await;
     let expected = &big_txt()[9];
-    let ok = run(json!({"kind": "dns", "name": "big.test", "record": "TXT", "server": server.to_string(), "expect": [expected]}))
-        .await;
+    let ok = run(
+        json!({"kind": "dns", "name": "big.test", "record": "TXT", "server": server.to_string(), "expect": [expected]}),
+    )
+    .await;
     assert!(ok.is_up(), "{:?}", ok.result);
     assert_eq!(ok.details.answers.len(), 10, "{:?}", ok.details.answers);
     let attempts = &ok.details.attempts;
@@ -150,9 +152,7 @@ async fn transport_tcp_asks_over_tcp_only_and_recursion_can_be_turned_off() {
 #[tokio::test]
 async fn an_mx_expectation_matches_the_exchange_with_or_without_its_preference() {
     let (server, _) = authoritative_server().await;
-    let mx = |expect: &str| {
-        json!({"kind": "dns", "name": "mail.test", "record": "MX", "server": server.to_string(), "expect": [expect]})
-    };
+    let mx = |expect: &str| json!({"kind": "dns", "name": "mail.test", "record": "MX", "server": server.to_string(), "expect": [expect]});
     for expect in ["mx1.mail.test", "mx1.mail.test.", "10 mx1.mail.test"] {
         let ok = run(mx(expect)).await;
         assert!(ok.is_up(), "{expect}: {:?}", ok.result);

@@ -362,7 +362,9 @@ impl FromStr for DnsTransport {
         match text {
             "udp" => Ok(DnsTransport::Udp),
             "tcp" => Ok(DnsTransport::Tcp),
-            _ => Err(format!("\"{text}\" is not a DNS transport; use \"udp\" (retried over TCP when truncated) or \"tcp\"")),
+            _ => Err(format!(
+                "\"{text}\" is not a DNS transport; use \"udp\" (retried over TCP when truncated) or \"tcp\""
+            )),
         }
     }
 }
@@ -420,16 +422,12 @@ impl Pattern {
 impl FromStr for Pattern {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
-        regex::RegexBuilder::new(text)
-            .size_limit(1 << 20)
-            .build()
-            .map(Pattern)
-            .map_err(|e| {
-                let detail = e.to_string();
-                // The regex crate's message spans lines with a caret diagram; keep its last line.
-                let last = detail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("invalid");
-                format!("\"{text}\" is not a valid regex: {}", last.trim().trim_start_matches("error: "))
-            })
+        regex::RegexBuilder::new(text).size_limit(1 << 20).build().map(Pattern).map_err(|e| {
+            let detail = e.to_string();
+            // The regex crate's message spans lines with a caret diagram; keep its last line.
+            let last = detail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("invalid");
+            format!("\"{text}\" is not a valid regex: {}", last.trim().trim_start_matches("error: "))
+        })
     }
 }
 
@@ -742,10 +740,7 @@ mod tests {
         let back = serde_json::to_value(&spec).unwrap();
         assert_eq!(back["expect_status"], serde_json::json!(["200-399"]));
         let dns: ProbeSpec = serde_json::from_str(r#"{"kind":"dns","name":"localhost","record":"AAAA"}"#).unwrap();
-        assert_eq!(
-            dns,
-            ProbeSpec::Dns(DnsSpec::new("localhost", RecordType::Aaaa))
-        );
+        assert_eq!(dns, ProbeSpec::Dns(DnsSpec::new("localhost", RecordType::Aaaa)));
     }
 
     #[test]

@@ -68,18 +68,14 @@ async fn ask_server(
     edns.set_max_payload(UDP_PAYLOAD);
     query.set_edns(edns);
     let id = query.metadata.id;
-    let bytes = query
-        .to_vec()
-        .map_err(|e| failure(ErrorKind::Internal, format!("internal: cannot encode the query for {}: {e}", what(spec))))?;
+    let bytes = query.to_vec().map_err(|e| {
+        failure(ErrorKind::Internal, format!("internal: cannot encode the query for {}: {e}", what(spec)))
+    })?;
     let answer = match spec.transport {
         DnsTransport::Tcp => over_tcp(clock, spec, server, &bytes, id, details).await?,
         DnsTransport::Udp => {
             let answer = over_udp(clock, spec, server, &bytes, id, details).await?;
-            if answer.metadata.truncation {
-                over_tcp(clock, spec, server, &bytes, id, details).await?
-            } else {
-                answer
-            }
+            if answer.metadata.truncation { over_tcp(clock, spec, server, &bytes, id, details).await? } else { answer }
         }
     };
     details.phases.dns_us = Some(clock.mark());
@@ -315,7 +311,8 @@ fn target_name(data: &RData) -> Option<String> {
 }
 
 fn matches_expected(data: &RData, expected: &str) -> bool {
-    same_value(&value(data), expected) || target_name(data).is_some_and(|t| same_value(t.trim_end_matches('.'), expected))
+    same_value(&value(data), expected)
+        || target_name(data).is_some_and(|t| same_value(t.trim_end_matches('.'), expected))
 }
 
 fn same_value(got: &str, expected: &str) -> bool {

@@ -119,7 +119,11 @@ async fn probe(
             if !values.iter().any(|v| pattern.is_match(v)) {
                 return Err(failure(
                     ErrorKind::Status,
-                    format!("status: header {name} \"{}\" does not match /{}/ ({url})", values.join(", "), pattern.as_str()),
+                    format!(
+                        "status: header {name} \"{}\" does not match /{}/ ({url})",
+                        values.join(", "),
+                        pattern.as_str()
+                    ),
                 ));
             }
         }
@@ -260,7 +264,8 @@ async fn send(
     arrivals: Arrivals,
     details: &mut Details,
 ) -> Result<(http::Response<Incoming>, Connection, Arrivals), Failure> {
-    let failed = |e: hyper::Error| failure(ErrorKind::Connect, format!("connect: HTTP handshake with {url} failed: {e}"));
+    let failed =
+        |e: hyper::Error| failure(ErrorKind::Connect, format!("connect: HTTP handshake with {url} failed: {e}"));
     // The connection is driven inside this task rather than spawned: the response is
     // then seen in the same poll that reads it off the socket, with no hop between
     // threads inflating `first_byte_us`. Dropped with the probe, it leaves nothing behind.
@@ -272,15 +277,23 @@ async fn send(
             )
             .await?
             .map_err(failed)?;
-        (Sender::Http2(sender), Box::pin(async move {
-            let _ = connection.await;
-        }))
+        (
+            Sender::Http2(sender),
+            Box::pin(async move {
+                let _ = connection.await;
+            }),
+        )
     } else {
-        let (sender, connection) =
-            clock.within("no HTTP connection", hyper::client::conn::http1::handshake(TokioIo::new(io))).await?.map_err(failed)?;
-        (Sender::Http1(sender), Box::pin(async move {
-            let _ = connection.await;
-        }))
+        let (sender, connection) = clock
+            .within("no HTTP connection", hyper::client::conn::http1::handshake(TokioIo::new(io)))
+            .await?
+            .map_err(failed)?;
+        (
+            Sender::Http1(sender),
+            Box::pin(async move {
+                let _ = connection.await;
+            }),
+        )
     };
     let sent = Instant::now();
     let refused = |e: hyper::Error| failure(ErrorKind::Connect, format!("connect: {url}: {}", hyper_reason(&e)));

@@ -415,9 +415,9 @@ fn ca_file_verifier(path: &str) -> Result<Arc<WebPkiServerVerifier>, Failure> {
     if added == 0 {
         return Err(failure(ErrorKind::Internal, format!("internal: ca_file {path}: no usable CA certificate in it")));
     }
-    let verifier = WebPkiServerVerifier::builder(Arc::new(roots)).build().map_err(|e| {
-        failure(ErrorKind::Internal, format!("internal: ca_file {path}: {e}"))
-    })?;
+    let verifier = WebPkiServerVerifier::builder(Arc::new(roots))
+        .build()
+        .map_err(|e| failure(ErrorKind::Internal, format!("internal: ca_file {path}: {e}")))?;
     let mut cache = CACHE.lock().expect("lock");
     let cache = cache.get_or_insert_default();
     cache.retain(|(p, _, _), _| p.as_path() != key.0.as_path());
@@ -560,7 +560,10 @@ mod tests {
     fn an_unreachable_network_reads_alike_for_every_kind() {
         let e = std::io::Error::from_raw_os_error(101);
         let f = connect_failure(&e, "192.0.2.1:53".parse().unwrap());
-        assert_eq!((f.kind, f.message.as_str()), (ErrorKind::Connect, "connect: network is unreachable (192.0.2.1:53)"));
+        assert_eq!(
+            (f.kind, f.message.as_str()),
+            (ErrorKind::Connect, "connect: network is unreachable (192.0.2.1:53)")
+        );
     }
 
     #[test]

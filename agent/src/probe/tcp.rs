@@ -61,10 +61,9 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<(), Failure> {
     let target = &spec.target;
     if let Some(send) = &spec.send {
-        clock
-            .within(&format!("could not send to {target}"), stream.write_all(send.as_bytes()))
-            .await?
-            .map_err(|e| failure(ErrorKind::Connect, format!("connect: sending to {target} failed: {}", net::io_reason(&e))))?;
+        clock.within(&format!("could not send to {target}"), stream.write_all(send.as_bytes())).await?.map_err(
+            |e| failure(ErrorKind::Connect, format!("connect: sending to {target} failed: {}", net::io_reason(&e))),
+        )?;
     }
     let Some(pattern) = &spec.expect else { return Ok(()) };
     let got = read_until(clock, stream, &mut reply, details, |text| pattern.is_match(text)).await;
@@ -137,7 +136,10 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<(), Failure> {
     let target = &spec.target;
     let name = protocol.as_str();
-    let mut step = async |what: &str, send: Option<&str>, done: &(dyn Fn(&str) -> bool + Sync)| -> Result<String, Failure> {
+    let mut step = async |what: &str,
+                          send: Option<&str>,
+                          done: &(dyn Fn(&str) -> bool + Sync)|
+           -> Result<String, Failure> {
         if let Some(line) = send {
             clock
                 .within(&format!("{name} server {target} did not take {what}"), stream.write_all(line.as_bytes()))

@@ -20,11 +20,27 @@ const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 const COMMON_PROBE_KEYS: [&str; 6] = ["id", "kind", "interval", "timeout", "agents", "quorum"];
-const HTTP_KEYS: [&str; 8] =
-    ["url", "method", "headers", "body", "expect_status", "body_contains", "follow_redirects", "tls_verify"];
-const TCP_KEYS: [&str; 1] = ["target"];
-const DNS_KEYS: [&str; 4] = ["name", "record", "server", "expect"];
-const TLS_KEYS: [&str; 3] = ["target", "server_name", "min_days_valid"];
+const HTTP_KEYS: [&str; 16] = [
+    "url",
+    "method",
+    "headers",
+    "body",
+    "expect_status",
+    "body_contains",
+    "follow_redirects",
+    "tls_verify",
+    "body_regex",
+    "expect_headers",
+    "http_version",
+    "ca_file",
+    "client_cert",
+    "client_key",
+    "ip_protocol",
+    "fail_if_not_tls",
+];
+const TCP_KEYS: [&str; 8] = ["target", "send", "expect", "tls", "starttls", "ca_file", "server_name", "ip_protocol"];
+const DNS_KEYS: [&str; 6] = ["name", "record", "server", "expect", "transport", "recursion"];
+const TLS_KEYS: [&str; 5] = ["target", "server_name", "min_days_valid", "ip_protocol", "ca_file"];
 const HTTP_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"];
 
 /// Probe fields as read, with positions kept for the cross-reference pass.
@@ -90,7 +106,7 @@ pub(super) fn read_probe(r: &mut Reader<'_>, v: &Value<'_>, path: &str) -> Optio
     let quorum = r.opt_integer(&f, "quorum");
     let spec = match kind.as_deref() {
         Some("http") => read_http(r, &f).map(ProbeSpec::Http),
-        Some("tcp") => read_target(r, &f).map(|target| ProbeSpec::Tcp(TcpSpec::new(target))),
+        Some("tcp") => read_tcp(r, &f).map(ProbeSpec::Tcp),
         Some("dns") => read_dns(r, &f).map(ProbeSpec::Dns),
         Some("tls") => read_tls(r, &f).map(ProbeSpec::Tls),
         _ => None,
@@ -183,10 +199,64 @@ fn read_http(r: &mut Reader<'_>, f: &Fields<'_, '_>) -> Option<HttpSpec> {
     let body_contains = r.opt_string(f, "body_contains").map(|s| s.value);
     let follow_redirects = r.opt_bool(f, "follow_redirects").unwrap_or(true);
     let tls_verify = r.opt_bool(f, "tls_verify").unwrap_or(true);
-    if !(method_ok && headers_ok && status_ok) {
+    let body_regex = parsed::<Pattern>(r, f, "body_regex");
+    let mut expect_headers = BTreeMap::new();
+    let mut expect_headers_ok = true;
+    if let Some(v) = f.get("expect_headers")
+        && let Some(map) = r.open_map(v, &f.key_path("expect_headers"))
+    {
+        for (k, pos, v) in map.entries() {
+            let path = join(&map.path, k);
+            if !valid_header_name(k) {
+                expect_headers_ok = false;
+                r.error(pos, path.clone(), format!("\"{k}\" is not a valid header name"));
+            }
+            match r.string(v, &path).map(|s| (s.value.parse::<Pattern>(), s.pos)) {
+                Some((Ok(p), _)) => {
+                    expect_headers.insert(k.to_ascii_lowercase(), p);
+                }
+                Some((Err(e), pos)) => {
+                    expect_headers_ok = false;
+                    r.error(pos, path, e);
+                }
+                None => expect_headers_ok = false,
+            }
+        }
+    }
+    let http_version = parsed::<HttpVersion>(r, f, "http_version");
+    let ip_protocol = parsed::<IpProtocol>(r, f, "ip_protocol");
+    let ca_file = read_path(r, f, "ca_file");
+    let client_cert = read_path(r, f, "client_cert");
+    let client_key = read_path(r, f, "client_key");
+    let mut pair_ok = true;
+    for (have, lacks) in [("client_cert", "client_key"), ("client_key", "client_cert")] {
+        if let Some(v) = f.get(have)
+            && f.get(lacks).is_none()
+        {
+            pair_ok = false;
+            r.error(
+                v.span().start,
+                f.key_path(have),
+                format!("needs {lacks} too: a client certificate is presented with its key"),
+            );
+        }
+    }
+    let fail_if_not_tls = r.opt_bool(f, "fail_if_not_tls").unwrap_or(false);
+    if let (Some(u), Some(IpProtocol::Ip4 | IpProtocol::Ip6)) = (&url, ip_protocol.flatten()) {
+        check_literal_family(r, f, u.split("://").nth(1).and_then(|rest| url_host(rest)), ip_protocol.flatten());
+    }
+    if !(method_ok && headers_ok && status_ok && expect_headers_ok && pair_ok) {
         return None;
     }
     Some(HttpSpec {
+        body_regex: body_regex?,
+        expect_headers,
+        http_version: http_version?.unwrap_or_default(),
+        ca_file: ca_file?,
+        client_cert: client_cert?,
+        client_key: client_key?,
+        ip_protocol: ip_protocol?.unwrap_or_default(),
+        fail_if_not_tls,
         url: url?,
         method: method.unwrap_or_else(|| "GET".into()),
         headers,
@@ -195,8 +265,137 @@ fn read_http(r: &mut Reader<'_>, f: &Fields<'_, '_>) -> Option<HttpSpec> {
         body_contains,
         follow_redirects,
         tls_verify,
-        ..HttpSpec::default()
     })
+}
+
+fn read_tcp(r: &mut Reader<'_>, f: &Fields<'_, '_>) -> Option<TcpSpec> {
+    let target = read_target(r, f);
+    let send = match r.opt_string(f, "send") {
+        None => Some(None),
+        Some(s) => match unescape(&s.value) {
+            Ok(text) => Some(Some(text)),
+            Err(e) => {
+                r.error(s.pos, f.key_path("send"), e);
+                None
+            }
+        },
+    };
+    let expect = parsed::<Pattern>(r, f, "expect");
+    let tls = r.opt_bool(f, "tls").unwrap_or(false);
+    let starttls = parsed::<StartTls>(r, f, "starttls");
+    let ca_file = read_path(r, f, "ca_file");
+    let server_name = read_server_name(r, f);
+    let ip_protocol = read_ip_protocol(r, f, target.as_ref());
+    let mut ok = true;
+    if tls && let Some(v) = f.get("starttls") {
+        ok = false;
+        r.error(
+            v.span().start,
+            f.key_path("starttls"),
+            "cannot be set with tls = true: STARTTLS begins in plain text; keep one",
+        );
+    }
+    if !tls && f.get("starttls").is_none() {
+        for key in ["ca_file", "server_name"] {
+            if let Some(v) = f.get(key) {
+                ok = false;
+                r.error(
+                    v.span().start,
+                    f.key_path(key),
+                    "is only used with tls = true or starttls; set one or drop it",
+                );
+            }
+        }
+    }
+    if !ok {
+        return None;
+    }
+    Some(TcpSpec {
+        send: send?,
+        expect: expect?,
+        tls,
+        starttls: starttls?,
+        ca_file: ca_file?,
+        server_name: server_name?,
+        ip_protocol: ip_protocol?,
+        ..TcpSpec::new(target?)
+    })
+}
+
+/// An optional key read with its type's `FromStr`: `Some(None)` when absent, `None`
+/// when present and wrong (the error recorded).
+fn parsed<T: std::str::FromStr<Err = String>>(r: &mut Reader<'_>, f: &Fields<'_, '_>, key: &str) -> Option<Option<T>> {
+    let Some(v) = f.get(key) else { return Some(None) };
+    let s = r.string(v, &f.key_path(key))?;
+    match s.value.parse::<T>() {
+        Ok(t) => Some(Some(t)),
+        Err(e) => {
+            r.error(s.pos, f.key_path(key), e);
+            None
+        }
+    }
+}
+
+/// A file path on the agent host: checked for shape only, since the collector's host
+/// is not the agent's.
+fn read_path(r: &mut Reader<'_>, f: &Fields<'_, '_>, key: &str) -> Option<Option<String>> {
+    let Some(v) = f.get(key) else { return Some(None) };
+    let s = r.string(v, &f.key_path(key))?;
+    if s.value.trim().is_empty() {
+        r.error(s.pos, f.key_path(key), "is empty; give the path of a PEM file on the agent host");
+        return None;
+    }
+    Some(Some(s.value))
+}
+
+fn read_server_name(r: &mut Reader<'_>, f: &Fields<'_, '_>) -> Option<Option<String>> {
+    let Some(v) = f.get("server_name") else { return Some(None) };
+    let s = r.string(v, &f.key_path("server_name"))?;
+    if valid_host(&s.value) {
+        Some(Some(s.value))
+    } else {
+        r.error(s.pos, f.key_path("server_name"), format!("\"{}\" is not a host name", s.value));
+        None
+    }
+}
+
+/// `ip_protocol`, refusing one an IP-literal target can never satisfy.
+fn read_ip_protocol(r: &mut Reader<'_>, f: &Fields<'_, '_>, target: Option<&HostPort>) -> Option<IpProtocol> {
+    let ip = parsed::<IpProtocol>(r, f, "ip_protocol")?;
+    if check_literal_family(r, f, target.map(|t| t.host.as_str()), ip) {
+        ip.map_or(Some(IpProtocol::Any), Some)
+    } else {
+        None
+    }
+}
+
+/// False (with the error recorded) when `host` is an IP literal outside `ip`.
+fn check_literal_family(r: &mut Reader<'_>, f: &Fields<'_, '_>, host: Option<&str>, ip: Option<IpProtocol>) -> bool {
+    let (Some(host), Some(ip)) = (host, ip) else { return true };
+    let Ok(literal) = host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() else {
+        return true;
+    };
+    if ip.allows(literal) {
+        return true;
+    }
+    let pos = f.get("ip_protocol").map_or(f.pos, |v| v.span().start);
+    r.error(pos, f.key_path("ip_protocol"), format!("\"{}\" excludes the target's address {literal}", ip.as_str()));
+    false
+}
+
+/// The host part of a URL's `host[:port]/path` remainder.
+fn url_host(rest: &str) -> Option<&str> {
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if authority.starts_with('[') {
+        authority.split_once(']').map(|(h, _)| h.trim_start_matches('['))
+    } else {
+        Some(authority.split(':').next().unwrap_or(authority))
+    }
+}
+
+fn valid_header_name(k: &str) -> bool {
+    !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn read_target(r: &mut Reader<'_>, f: &Fields<'_, '_>) -> Option<HostPort> {
@@ -241,7 +440,15 @@ fn read_dns(r: &mut Reader<'_>, f: &Fields<'_, '_>) -> Option<DnsSpec> {
         },
     };
     let expect = r.opt_string_list(f, "expect").unwrap_or_default().into_iter().map(|s| s.value).collect();
-    Some(DnsSpec { server: server?, expect, ..DnsSpec::new(name?, record?) })
+    let transport = parsed::<DnsTransport>(r, f, "transport");
+    let recursion = r.opt_bool(f, "recursion").unwrap_or(true);
+    Some(DnsSpec {
+        server: server?,
+        expect,
+        transport: transport?.unwrap_or_default(),
+        recursion,
+        ..DnsSpec::new(name?, record?)
+    })
 }
 
 fn read_tls(r: &mut Reader<'_>, f: &Fields<'_, '_>) -> Option<TlsSpec> {
@@ -263,10 +470,18 @@ fn read_tls(r: &mut Reader<'_>, f: &Fields<'_, '_>) -> Option<TlsSpec> {
             None
         }
     };
+    let ip_protocol = read_ip_protocol(r, f, target.as_ref());
+    let ca_file = read_path(r, f, "ca_file");
     if !server_name_ok {
         return None;
     }
-    Some(TlsSpec { server_name, min_days_valid: min_days?, ..TlsSpec::new(target?) })
+    Some(TlsSpec {
+        server_name,
+        min_days_valid: min_days?,
+        ip_protocol: ip_protocol?,
+        ca_file: ca_file?,
+        ..TlsSpec::new(target?)
+    })
 }
 
 pub(super) fn resolve_probe(
