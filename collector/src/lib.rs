@@ -5,6 +5,7 @@ pub mod api;
 pub mod availability;
 pub mod cli;
 pub mod commit;
+pub mod connections;
 pub mod embedded;
 pub mod evidence;
 pub mod ingest;

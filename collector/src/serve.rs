@@ -1,23 +1,19 @@
 //! `probity-collector --config FILE`: opens the store, listens (HTTP, or HTTPS with rustls
-//! when `tls_cert`/`tls_key` are set), sets `TCP_NODELAY` on every accepted socket (neither
-//! `axum::serve` nor axum-server does, and small requests then stall ~40 ms on delayed
-//! ACKs), runs the background jobs, reloads on SIGHUP, and drains on SIGTERM/SIGINT.
+//! when `tls_cert`/`tls_key` are set; the accept loop and its limits are `connections.rs`),
+//! runs the background jobs, reloads on SIGHUP, and drains on SIGTERM/SIGINT.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use probity_config::{CollectorConfig, LoadError};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::connections::{ConnectionLimits, serve_connections};
 use crate::jobs;
 use crate::state::{AppState, Limits, StateSpec};
 use crate::store::{Store, StoreError, StoreOptions};
@@ -50,6 +46,8 @@ pub struct ServeSpec {
     pub config_path: Option<PathBuf>,
     pub limits: Limits,
     pub store: StoreOptions,
+    /// Timeouts per connection; `max_connections` is taken from the config.
+    pub connections: ConnectionLimits,
 }
 
 /// Loads the config file and serves until SIGTERM/SIGINT.
@@ -120,55 +118,10 @@ pub async fn serve(config: CollectorConfig, spec: ServeSpec) -> Result<(), Serve
             warn!("the embedded agent did not stop within 15s");
         }
     };
-    tokio::pin!(shutdown);
     let app = crate::api::app(state.clone());
-    let graceful = GracefulShutdown::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        if let Err(e) = stream.set_nodelay(true) {
-            warn!(%peer, error = %e, "cannot set TCP_NODELAY");
-        }
-        let service = TowerToHyperService::new(app.clone());
-        let watcher = graceful.watcher();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let result = match tls {
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(tls_stream) => {
-                        watcher
-                            .watch(
-                                builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service).into_owned(),
-                            )
-                            .await
-                    }
-                    Err(e) => {
-                        tracing::debug!(%peer, error = %e, "tls handshake failed");
-                        return;
-                    }
-                },
-                None => {
-                    watcher
-                        .watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned())
-                        .await
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
+    let limits = ConnectionLimits { max_connections: config.server.max_connections, ..spec.connections };
+    let graceful = serve_connections(listener, app, tls, limits, shutdown).await;
     info!("draining connections");
-    drop(listener);
     if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await.is_err() {
         warn!("connections still open after 10s; closing them");
     }

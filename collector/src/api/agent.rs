@@ -89,6 +89,15 @@ async fn ingest(
     body: Body,
 ) -> Result<Json<IngestResponse>, ApiError> {
     let started = tokio::time::Instant::now();
+    let limits = state.limits();
+    // A declared length over the limit is refused before a byte of the body is read.
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    if let Some(length) = declared.filter(|n| *n > limits.max_body as u64) {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "Content-Length {length} is larger than the limit of {} bytes",
+            limits.max_body
+        )));
+    }
     let agent = authenticate(&state, &headers)?;
     let encoding_header = headers.get(header::CONTENT_ENCODING).map(|v| v.to_str().unwrap_or("?"));
     let encoding = Encoding::from_header(encoding_header).ok_or_else(|| {
@@ -97,7 +106,6 @@ async fn ingest(
             encoding_header.unwrap_or_default()
         ))
     })?;
-    let limits = state.limits();
     let wire = match Limited::new(body, limits.max_body).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
