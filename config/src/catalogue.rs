@@ -47,10 +47,13 @@ pub struct TlsFiles {
 
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
-    /// Empty: the read API is open to whoever reaches `listen`.
+    /// Unscoped reader tokens (SPEC §8); with these and `tokens` both empty the read API is
+    /// open to whoever reaches `listen`.
     pub read_tokens_sha256: Vec<TokenHash>,
     /// The longest period a read endpoint computes; longer is a 400 naming it (SPEC §8).
     pub max_period: Duration,
+    /// `[[api.tokens]]` (SPEC §12).
+    pub tokens: Vec<ApiToken>,
 }
 
 /// `[api] max_period` when not set.
@@ -58,7 +61,58 @@ pub const DEFAULT_MAX_PERIOD: Duration = Duration::from_secs(400 * 86_400);
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { read_tokens_sha256: Vec::new(), max_period: DEFAULT_MAX_PERIOD }
+        ApiConfig { read_tokens_sha256: Vec::new(), tokens: Vec::new(), max_period: DEFAULT_MAX_PERIOD }
+    }
+}
+
+impl ApiConfig {
+    /// Whether any token is configured, so that every read endpoint needs one (SPEC §12).
+    pub fn needs_token(&self) -> bool {
+        !self.read_tokens_sha256.is_empty() || !self.tokens.is_empty()
+    }
+}
+
+/// One `[[api.tokens]]` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiToken {
+    /// Shown as `by` / `declared_by` and in logs.
+    pub id: Id,
+    pub token_sha256: TokenHash,
+    pub role: Role,
+    /// Scope lists as written (empty: unscoped). Filtering by scope is SPEC §12's next step;
+    /// they are validated references already.
+    pub agreements: Vec<Id>,
+    pub services: Vec<Id>,
+}
+
+/// What a token may do; each role includes the ones before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The read API.
+    Reader,
+    /// Reader plus maintenance writes.
+    Operator,
+    /// Operator plus restating closed periods.
+    Manager,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Operator => "operator",
+            Role::Manager => "manager",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "reader" => Some(Role::Reader),
+            "operator" => Some(Role::Operator),
+            "manager" => Some(Role::Manager),
+            _ => None,
+        }
     }
 }
 
@@ -204,7 +258,16 @@ pub struct Agreement {
     pub availability: f64,
     pub latency: Option<LatencyTarget>,
     pub unknown: UnknownPolicy,
+    /// Percent of base that must be monitored for a verdict (SPEC §7), in [0, 100].
+    pub min_coverage: f64,
+    /// How long after its end a period settles before it is closed and sealed (SPEC §10).
+    pub settle: Duration,
 }
+
+/// `min_coverage` when an agreement does not set it.
+pub const DEFAULT_MIN_COVERAGE: f64 = 90.0;
+/// `settle` when an agreement does not set it.
+pub const DEFAULT_SETTLE: Duration = Duration::from_secs(24 * 3600);
 
 impl Catalogue {
     pub fn agent(&self, id: &str) -> Option<&Agent> {

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod calendar;
+pub mod canonical;
 pub mod catalogue;
 mod collector;
 pub mod diag;

@@ -24,6 +24,8 @@ pub(super) struct RawAgreement {
     availability: Option<f64>,
     latency: Option<Option<LatencyTarget>>,
     unknown: Option<UnknownPolicy>,
+    min_coverage: Option<f64>,
+    settle: Option<Duration>,
 }
 
 pub(super) fn read_agreements(r: &mut Reader<'_>, top: &Fields<'_, '_>) -> Vec<RawAgreement> {
@@ -67,8 +69,17 @@ pub(super) fn resolve_agreements(
                 format!("unknown calendar \"{}\"; defined: {}", c.value, known.join(", ")),
             );
         }
-        if let (Some(id), Some(kind), Some(service), Some(period), Some(availability), Some(latency), Some(unknown)) =
-            (a.id, a.kind, a.service, a.period, a.availability, a.latency, a.unknown)
+        if let (
+            Some(id),
+            Some(kind),
+            Some(service),
+            Some(period),
+            Some(availability),
+            Some(latency),
+            Some(unknown),
+            Some(min_coverage),
+            Some(settle),
+        ) = (a.id, a.kind, a.service, a.period, a.availability, a.latency, a.unknown, a.min_coverage, a.settle)
         {
             let calendar = a.calendar.map(|c| c.value).unwrap_or_else(|| ALWAYS.to_string());
             let Ok(service) = Id::new(&service.value) else { continue };
@@ -82,6 +93,8 @@ pub(super) fn resolve_agreements(
                 availability,
                 latency,
                 unknown,
+                min_coverage,
+                settle,
             });
         }
     }
@@ -93,7 +106,19 @@ fn read_agreement(r: &mut Reader<'_>, v: &Value<'_>, path: &str) -> Option<RawAg
     let f = r.fields(
         v,
         path,
-        &["id", "kind", "service", "counterparty", "calendar", "period", "availability", "latency", "unknown"],
+        &[
+            "id",
+            "kind",
+            "service",
+            "counterparty",
+            "calendar",
+            "period",
+            "availability",
+            "latency",
+            "unknown",
+            "min_coverage",
+            "settle",
+        ],
     )?;
     let id = read_id(r, &f, "id");
     let kind = r.req_string(&f, "kind").and_then(|s| match s.value.as_str() {
@@ -158,6 +183,28 @@ fn read_agreement(r: &mut Reader<'_>, v: &Value<'_>, path: &str) -> Option<RawAg
             }
         },
     };
+    let min_coverage = match f.get("min_coverage") {
+        None => Some(DEFAULT_MIN_COVERAGE),
+        Some(v) => r.number(v, &f.key_path("min_coverage")).and_then(|c| {
+            if (0.0..=100.0).contains(&c.value) {
+                Some(c.value)
+            } else {
+                r.error(
+                    c.pos,
+                    f.key_path("min_coverage"),
+                    format!(
+                        "{} is outside [0, 100]; give the percent of agreed time that must be monitored for a verdict, such as 90",
+                        c.value
+                    ),
+                );
+                None
+            }
+        }),
+    };
+    let settle = match f.get("settle") {
+        None => Some(DEFAULT_SETTLE),
+        Some(v) => r.duration(v, &f.key_path("settle")).map(|d| d.value),
+    };
     Some(RawAgreement {
         path: path.to_string(),
         id,
@@ -169,6 +216,8 @@ fn read_agreement(r: &mut Reader<'_>, v: &Value<'_>, path: &str) -> Option<RawAg
         availability,
         latency,
         unknown,
+        min_coverage,
+        settle,
     })
 }
 

@@ -63,6 +63,11 @@ fn read_collector(r: &mut Reader<'_>, root: &Value<'_>) -> Option<CollectorConfi
     let (services, service_ids) = services::resolve_services(r, services, &agents);
     let maintenance = maintenance::resolve_maintenance(r, maintenance, &service_ids);
     let agreements = agreements::resolve_agreements(r, agreements, &service_ids, &calendars);
+    let agreement_ids: std::collections::HashSet<String> = agreements.iter().map(|a| a.id.to_string()).collect();
+    let api = api.map(|(mut api, scopes)| {
+        settings::resolve_scopes(r, &mut api, scopes, &agreement_ids, &service_ids);
+        api
+    });
 
     if !r.diags.is_empty() {
         return None;

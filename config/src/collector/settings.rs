@@ -1,14 +1,16 @@
 //! The singleton tables `[server]`, `[api]`, `[embedded_agent]` and `[evidence]`: each
-//! read on its own, with defaults for what is left out and no cross references.
+//! read on its own, with defaults for what is left out; the scopes of `[[api.tokens]]`
+//! are resolved against agreements and services at the end.
 
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::token_hash;
+use super::{array_of_tables, read_id, token_hash};
 use crate::catalogue::*;
 use crate::id::Id;
-use crate::reader::{Reader, Value, index};
+use crate::reader::{At, Reader, Value, index};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
 const DEFAULT_RETENTION: Duration = Duration::from_secs(400 * 86_400);
@@ -101,18 +103,101 @@ pub(super) fn read_server(r: &mut Reader<'_>, v: Option<&Value<'_>>) -> Option<S
     ok.then_some(server)
 }
 
-pub(super) fn read_api(r: &mut Reader<'_>, v: Option<&Value<'_>>) -> Option<ApiConfig> {
-    let Some(v) = v else { return Some(ApiConfig::default()) };
-    let f = r.fields(v, "api", &["read_tokens_sha256", "max_period"])?;
+/// A scope entry of an `[[api.tokens]]` table, checked once agreements and services are known.
+pub(super) struct ScopeRef {
+    token: usize,
+    agreement: bool,
+    path: String,
+    name: At<String>,
+}
+
+pub(super) fn read_api(r: &mut Reader<'_>, v: Option<&Value<'_>>) -> Option<(ApiConfig, Vec<ScopeRef>)> {
+    let Some(v) = v else { return Some((ApiConfig::default(), Vec::new())) };
+    let f = r.fields(v, "api", &["read_tokens_sha256", "max_period", "tokens"])?;
     let mut api = ApiConfig::default();
-    if f.get("max_period").is_some() {
-        api.max_period = r.opt_positive_duration(&f, "max_period")?.value;
+    if f.get("max_period").is_some()
+        && let Some(d) = r.opt_positive_duration(&f, "max_period")
+    {
+        api.max_period = d.value;
     }
     let list = r.opt_string_list(&f, "read_tokens_sha256").unwrap_or_default();
     for (i, s) in list.into_iter().enumerate() {
-        api.read_tokens_sha256.push(token_hash(r, &index("api.read_tokens_sha256", i), s)?);
+        // A bad hash is reported; the file is then refused as a whole.
+        if let Some(h) = token_hash(r, &index("api.read_tokens_sha256", i), s) {
+            api.read_tokens_sha256.push(h);
+        }
     }
-    Some(api)
+    let mut scopes = Vec::new();
+    let mut ids: HashMap<String, usize> = HashMap::new();
+    for (i, item) in array_of_tables(r, &f, "tokens") {
+        let path = index("api.tokens", i);
+        let Some(t) = r.fields(item, &path, &["id", "token_sha256", "role", "agreements", "services"]) else {
+            continue;
+        };
+        let id = read_id(r, &t, "id");
+        let hash = r.req_string(&t, "token_sha256").and_then(|s| token_hash(r, &t.key_path("token_sha256"), s));
+        let role = r.req_string(&t, "role").and_then(|s| {
+            Role::parse(&s.value).or_else(|| {
+                r.error(
+                    s.pos,
+                    t.key_path("role"),
+                    format!("\"{}\" is not a role; use reader, operator or manager", s.value),
+                );
+                None
+            })
+        });
+        for (key, agreement) in [("agreements", true), ("services", false)] {
+            for (j, name) in r.opt_string_list(&t, key).unwrap_or_default().into_iter().enumerate() {
+                scopes.push(ScopeRef { token: api.tokens.len(), agreement, path: index(&t.key_path(key), j), name });
+            }
+        }
+        let (Some(id), Some(token_sha256), Some(role)) = (id, hash, role) else { continue };
+        if let Some(first) = ids.get(id.value.as_str()) {
+            let line = r.diags.line_of(*first);
+            r.error(
+                id.pos,
+                t.key_path("id"),
+                format!("duplicate token id \"{}\" (first defined on line {line})", id.value),
+            );
+            continue;
+        }
+        ids.insert(id.value.to_string(), id.pos);
+        api.tokens.push(ApiToken { id: id.value, token_sha256, role, agreements: Vec::new(), services: Vec::new() });
+    }
+    // One hash for two tokens would make `by` ambiguous in every record it signs.
+    let mut seen: HashMap<TokenHash, &str> = HashMap::new();
+    let mut dupes = Vec::new();
+    for (t, h) in api.tokens.iter().map(|t| (t.id.as_str(), t.token_sha256)) {
+        if let Some(first) = seen.insert(h, t) {
+            dupes.push(format!("tokens \"{first}\" and \"{t}\" have the same token_sha256; give each its own token"));
+        }
+    }
+    for d in dupes {
+        r.error(f.pos, "api.tokens", d);
+    }
+    Some((api, scopes))
+}
+
+/// Resolves the scope lists of `[[api.tokens]]` against the agreements and services defined.
+pub(super) fn resolve_scopes(
+    r: &mut Reader<'_>,
+    api: &mut ApiConfig,
+    scopes: Vec<ScopeRef>,
+    agreements: &HashSet<String>,
+    services: &HashMap<String, usize>,
+) {
+    for s in scopes {
+        let known = if s.agreement { agreements.contains(&s.name.value) } else { services.contains_key(&s.name.value) };
+        let what = if s.agreement { "agreement" } else { "service" };
+        if !known {
+            r.error(s.name.pos, s.path, format!("unknown {what} \"{}\"", s.name.value));
+            continue;
+        }
+        let Ok(id) = Id::new(&s.name.value) else { continue };
+        if let Some(token) = api.tokens.get_mut(s.token) {
+            if s.agreement { token.agreements.push(id) } else { token.services.push(id) }
+        }
+    }
 }
 
 pub(super) fn read_embedded(r: &mut Reader<'_>, v: Option<&Value<'_>>) -> Option<EmbeddedAgent> {
