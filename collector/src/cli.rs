@@ -1,4 +1,4 @@
-//! Command-line subcommands that need no server: `check-config` and `new-agent`.
+//! Command-line subcommands that need no server: `check-config`, `new-agent`, `new-token`.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -58,6 +58,31 @@ pub fn new_agent(id: &str) -> Result<NewAgent, String> {
     let token = format!("{TOKEN_PREFIX}{}", hex::encode(bytes));
     let hash = hex::encode(token_sha256(&token));
     let entry = format!("[[agents]]\nid = \"{id}\"\ntoken_sha256 = \"{hash}\"\nlabels = {{}}\n");
+    Ok(NewAgent { token, entry })
+}
+
+/// A fresh API token and the `[[api.tokens]]` block that admits it (SPEC §12).
+pub fn new_token(id: &str, role: &str, agreements: &[String], services: &[String]) -> Result<NewAgent, String> {
+    let id = Id::new(id).map_err(|e| format!("token id {e}"))?;
+    let role = probity_config::Role::parse(role)
+        .ok_or_else(|| format!("\"{role}\" is not a role; use reader, operator or manager"))?;
+    for (what, ids) in [("agreement", agreements), ("service", services)] {
+        for i in ids {
+            Id::new(i).map_err(|e| format!("{what} id {e}"))?;
+        }
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| format!("cannot read random bytes from the OS: {e}"))?;
+    let token = format!("{TOKEN_PREFIX}{}", hex::encode(bytes));
+    let hash = hex::encode(token_sha256(&token));
+    let list = |ids: &[String]| ids.iter().map(|i| format!("\"{i}\"")).collect::<Vec<_>>().join(", ");
+    let mut entry = format!("[[api.tokens]]\nid = \"{id}\"\ntoken_sha256 = \"{hash}\"\nrole = \"{}\"\n", role.as_str());
+    if !agreements.is_empty() {
+        entry += &format!("agreements = [{}]\n", list(agreements));
+    }
+    if !services.is_empty() {
+        entry += &format!("services = [{}]\n", list(services));
+    }
     Ok(NewAgent { token, entry })
 }
 
@@ -132,6 +157,20 @@ mod tests {
             a.entry
         );
         probity_config::parse_collector_config("t.toml", &text).unwrap();
+    }
+
+    #[test]
+    fn new_token_prints_a_token_and_an_entry_that_validates() {
+        let t = new_token("acme-review", "manager", &[], &["s".to_string()]).unwrap();
+        assert!(t.entry.contains(&hex::encode(token_sha256(&t.token))) && t.entry.contains("role = \"manager\""));
+        let text = format!(
+            "[embedded_agent]\nenabled = true\n{}\n[[services]]\nid = \"s\"\n[[services.probes]]\nid = \"p\"\nkind = \"tcp\"\ntarget = \"127.0.0.1:1\"\n",
+            t.entry
+        );
+        let config = probity_config::parse_collector_config("t.toml", &text).unwrap();
+        assert_eq!(config.api.tokens[0].role, probity_config::Role::Manager);
+        assert_eq!(config.api.tokens[0].services[0].as_str(), "s");
+        assert!(new_token("x", "admin", &[], &[]).unwrap_err().contains("not a role"));
     }
 
     #[test]

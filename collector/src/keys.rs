@@ -423,6 +423,59 @@ fn get_varint(b: &[u8]) -> Option<(u64, usize)> {
     None
 }
 
+/// History records (`catalogue_versions`, `revisions`): what the collector told a reader,
+/// stored once and never rewritten. A record is a format byte, the sha256 of the payload,
+/// then the payload (canonical JSON), so a damaged record is refused, not misread.
+pub const RECORD_FORMAT: u8 = 1;
+
+pub fn encode_record(payload: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    let mut out = Vec::with_capacity(33 + payload.len());
+    out.push(RECORD_FORMAT);
+    out.extend_from_slice(&sha2::Sha256::digest(payload));
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The payload of a record whose checksum holds.
+pub fn decode_record(b: &[u8]) -> Option<&[u8]> {
+    use sha2::Digest;
+    let (&format, rest) = b.split_first()?;
+    let (sum, payload) = rest.split_at_checked(32)?;
+    (format == RECORD_FORMAT && sha2::Sha256::digest(payload).as_slice() == sum).then_some(payload)
+}
+
+/// `catalogue_versions` key: the version number, big-endian (1, 2, …).
+pub fn catalogue_version_key(version: u32) -> [u8; 4] {
+    version.to_be_bytes()
+}
+
+pub fn decode_catalogue_version_key(k: &[u8]) -> Option<u32> {
+    k.try_into().ok().map(u32::from_be_bytes)
+}
+
+/// `revisions` keys of one agreement period: agreement id, 0, period label, 0 (ids and
+/// labels never hold a 0 byte), then the revision number big-endian.
+pub fn revision_prefix(agreement: &str, label: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(agreement.len() + label.len() + 6);
+    k.extend_from_slice(agreement.as_bytes());
+    k.push(0);
+    k.extend_from_slice(label.as_bytes());
+    k.push(0);
+    k
+}
+
+pub fn revision_key(agreement: &str, label: &str, number: u32) -> Vec<u8> {
+    let mut k = revision_prefix(agreement, label);
+    k.extend_from_slice(&number.to_be_bytes());
+    k
+}
+
+/// The revision number at the end of a `revisions` key.
+pub fn decode_revision_number(k: &[u8]) -> Option<u32> {
+    k.get(k.len().checked_sub(4)?..)?.try_into().ok().map(u32::from_be_bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -564,5 +617,30 @@ mod tests {
             assert_eq!(decode_seq_ranges(&encode_seq_ranges(&ranges)), Some(ranges));
         }
         assert_eq!(decode_seq_ranges(&[0x80]), None);
+    }
+
+    #[test]
+    fn history_records_round_trip_and_refuse_damage() {
+        let rec = encode_record(b"{\"version\":1}");
+        assert_eq!(decode_record(&rec), Some(&b"{\"version\":1}"[..]));
+        for i in 0..rec.len() {
+            let mut bad = rec.clone();
+            bad[i] ^= 0x40;
+            assert_eq!(decode_record(&bad), None, "byte {i} flipped");
+        }
+        assert_eq!(decode_record(&rec[..rec.len() - 1]), None);
+        assert_eq!(decode_record(&[]), None);
+    }
+
+    #[test]
+    fn history_keys_round_trip_and_order_by_number() {
+        assert_eq!(decode_catalogue_version_key(&catalogue_version_key(258)), Some(258));
+        assert!(catalogue_version_key(2) < catalogue_version_key(10));
+        let (one, two) = (revision_key("web-sla", "2026-Q4", 1), revision_key("web-sla", "2026-Q4", 256));
+        assert!(one.starts_with(&revision_prefix("web-sla", "2026-Q4")) && one < two);
+        assert_eq!((decode_revision_number(&one), decode_revision_number(&two)), (Some(1), Some(256)));
+        // One agreement's periods never share a prefix with another's.
+        assert!(!revision_key("web", "2026-11", 1).starts_with(&revision_prefix("web", "2026-1")));
+        assert!(!revision_key("web-sla", "2026-11", 1).starts_with(&revision_prefix("web", "2026-11")));
     }
 }

@@ -8,6 +8,7 @@ pub mod commit;
 pub mod connections;
 pub mod embedded;
 pub mod evidence;
+pub mod history;
 pub mod ingest;
 pub mod jobs;
 pub mod keys;

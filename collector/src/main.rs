@@ -35,6 +35,22 @@ enum Command {
         /// The agent's id, e.g. `lon-1` ([a-z0-9][a-z0-9_-]{0,62}).
         id: String,
     },
+    /// Print a fresh API token and the [[api.tokens]] entry holding its sha256. Roles:
+    /// reader (the read API), operator (reader + maintenance writes), manager (operator +
+    /// restating closed periods). Once any token is configured every read endpoint needs one.
+    NewToken {
+        /// The token's id, shown as `by` in revisions and in logs, e.g. `acme-review`.
+        id: String,
+        /// reader, operator or manager.
+        #[arg(long)]
+        role: String,
+        /// Limit the token to these agreements (repeatable).
+        #[arg(long = "agreement")]
+        agreements: Vec<String>,
+        /// Limit the token to these services (repeatable).
+        #[arg(long = "service")]
+        services: Vec<String>,
+    },
     /// Evidence bundles for underpinning-contract reviews.
     #[command(subcommand)]
     Evidence(EvidenceCommand),
@@ -81,6 +97,22 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some(Command::NewToken { id, role, agreements, services }) => {
+            match cli::new_token(&id, &role, &agreements, &services) {
+                Ok(t) => {
+                    println!("# API token \"{id}\": give it to its holder (shown only once)");
+                    println!("{}", t.token);
+                    println!();
+                    println!("# add this to the collector config and reload it (SIGHUP):");
+                    print!("{}", t.entry);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some(Command::Evidence(EvidenceCommand::Verify { bundle, public_key })) => {
             let (report, ok) = cli::verify_evidence(&bundle, public_key.as_deref());
             print!("{report}");

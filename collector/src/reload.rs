@@ -12,6 +12,8 @@ pub enum ReloadError {
     NoFile,
     #[error("{0}")]
     Invalid(probity_config::LoadError),
+    #[error("{0}")]
+    History(crate::history::HistoryError),
 }
 
 /// Reloads the configuration file; on error the running configuration stays.
@@ -45,9 +47,22 @@ pub async fn reload(state: &AppState) -> Result<(), ReloadError> {
         warn!("server or embedded_agent settings changed; they apply at the next restart");
     }
     let (agents, probes) = (new.catalogue.agents.len(), new.catalogue.probe_count());
+    // A catalogue is put in force only once it is a stored version: terms never change
+    // without a trace.
+    let catalogue = new.catalogue.clone();
+    let version = match crate::history::record_catalogue_of(state, catalogue, crate::history::versions::Source::File)
+        .await
+    {
+        Ok(v) => v,
+        Err(e) => {
+            error!(error = %e, "reload refused: the catalogue version could not be stored; keeping the running configuration");
+            state.metrics().record_reload(false);
+            return Err(ReloadError::History(e));
+        }
+    };
     state.set_config(new);
     crate::jobs::sync_intervals(state).await;
     state.metrics().record_reload(true);
-    info!(agents, probes, "configuration reloaded");
+    info!(agents, probes, catalogue_version = version, "configuration reloaded");
     Ok(())
 }

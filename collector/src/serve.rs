@@ -35,6 +35,8 @@ pub enum ServeError {
     Signal(std::io::Error),
     #[error("embedded agent: {0}")]
     Embedded(String),
+    #[error("catalogue version: {0}")]
+    History(#[from] crate::history::HistoryError),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -85,6 +87,9 @@ pub async fn serve(config: CollectorConfig, spec: ServeSpec) -> Result<(), Serve
             signing_key: Some(signing_key),
         },
     );
+    // The catalogue in force is a stored version before anything is measured against it.
+    let version = crate::history::record_catalogue(&state, crate::history::versions::Source::File).await?;
+    info!(catalogue_version = version, "catalogue version in force");
     jobs::sync_intervals(&state).await;
 
     let listener = TcpListener::bind(config.server.listen)

@@ -392,6 +392,71 @@ async fn a_forbidden_agent_name_is_echoed_cut_to_64_characters() {
     let (status, _, body) = send(&h.app, ingest_req(Some(&token("a1")), None, serde_json::to_vec(&req).unwrap())).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(error_of(&body), format!("this token belongs to agent 'a1', not '{}…'", "z".repeat(63)));
+async fn get_json(app: &Router, path: &str, token: Option<&str>) -> (StatusCode, serde_json::Value) {
+    let mut req = Request::get(path);
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let (status, _, body) = send(app, req.body(Body::empty()).unwrap()).await;
+    (status, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test]
+async fn every_catalogue_put_in_force_is_a_stored_version_listed_without_token_hashes() {
+    let h = harness();
+    probity_collector::history::record_catalogue(&h.state, probity_collector::history::versions::Source::File)
+        .await
+        .unwrap();
+    let data = h.config_path.parent().unwrap().join("data");
+    let extra = "[[services]]\nid = \"mail\"\nname = \"Mail\"\nowner = \"ops\"\n  [[services.probes]]\n  id = \"smtp\"\n  kind = \"tcp\"\n  target = \"127.0.0.1:25\"\n  interval = \"1m\"\n  timeout = \"5s\"\n";
+    std::fs::write(&h.config_path, config_text("127.0.0.1:0", &data, extra)).unwrap();
+    probity_collector::reload::reload(&h.state).await.unwrap();
+    // Reloading the same file again is not a new version.
+    probity_collector::reload::reload(&h.state).await.unwrap();
+    let (status, list) = get_json(&h.app, "/api/v1/catalogue/versions", None).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let versions = list["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 2, "{list}");
+    assert_eq!(versions[1]["version"], 2);
+    assert_eq!(versions[1]["source"], "file");
+    assert_eq!(
+        versions[1]["changes"]["added"],
+        serde_json::json!([{"kind": "probe", "id": "smtp"}, {"kind": "service", "id": "mail"}])
+    );
+    let (status, v2) = get_json(&h.app, "/api/v1/catalogue/versions/2", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v2["catalogue"]["services"][1]["id"], "mail");
+    let text = v2.to_string();
+    assert!(!text.contains("token_sha256") && !text.contains(&hex::encode(probity_config::token_sha256(&token("a1")))));
+    assert_eq!(get_json(&h.app, "/api/v1/catalogue/versions/3", None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(get_json(&h.app, "/api/v1/catalogue/versions/x", None).await.0, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn api_tokens_with_roles_guard_the_read_api_once_any_is_configured() {
+    let h = harness();
+    let data = h.config_path.parent().unwrap().join("data");
+    let hash = |t: &str| hex::encode(probity_config::token_sha256(t));
+    let api = format!(
+        "[api]\nread_tokens_sha256 = [\"{}\"]\n\n[[api.tokens]]\nid = \"ops\"\ntoken_sha256 = \"{}\"\nrole = \"operator\"\n\n[[api.tokens]]\nid = \"boss\"\ntoken_sha256 = \"{}\"\nrole = \"manager\"\nservices = [\"shop\"]\n\n",
+        hash("probity_legacy-reader"),
+        hash("probity_ops"),
+        hash("probity_boss")
+    );
+    std::fs::write(&h.config_path, api + &config_text("127.0.0.1:0", &data, "")).unwrap();
+    probity_collector::reload::reload(&h.state).await.unwrap();
+    let boss = h.state.config().api.tokens[1].clone();
+    assert_eq!((boss.role, boss.services.len()), (probity_config::Role::Manager, 1));
+    for path in ["/api/v1/services", "/api/v1/catalogue/versions", "/api/v1/compliance"] {
+        assert_eq!(get_json(&h.app, path, None).await.0, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(get_json(&h.app, path, Some("probity_nope")).await.0, StatusCode::UNAUTHORIZED, "{path}");
+        for t in ["probity_legacy-reader", "probity_ops", "probity_boss"] {
+            assert_eq!(get_json(&h.app, path, Some(t)).await.0, StatusCode::OK, "{path} with {t}");
+        }
+    }
+    // An agent's token is not an API token.
+    assert_eq!(get_json(&h.app, "/api/v1/services", Some(&token("a1"))).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(get_json(&h.app, "/api/v1/evidence/public-key", None).await.0, StatusCode::OK);
 }
 
 #[tokio::test]

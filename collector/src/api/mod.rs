@@ -3,6 +3,8 @@
 //! `ApiError` is the one error type every handler returns.
 
 mod agent;
+mod auth;
+mod history;
 pub use agent::now_ms;
 mod health;
 mod metrics;
@@ -23,6 +25,7 @@ pub fn app(state: AppState) -> Router {
         .merge(agent::routes())
         .merge(metrics::routes())
         .merge(read::routes())
+        .merge(history::routes())
         .with_state(state)
 }
 

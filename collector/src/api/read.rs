@@ -13,8 +13,6 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use probity_config::Catalogue;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::ApiError;
 use crate::availability::{State as ServiceState, rfc3339};
@@ -38,30 +36,13 @@ pub(super) fn routes() -> Router<AppState> {
 
 type Params = Query<HashMap<String, String>>;
 
-/// Refuses a request without a valid read token when `read_tokens_sha256` is set.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let config = state.config();
-    let allowed = &config.api.read_tokens_sha256;
-    if allowed.is_empty() {
-        return Ok(());
-    }
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim)
-        .ok_or_else(|| ApiError::Unauthorized("this API needs Authorization: Bearer <read token>".into()))?;
-    let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-    // Compare against every configured hash without stopping early.
-    let mut found = subtle::Choice::from(0);
-    for h in allowed {
-        found |= digest.ct_eq(h);
-    }
-    if bool::from(found) { Ok(()) } else { Err(ApiError::Unauthorized("unknown read token".into())) }
+/// Refuses a request without a valid token when any is configured (SPEC §8, §12).
+pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    super::auth::require(state, headers, probity_config::Role::Reader).map(|_| ())
 }
 
 /// Rejects parameters an endpoint does not take, naming the ones it does.
-fn only(params: &HashMap<String, String>, accepted: &[&str]) -> Result<(), ApiError> {
+pub(super) fn only(params: &HashMap<String, String>, accepted: &[&str]) -> Result<(), ApiError> {
     let mut unknown: Vec<&str> = params.keys().map(String::as_str).filter(|k| !accepted.contains(k)).collect();
     unknown.sort_unstable();
     match unknown.first() {
@@ -102,7 +83,9 @@ impl From<PeriodError> for ApiError {
 }
 
 /// Runs report arithmetic (sled scans) off the async threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)?
 }
 

@@ -4,6 +4,7 @@
 //! raw results. Every call here blocks: async callers use `spawn_blocking`.
 //! Layout: `keys.rs` and ARCHITECTURE.md ("collector storage layout").
 
+mod history;
 mod latency;
 mod raw;
 mod seqs;
@@ -43,6 +44,8 @@ pub enum StoreError {
     Corrupt { tree: &'static str },
     #[error("histogram: {0}")]
     Histogram(String),
+    #[error("a record in tree {tree} already exists and is never rewritten")]
+    RecordExists { tree: &'static str },
 }
 
 /// Tuning that tests and the benchmark change.
@@ -72,6 +75,8 @@ pub struct Store {
     hist_hour: Tree,
     hist_day: Tree,
     pending: Tree,
+    catalogue_versions: Tree,
+    revisions: Tree,
     interned: RwLock<HashMap<(u8, String), Num>>,
     intern_lock: Mutex<()>,
     agent_states: Mutex<HashMap<Num, Arc<Mutex<AgentState>>>>,
@@ -207,6 +212,8 @@ impl Store {
             hist_hour: tree("hist_hour")?,
             hist_day: tree("hist_day")?,
             pending: tree("rollup_pending")?,
+            catalogue_versions: tree("catalogue_versions")?,
+            revisions: tree("revisions")?,
             meta,
             db,
             path: path.to_path_buf(),

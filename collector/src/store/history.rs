@@ -1,0 +1,109 @@
+//! History records in sled (SPEC §10): catalogue versions and the sealed revisions of
+//! closed periods. Each is written once, by compare-and-swap against an absent key, and
+//! flushed before the call returns; nothing here updates or deletes one. A record is one
+//! key, so a crash leaves it whole or absent, and its checksum (keys.rs) is checked on read.
+
+use super::{Store, StoreError};
+use crate::keys;
+
+impl Store {
+    /// Every catalogue version as (number, payload), oldest first.
+    pub fn catalogue_versions(&self) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.catalogue_versions.iter() {
+            let (k, v) = kv?;
+            let n = keys::decode_catalogue_version_key(&k).ok_or(StoreError::Corrupt { tree: "catalogue_versions" })?;
+            out.push((n, record(&v, "catalogue_versions")?));
+        }
+        Ok(out)
+    }
+
+    pub fn catalogue_version(&self, n: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        self.catalogue_versions
+            .get(keys::catalogue_version_key(n))?
+            .map(|v| record(&v, "catalogue_versions"))
+            .transpose()
+    }
+
+    /// The newest version as (number, payload).
+    pub fn latest_catalogue_version(&self) -> Result<Option<(u32, Vec<u8>)>, StoreError> {
+        match self.catalogue_versions.last()? {
+            None => Ok(None),
+            Some((k, v)) => {
+                let n =
+                    keys::decode_catalogue_version_key(&k).ok_or(StoreError::Corrupt { tree: "catalogue_versions" })?;
+                Ok(Some((n, record(&v, "catalogue_versions")?)))
+            }
+        }
+    }
+
+    /// Stores version `n`; refused if `n` exists (a version is never rewritten).
+    pub fn append_catalogue_version(&self, n: u32, payload: &[u8]) -> Result<(), StoreError> {
+        let key = keys::catalogue_version_key(n);
+        write_once(&self.catalogue_versions, &key, payload, "catalogue_versions")?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Every revision of one agreement period, oldest first, as payloads.
+    pub fn revisions(&self, agreement: &str, label: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.revisions.scan_prefix(keys::revision_prefix(agreement, label)) {
+            let (_, v) = kv?;
+            out.push(record(&v, "revisions")?);
+        }
+        Ok(out)
+    }
+
+    /// How many revisions are stored, over every agreement period.
+    pub fn revision_count(&self) -> usize {
+        self.revisions.len()
+    }
+
+    /// Stores revision `number` of one agreement period; refused if it exists.
+    pub fn append_revision(&self, agreement: &str, label: &str, number: u32, payload: &[u8]) -> Result<(), StoreError> {
+        let key = keys::revision_key(agreement, label, number);
+        write_once(&self.revisions, &key, payload, "revisions")?;
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+fn record(v: &[u8], tree: &'static str) -> Result<Vec<u8>, StoreError> {
+    keys::decode_record(v).map(<[u8]>::to_vec).ok_or(StoreError::Corrupt { tree })
+}
+
+fn write_once(tree: &sled::Tree, key: &[u8], payload: &[u8], name: &'static str) -> Result<(), StoreError> {
+    let value = keys::encode_record(payload);
+    match tree.compare_and_swap(key, None as Option<&[u8]>, Some(value))? {
+        Ok(()) => Ok(()),
+        Err(_) => Err(StoreError::RecordExists { tree: name }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{Store, StoreError, StoreOptions};
+
+    #[test]
+    fn history_records_are_written_once_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+            store.append_catalogue_version(1, b"{\"a\":1}").unwrap();
+            store.append_catalogue_version(2, b"{\"a\":2}").unwrap();
+            let again = store.append_catalogue_version(2, b"{\"a\":3}");
+            assert!(matches!(again, Err(StoreError::RecordExists { tree: "catalogue_versions" })), "{again:?}");
+            store.append_revision("web-sla", "2026-11", 1, b"r1").unwrap();
+            assert!(store.append_revision("web-sla", "2026-11", 1, b"other").is_err());
+            store.append_revision("web-sla", "2026-11", 2, b"r2").unwrap();
+            store.append_revision("web-sla", "2026-1", 1, b"x").unwrap();
+        }
+        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        assert_eq!(store.latest_catalogue_version().unwrap(), Some((2, b"{\"a\":2}".to_vec())));
+        assert_eq!(store.catalogue_version(1).unwrap(), Some(b"{\"a\":1}".to_vec()));
+        assert_eq!(store.catalogue_versions().unwrap().len(), 2);
+        assert_eq!(store.revisions("web-sla", "2026-11").unwrap(), vec![b"r1".to_vec(), b"r2".to_vec()]);
+        assert_eq!(store.revisions("web-sla", "2026-12").unwrap(), Vec::<Vec<u8>>::new());
+    }
+}
