@@ -392,6 +392,8 @@ async fn a_forbidden_agent_name_is_echoed_cut_to_64_characters() {
     let (status, _, body) = send(&h.app, ingest_req(Some(&token("a1")), None, serde_json::to_vec(&req).unwrap())).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(error_of(&body), format!("this token belongs to agent 'a1', not '{}…'", "z".repeat(63)));
+}
+
 async fn get_json(app: &Router, path: &str, token: Option<&str>) -> (StatusCode, serde_json::Value) {
     let mut req = Request::get(path);
     if let Some(t) = token {
