@@ -309,15 +309,22 @@ pub(crate) async fn tls_handshake<S: AsyncRead + AsyncWrite + Unpin>(
                     ErrorKind::CertExpiry,
                     format!("cert_expiry: certificate of {server_name} {}", expiry_words(t, unix_now())),
                 ),
-                _ => failure(ErrorKind::Tls, format!("tls: handshake with {server_name} failed: {}", tls_reason(&e))),
+                _ => failure(
+                    ErrorKind::Tls,
+                    format!("tls: handshake with {server_name} failed: {}", tls_reason(&e, options.alpn)),
+                ),
             };
             Err(HandshakeFailure { failure, not_after, chain })
         }
     }
 }
 
-fn tls_reason(e: &std::io::Error) -> String {
+fn tls_reason(e: &std::io::Error, alpn: &[&[u8]]) -> String {
     match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol)) => {
+            let offered: Vec<String> = alpn.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+            format!("the server speaks none of the protocols offered ({})", offered.join(", "))
+        }
         Some(rustls::Error::InvalidCertificate(c)) => format!("invalid certificate: {}", cert_reason(c)),
         Some(other) => other.to_string(),
         None => io_reason(e),
