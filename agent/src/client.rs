@@ -39,6 +39,10 @@ pub enum CallError {
     Auth { status: StatusCode },
     #[error("collector answered {status}: {body}")]
     Status { status: StatusCode, body: String },
+    /// `503`: the collector cannot store results now (disk full, write errors); results
+    /// stay spooled and are sent again after `retry_after` (its `Retry-After`).
+    #[error("collector cannot store results now (503): {body}")]
+    Unavailable { retry_after: Option<Duration>, body: String },
     #[error("collector unreachable: {0}")]
     Transport(String),
     #[error("collector sent an unreadable answer: {0}")]
@@ -114,11 +118,14 @@ impl Collector {
         }
     }
 
-    /// Posts results already in wire JSON; `Ok` only on a 200 with a readable body.
-    pub async fn ingest(&self, results: &[&[u8]]) -> Result<IngestResponse, CallError> {
-        let mut body = Vec::with_capacity(results.iter().map(|r| r.len() + 1).sum::<usize>() + 64);
+    /// Posts results already in wire JSON, as `instance` (the spool's); `Ok` only on a 200
+    /// with a readable body.
+    pub async fn ingest(&self, instance: &str, results: &[&[u8]]) -> Result<IngestResponse, CallError> {
+        let mut body = Vec::with_capacity(results.iter().map(|r| r.len() + 1).sum::<usize>() + 128);
         body.extend_from_slice(b"{\"agent\":");
         body.extend_from_slice(&serde_json::to_vec(&self.agent).expect("a string serialises"));
+        body.extend_from_slice(b",\"instance\":");
+        body.extend_from_slice(&serde_json::to_vec(instance).expect("a string serialises"));
         body.extend_from_slice(b",\"results\":[");
         for (i, r) in results.iter().enumerate() {
             if i > 0 {
@@ -170,8 +177,17 @@ async fn status_error(response: reqwest::Response) -> CallError {
     if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
         return CallError::Auth { status };
     }
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
     let body = response.text().await.unwrap_or_default();
     let body: String = body.chars().take(300).collect();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        return CallError::Unavailable { retry_after, body };
+    }
     CallError::Status { status, body }
 }
 

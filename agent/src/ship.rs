@@ -66,7 +66,7 @@ impl Shipper {
             let first = batch[0].seq;
             let last = batch[batch.len() - 1].seq;
             let payloads: Vec<&[u8]> = batch.iter().map(|r| r.json.as_slice()).collect();
-            match self.collector.ingest(&payloads).await {
+            match self.collector.ingest(self.spool.instance(), &payloads).await {
                 Ok(response) => {
                     for r in response.rejected.iter().take(5) {
                         warn!(seq = r.seq, reason = %r.reason, "collector rejected a result");
@@ -88,6 +88,17 @@ impl Shipper {
                 {
                     batch_max = (batch.len() / 2).max(1);
                     warn!(batch = batch.len(), next = batch_max, "collector says the batch is too large; halving it");
+                }
+                Err(CallError::Unavailable { retry_after, body }) if !stopping => {
+                    // Not our fault and not the network's: the collector says when to come
+                    // back (a full disk, say); everything stays spooled meanwhile.
+                    self.metrics.delivery_failures.fetch_add(1, Relaxed);
+                    let wait =
+                        rng.jitter(retry_after.unwrap_or(backoff).max(self.retry_initial).min(self.retry_max) * 2);
+                    warn!(reason = %body, retry_in = ?wait, first, last, "collector cannot store results now; keeping them spooled");
+                    if self.wait(&mut stop, wait, stopping).await {
+                        return;
+                    }
                 }
                 Err(e) => {
                     self.metrics.delivery_failures.fetch_add(1, Relaxed);

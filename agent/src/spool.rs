@@ -5,6 +5,8 @@
 //! On disk, under `spool_dir`:
 //!
 //! ```text
+//! instance                 the agent instance (SPEC §15): random hex made with the spool;
+//!                          a new spool is a new instance, whose seqs start again
 //! seq                      decimal; no seq below it will ever be handed out again
 //! acked                    decimal; delivered through here (a hint, so a restart resends less)
 //! results/<first seq>.seg  append-only segment, 20-digit zero-padded first seq in the name
@@ -60,6 +62,7 @@ pub struct SpoolStats {
 
 pub struct Spool {
     dir: PathBuf,
+    instance: String,
     max_bytes: u64,
     segment_max: u64,
     state: Mutex<State>,
@@ -90,6 +93,7 @@ impl Spool {
     pub fn open(dir: &Path, max_bytes: u64) -> io::Result<Spool> {
         let results = dir.join("results");
         fs::create_dir_all(&results)?;
+        let instance = open_instance(&dir.join("instance"))?;
         let mut next_seq = read_seq_file(&dir.join("seq"))?;
         let mut names: Vec<(u64, PathBuf)> = Vec::new();
         for entry in fs::read_dir(&results)? {
@@ -138,6 +142,7 @@ impl Spool {
         let segment_max = (max_bytes / 16).clamp(64 << 10, 4 << 20);
         let spool = Spool {
             dir: dir.to_path_buf(),
+            instance,
             max_bytes,
             segment_max,
             state: Mutex::new(State { segments, active: None, next_seq, acked, dropped: 0, cursor: None }),
@@ -257,6 +262,11 @@ impl Spool {
     }
 
     /// The seq the next result will get.
+    /// The instance id this spool's seqs belong to.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
     pub fn next_seq(&self) -> u64 {
         self.state.lock().expect("spool lock").next_seq
     }
@@ -379,6 +389,23 @@ fn read_seq_file(path: &Path) -> io::Result<u64> {
     }
 }
 
+/// The spool's instance id, made (16 random bytes as hex, written durably) when the
+/// spool has none: a fresh spool, a deleted one, or one from a version before instances.
+fn open_instance(path: &Path) -> io::Result<String> {
+    match fs::read_to_string(path) {
+        Ok(text) if probity_config::wire::check_instance(text.trim()).is_ok() => return Ok(text.trim().to_string()),
+        Ok(_) => warn!(path = %path.display(), "spool: instance file unreadable; starting a new instance"),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| io::Error::other(format!("no random bytes from the OS: {e}")))?;
+    let instance: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_durably(path, format!("{instance}\n").as_bytes())?;
+    info!(instance, "spool: new agent instance (the collector counts it as an agent reset)");
+    Ok(instance)
+}
+
 fn write_seq_file(path: &Path, next: u64) -> io::Result<()> {
     write_durably(path, format!("{next}\n").as_bytes())
 }
@@ -447,6 +474,19 @@ mod tests {
         assert_eq!(put(&spool, 2), [4, 5]);
         assert_eq!(spool.read_after(0, 100, 1 << 20).unwrap().iter().map(|r| r.seq).collect::<Vec<_>>(), [4, 5]);
         assert_eq!(spool.stats().depth, 2);
+    }
+
+    #[test]
+    fn the_instance_is_kept_across_reopen_and_a_new_spool_is_a_new_instance() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Spool::open(dir.path(), 1 << 30).unwrap().instance().to_string();
+        assert_eq!(first.len(), 32);
+        probity_config::wire::check_instance(&first).unwrap();
+        assert_eq!(Spool::open(dir.path(), 1 << 30).unwrap().instance(), first);
+        fs::remove_dir_all(dir.path()).unwrap();
+        let spool = Spool::open(dir.path(), 1 << 30).unwrap();
+        assert_ne!(spool.instance(), first, "a deleted spool comes back as a new instance");
+        assert_eq!(put(&spool, 1), [1], "whose seqs start again");
     }
 
     #[test]

@@ -84,7 +84,11 @@ fn batches(args: &Args, start_ms: i64) -> Vec<Vec<Vec<u8>>> {
             results
                 .chunks(BATCH)
                 .map(|chunk| {
-                    let req = IngestRequest { agent: format!("b{a}"), results: chunk.to_vec() };
+                    let req = IngestRequest {
+                        agent: format!("b{a}"),
+                        instance: Some(format!("bench{a}")),
+                        results: chunk.to_vec(),
+                    };
                     zstd::encode_all(&serde_json::to_vec(&req).unwrap()[..], 3).unwrap()
                 })
                 .collect()

@@ -150,15 +150,18 @@ fn fill(store: &Store, catalogue: &Catalogue, from: i64, to: i64) -> u64 {
                     cert_not_after: None,
                 });
                 if batch.len() == 1000 {
-                    total +=
-                        store.ingest(agent.id.as_str(), &batch, |r| interval_of(catalogue, &r.probe)).unwrap().accepted;
+                    total += store
+                        .ingest(agent.id.as_str(), None, &batch, |r| interval_of(catalogue, &r.probe))
+                        .unwrap()
+                        .accepted;
                     batch.clear();
                 }
             }
             t += interval;
         }
         if !batch.is_empty() {
-            total += store.ingest(agent.id.as_str(), &batch, |r| interval_of(catalogue, &r.probe)).unwrap().accepted;
+            total +=
+                store.ingest(agent.id.as_str(), None, &batch, |r| interval_of(catalogue, &r.probe)).unwrap().accepted;
         }
     }
     store.flush().unwrap();

@@ -93,9 +93,45 @@ pub fn decode_pending_key(k: &[u8]) -> (u8, Num, Num, i64) {
     (k[0], p, a, t)
 }
 
-/// `names` tree: `p<id>`/`a<id>` → number, and `#p<num>`/`#a<num>` → id.
+/// `names` tree: `p<id>`/`a<id>`/`i<instance name>` → number, and `#p<num>`/`#a<num>`/
+/// `#i<num>` → id.
 pub const KIND_PROBE: u8 = b'p';
 pub const KIND_AGENT: u8 = b'a';
+pub const KIND_INSTANCE: u8 = b'i';
+
+/// The instance number of an agent's requests without `instance` (agents that predate
+/// instances): never interned, so no named instance can take it.
+pub const LEGACY_INSTANCE: Num = 0;
+
+/// The interned name of an agent instance: instance ids are per agent, so the agent's
+/// number comes first (`12:9f2c…`).
+pub fn instance_name(agent: Num, instance: &str) -> String {
+    format!("{agent}:{instance}")
+}
+
+/// The instance id inside an interned instance name.
+pub fn instance_from_name(name: &str) -> Option<&str> {
+    name.split_once(':').map(|(_, instance)| instance)
+}
+
+/// `agents` key of an agent instance's seq state: the agent's number alone for the legacy
+/// instance (schema 2's key, so old stores need no migration), agent and instance
+/// numbers otherwise.
+pub fn seq_key(agent: Num, instance: Num) -> Vec<u8> {
+    let mut k = agent.to_be_bytes().to_vec();
+    if instance != LEGACY_INSTANCE {
+        k.extend_from_slice(&instance.to_be_bytes());
+    }
+    k
+}
+
+pub fn decode_seq_key(k: &[u8]) -> Option<(Num, Num)> {
+    match k.len() {
+        4 => Some((num_from(k), LEGACY_INSTANCE)),
+        8 => Some((num_from(&k[..4]), num_from(&k[4..]))),
+        _ => None,
+    }
+}
 
 pub fn name_key(kind: u8, name: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + name.len());
@@ -598,6 +634,16 @@ mod tests {
             value: RawValue { down: Some(ErrorKind::Dns), duration_us: 9, status: None },
         };
         assert_eq!(decode_last(&encode_last(&l)), Some(l));
+    }
+
+    #[test]
+    fn seq_keys_and_instance_names_round_trip() {
+        assert_eq!(decode_seq_key(&seq_key(7, LEGACY_INSTANCE)), Some((7, LEGACY_INSTANCE)));
+        assert_eq!(seq_key(7, LEGACY_INSTANCE), encode_num(7), "the legacy key is schema 2's");
+        assert_eq!(decode_seq_key(&seq_key(7, 9)), Some((7, 9)));
+        assert!(seq_key(7, 9).starts_with(&encode_num(7)), "an agent's instances share its prefix");
+        assert_eq!(decode_seq_key(b"abc"), None);
+        assert_eq!(instance_from_name(&instance_name(12, "9f2c")), Some("9f2c"));
     }
 
     #[test]

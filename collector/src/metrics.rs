@@ -128,7 +128,23 @@ impl Metrics {
             let _ =
                 writeln!(out, "probity_agent_last_seen_timestamp_seconds{{agent=\"{agent}\"}} {}", *ms as f64 / 1000.0);
         }
-        let seqs = store.seq_summaries()?;
+        let agents = store.all_agent_instances()?;
+        let _ = writeln!(
+            out,
+            "# HELP probity_agent_resets_total Agent resets: new agent instances (a new or deleted spool) after the first.\n# TYPE probity_agent_resets_total counter"
+        );
+        for a in &agents {
+            let _ = writeln!(out, "probity_agent_resets_total{{agent=\"{}\"}} {}", a.agent, a.resets());
+        }
+        let _ = writeln!(
+            out,
+            "# HELP probity_agent_lost_results_total Results missing from an agent's seqs (gaps), over all its instances.\n# TYPE probity_agent_lost_results_total counter"
+        );
+        for a in &agents {
+            let _ = writeln!(out, "probity_agent_lost_results_total{{agent=\"{}\"}} {}", a.agent, a.lost());
+        }
+        let seqs: Vec<(String, crate::store::SeqSummary)> =
+            agents.iter().map(|a| (a.agent.clone(), a.summary())).collect();
         let _ = writeln!(
             out,
             "# HELP probity_agent_lost_results Results missing from an agent's seq (gaps).\n# TYPE probity_agent_lost_results gauge"

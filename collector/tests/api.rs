@@ -172,6 +172,45 @@ async fn compressed_batches_are_stored_and_duplicates_acknowledged() {
 }
 
 #[tokio::test]
+async fn seqs_are_per_agent_instance_and_a_new_instance_is_a_counted_reset() {
+    let h = harness();
+    // An old agent (no instance), then two spools of the same agent, each from seq 1.
+    let legacy = batch("a1", "web", 1, 50);
+    assert_eq!(ingest(&h.app, &legacy).await.accepted, 50);
+    let mut first = batch("a1", "web", 1, 30);
+    first.instance = Some("aaaa1111".into());
+    for r in &mut first.results {
+        r.at += 1;
+    }
+    let resp = ingest(&h.app, &first).await;
+    assert_eq!((resp.accepted, resp.duplicates), (30, 0), "no result is taken for another instance's duplicate");
+    assert_eq!(ingest(&h.app, &first).await.duplicates, 30, "within an instance, a repeat is a duplicate");
+    let mut second = batch("a1", "web", 1, 20);
+    second.instance = Some("bbbb2222".into());
+    for r in &mut second.results {
+        r.at += 2;
+    }
+    assert_eq!(ingest(&h.app, &second).await.accepted, 20);
+    let store = h.state.store();
+    assert_eq!(store.raw_results("web", i64::MIN, i64::MAX).unwrap().count(), 100);
+    let agent = store.agent_instances("a1").unwrap().unwrap();
+    assert_eq!(agent.resets(), 2);
+    assert_eq!(agent.current(), Some("bbbb2222"));
+    assert_eq!(agent.summary().received, 100);
+    assert_eq!(agent.lost(), 0);
+    let (_, _, body) = send(&h.app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.contains("probity_agent_resets_total{agent=\"a1\"} 2"), "{text}");
+    assert!(text.contains("probity_agent_lost_results_total{agent=\"a1\"} 0"), "{text}");
+    // A bad instance id is a 400 that says what is wrong.
+    let mut bad = batch("a1", "web", 100, 1);
+    bad.instance = Some("no spaces".into());
+    let (status, _, body) = send(&h.app, ingest_req(Some(&token("a1")), None, serde_json::to_vec(&bad).unwrap())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(error_of(&body).contains("instance \"no spaces\""), "{}", error_of(&body));
+}
+
+#[tokio::test]
 async fn every_reject_reason_is_named_and_nothing_rejected_is_stored() {
     let h = harness();
     let now = now_ms();
@@ -183,6 +222,7 @@ async fn every_reject_reason_is_named_and_nothing_rejected_is_stored() {
     too_long.duration_us = 200_000_000_000;
     let req = IngestRequest {
         agent: "a2".into(),
+        instance: None,
         results: vec![
             result(1, "nope", now - 1000, None),
             result(2, "db", now - 1000, None),
@@ -231,7 +271,7 @@ async fn fifty_agents_ingest_at_once() {
             let req = batch(&agent_name(i), "web", 1, 100);
             let mut total = 0;
             for chunk in req.results.chunks(25) {
-                let part = IngestRequest { agent: req.agent.clone(), results: chunk.to_vec() };
+                let part = IngestRequest { agent: req.agent.clone(), instance: None, results: chunk.to_vec() };
                 total += ingest(&app, &part).await.accepted;
             }
             total
@@ -263,11 +303,11 @@ async fn an_out_of_order_replay_lands_in_place_and_corrects_the_timeline() {
         .collect();
     let (first, second) = all.split_at(4320);
     for chunk in second.chunks(1000) {
-        ingest(&h.app, &IngestRequest { agent: "a3".into(), results: chunk.to_vec() }).await;
+        ingest(&h.app, &IngestRequest { agent: "a3".into(), instance: None, results: chunk.to_vec() }).await;
     }
     for chunk in first.chunks(500).rev() {
         let kept: Vec<_> = chunk.iter().filter(|r| r.seq != 100).cloned().collect();
-        ingest(&h.app, &IngestRequest { agent: "a3".into(), results: kept }).await;
+        ingest(&h.app, &IngestRequest { agent: "a3".into(), instance: None, results: kept }).await;
     }
     let observations: Vec<Observation> = all
         .iter()
@@ -332,6 +372,7 @@ async fn invalid_fields_are_rejected_with_their_reason_and_not_stored() {
     };
     let req = IngestRequest {
         agent: "a2".into(),
+        instance: None,
         results: vec![
             ok(1),
             with(2, &|r| r.status = Some(0)),
@@ -368,15 +409,18 @@ async fn a_bogus_seq_does_not_poison_lost_results() {
     results.push(result(u64::MAX, "web", now - 1000, None));
     results.push(result(1 << 53, "web", now - 900, None));
     results.push(result(1_000_000_006, "web", now - 800, None));
-    let resp = ingest(&h.app, &IngestRequest { agent: "a4".into(), results }).await;
+    let resp = ingest(&h.app, &IngestRequest { agent: "a4".into(), instance: None, results }).await;
     assert_eq!(resp.accepted, 5);
     let rejected: Vec<u64> = resp.rejected.iter().map(|r| r.seq).collect();
     assert_eq!(rejected, [u64::MAX, 1 << 53, 1_000_000_006]);
     assert!(resp.rejected[0].reason.contains("above 2^53"), "{:?}", resp.rejected);
     assert!(resp.rejected[2].reason.contains("more than 1000000000 past"), "{:?}", resp.rejected);
     // The next honest batch goes on from 6 and nothing is lost.
-    let resp =
-        ingest(&h.app, &IngestRequest { agent: "a4".into(), results: vec![result(6, "web", now - 500, None)] }).await;
+    let resp = ingest(
+        &h.app,
+        &IngestRequest { agent: "a4".into(), instance: None, results: vec![result(6, "web", now - 500, None)] },
+    )
+    .await;
     assert_eq!(resp.accepted, 1);
     let s = h.state.store().seq_summary("a4").unwrap().unwrap();
     assert_eq!((s.highest, s.received, s.lost), (6, 6, 0));
@@ -388,7 +432,7 @@ async fn a_bogus_seq_does_not_poison_lost_results() {
 #[tokio::test]
 async fn a_forbidden_agent_name_is_echoed_cut_to_64_characters() {
     let h = harness();
-    let req = IngestRequest { agent: "z".repeat(100_000), results: Vec::new() };
+    let req = IngestRequest { agent: "z".repeat(100_000), instance: None, results: Vec::new() };
     let (status, _, body) = send(&h.app, ingest_req(Some(&token("a1")), None, serde_json::to_vec(&req).unwrap())).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(error_of(&body), format!("this token belongs to agent 'a1', not '{}…'", "z".repeat(63)));

@@ -29,7 +29,27 @@ pub struct AssignedProbe {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IngestRequest {
     pub agent: String,
+    /// The agent instance (SPEC §15): a random id the agent made with its spool. `seq` is
+    /// per (agent, instance); absent from agents that predate instances, which the
+    /// collector treats as one legacy instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
     pub results: Vec<ProbeResult>,
+}
+
+/// The longest `instance` id the collector accepts.
+pub const INSTANCE_MAX_LEN: usize = 64;
+
+/// Checks an `instance` id: 1 to 64 characters of ASCII letters, digits, `-` and `_`.
+pub fn check_instance(instance: &str) -> Result<(), String> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if instance.is_empty() || instance.len() > INSTANCE_MAX_LEN || !instance.chars().all(ok_char) {
+        let shown: String = instance.chars().take(INSTANCE_MAX_LEN).collect();
+        return Err(format!(
+            "instance {shown:?} is not 1 to {INSTANCE_MAX_LEN} characters of letters, digits, '-' and '_'"
+        ));
+    }
+    Ok(())
 }
 
 /// One probe run as the agent saw it.
@@ -170,6 +190,21 @@ mod tests {
         assert_eq!(req.results[0].phases.as_ref().unwrap().tls_us, Some(9000));
         assert_eq!(req.results[1].error.as_ref().unwrap().kind, ErrorKind::Timeout);
         assert_eq!(serde_json::to_value(&req).unwrap(), spec_example);
+        assert_eq!(req.instance, None, "a request without instance comes from an agent that predates them");
+        let with_instance = json!({"agent": "lon-1", "instance": "9f2c41d0", "results": []});
+        let req: IngestRequest = serde_json::from_value(with_instance.clone()).unwrap();
+        assert_eq!(req.instance.as_deref(), Some("9f2c41d0"));
+        assert_eq!(serde_json::to_value(&req).unwrap(), with_instance);
+    }
+
+    #[test]
+    fn instance_ids_are_short_plain_words() {
+        assert!(check_instance("9f2c41d0e1b2").is_ok());
+        assert!(check_instance(&"a".repeat(64)).is_ok());
+        for bad in ["", "has space", "slash/", &"a".repeat(65), "é"] {
+            let e = check_instance(bad).unwrap_err();
+            assert!(e.contains("letters, digits"), "{bad:?}: {e}");
+        }
     }
 
     #[test]

@@ -140,18 +140,29 @@ fn ingest_blocking(state: &AppState, agent: &str, encoding: Encoding, wire: &[u8
             echo_id(&request.agent)
         )));
     }
+    if let Some(instance) = &request.instance {
+        probity_config::wire::check_instance(instance).map_err(ApiError::BadRequest)?;
+    }
     let config = state.config();
     let now_ms = now_ms();
     // A seq out of range is refused before the store sees it: the store marks every seq it
     // is given as answered for, and one such seq would count as billions of lost results.
-    let highest = state.store().seq_summary(agent)?.map_or(0, |s| s.highest);
+    let instance = request.instance.as_deref();
+    let highest = state.store().instance_highest(agent, instance)?;
     let (results, out_of_range): (Vec<_>, Vec<_>) =
         request.results.into_iter().partition(|r| check_seq(r.seq, highest).is_ok());
-    let mut summary = state.store().ingest(agent, &results, |r| check_result(&config, agent, r, now_ms))?;
+    let mut summary = state.store().ingest(agent, instance, &results, |r| check_result(&config, agent, r, now_ms))?;
     for r in &out_of_range {
         if let Err(reason) = check_seq(r.seq, highest) {
             summary.rejected.push((r.seq, reason));
         }
+    }
+    if summary.reset {
+        tracing::warn!(
+            agent,
+            instance = instance.unwrap_or("legacy"),
+            "agent reset: a new agent instance (a new or deleted spool); its seqs start again"
+        );
     }
     let reasons: Vec<&RejectReason> = summary.rejected.iter().map(|(_, r)| r).collect();
     state.metrics().record_ingest(agent, now_ms, summary.accepted, summary.duplicates, &reasons);

@@ -22,7 +22,7 @@ use crate::keys::{self, BlockEntry, LastResult, Num, RawValue};
 use crate::runs::ViewRun;
 
 pub use latency::{Latency, new_histogram};
-pub use seqs::{SeqSet, SeqSummary};
+pub use seqs::{AgentInstances, SeqSet, SeqSummary};
 pub use timeline::NewObservation;
 
 /// A storage failure.
@@ -88,7 +88,11 @@ pub struct IngestSummary<R> {
     pub accepted: u64,
     pub duplicates: u64,
     pub rejected: Vec<(u64, R)>,
+    /// The seq state of the request's agent instance.
     pub seq: SeqSummary,
+    /// The request came from an instance never seen before of an agent that had another:
+    /// an agent reset (SPEC §15).
+    pub reset: bool,
     /// The newest stored result of each probe this call touched.
     pub latest: Vec<(String, LastResult)>,
 }
@@ -109,10 +113,12 @@ pub struct RawRow {
 /// One probe's share of a batch: its interval and the accepted results.
 type ProbeBatch = (i64, Vec<BlockEntry>);
 
-/// Per-agent state, loaded on first use; its mutex serialises one agent's ingests.
+/// Per-agent state, loaded on first use; its mutex serialises one agent's ingests (every
+/// instance's: they share the agent's runs and histograms).
 #[derive(Default)]
 struct AgentState {
-    seqs: SeqSet,
+    /// Seqs answered for, per instance (`keys::LEGACY_INSTANCE` for requests without one).
+    instances: BTreeMap<Num, SeqSet>,
     pairs: HashMap<Num, PairState>,
 }
 
@@ -268,34 +274,49 @@ impl Store {
         Ok(())
     }
 
-    /// Stores one agent's batch. `check` validates a result and returns its probe's interval
-    /// (ms) or a reject reason. Duplicates are found before validation; rejected seqs join
-    /// the seq state (answered for, so not lost) but nothing else is stored. Not durable
-    /// until `flush`/the group commit.
+    /// Stores one batch of an agent instance (`None`: a request without `instance`, the
+    /// legacy instance). `check` validates a result and returns its probe's interval (ms)
+    /// or a reject reason. Duplicates (a seq this instance was answered for) are found
+    /// before validation; rejected seqs join the seq state (answered for, so not lost) but
+    /// nothing else is stored. Not durable until `flush`/the group commit.
     pub fn ingest<R>(
         &self,
         agent: &str,
+        instance: Option<&str>,
         results: &[ProbeResult],
         check: impl Fn(&ProbeResult) -> Result<i64, R>,
     ) -> Result<IngestSummary<R>, StoreError> {
         let a = self.intern(keys::KIND_AGENT, agent)?;
+        let i = match instance {
+            None => keys::LEGACY_INSTANCE,
+            Some(name) => self.intern(keys::KIND_INSTANCE, &keys::instance_name(a, name))?,
+        };
         let state = self.agent_state(a)?;
         let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
-        // On a storage error nothing is acknowledged: forget what this call marked as
-        // seen, or the agent's retry would be taken for a duplicate and dropped.
-        let saved = state.seqs.clone();
-        let result = self.ingest_locked(a, &mut state, results, check);
-        if result.is_err() {
-            state.seqs = saved;
-            state.pairs.clear();
+        let reset = !state.instances.contains_key(&i) && !state.instances.is_empty();
+        // Worked on a copy: on a storage error nothing is acknowledged, so what this call
+        // marked as seen is forgotten, or the agent's retry would be taken for a duplicate.
+        let mut seqs = state.instances.get(&i).cloned().unwrap_or_default();
+        let result = self.ingest_locked(a, i, &mut state.pairs, &mut seqs, results, check);
+        match result {
+            Ok(mut summary) => {
+                state.instances.insert(i, seqs);
+                summary.reset = reset;
+                Ok(summary)
+            }
+            Err(e) => {
+                state.pairs.clear();
+                Err(e)
+            }
         }
-        result
     }
 
     fn ingest_locked<R>(
         &self,
         a: Num,
-        state: &mut AgentState,
+        i: Num,
+        pairs: &mut HashMap<Num, PairState>,
+        seqs: &mut SeqSet,
         results: &[ProbeResult],
         check: impl Fn(&ProbeResult) -> Result<i64, R>,
     ) -> Result<IngestSummary<R>, StoreError> {
@@ -304,15 +325,15 @@ impl Store {
             duplicates: 0,
             rejected: Vec::new(),
             seq: SeqSummary::default(),
+            reset: false,
             latest: Vec::new(),
         };
         let mut by_probe: BTreeMap<Num, ProbeBatch> = BTreeMap::new();
         for r in results {
-            if state.seqs.contains(r.seq) {
+            if !seqs.insert(r.seq) {
                 summary.duplicates += 1;
                 continue;
             }
-            state.seqs.insert(r.seq);
             let interval_ms = match check(r) {
                 Ok(i) => i,
                 Err(reason) => {
@@ -336,7 +357,7 @@ impl Store {
         let marker = if by_probe.is_empty() { 0 } else { self.db.generate_id()? };
         let mut blocks = raw::BlockWrites::default();
         for (p, (interval_ms, items)) in by_probe {
-            let pair = self.pair_state(state, p, a)?;
+            let pair = self.pair_state(pairs, p, a)?;
             let newest_before = pair.last.map(|l| (l.at, l.seq));
             let observations =
                 items.iter().map(|e| NewObservation { at: e.at, seq: e.seq, down: e.value.down }).collect();
@@ -354,8 +375,8 @@ impl Store {
             }
             raw::blocks(&self.raw, p, a, items, &mut blocks)?;
         }
-        let seq_key = keys::encode_num(a);
-        let seq_value = keys::encode_seq_ranges(state.seqs.ranges());
+        let seq_key = keys::seq_key(a, i);
+        let seq_value = keys::encode_seq_ranges(seqs.ranges());
         (&self.raw, &self.agents)
             .transaction(|(raw, agents)| {
                 for k in &blocks.remove {
@@ -371,7 +392,7 @@ impl Store {
                 sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
                 sled::transaction::TransactionError::Abort(()) => StoreError::Corrupt { tree: "raw" },
             })?;
-        summary.seq = state.seqs.summary();
+        summary.seq = seqs.summary();
         Ok(summary)
     }
 
@@ -416,26 +437,78 @@ impl Store {
         Ok(out)
     }
 
-    /// An agent's seq state: highest seq, lost results (gaps), largest gap.
+    /// An agent's seq state over all its instances: highest seq (of the newest instance),
+    /// lost results (gaps), largest gap.
     pub fn seq_summary(&self, agent: &str) -> Result<Option<SeqSummary>, StoreError> {
-        let Some(a) = self.lookup(keys::KIND_AGENT, agent)? else { return Ok(None) };
-        let state = self.agent_state(a)?;
-        let summary = state.lock().unwrap_or_else(|e| e.into_inner()).seqs.summary();
-        Ok(Some(summary))
+        Ok(self.agent_instances(agent)?.map(|i| i.summary()))
     }
 
-    /// Every agent with a seq state.
+    /// The highest seq an agent instance was answered for (0: none yet).
+    pub fn instance_highest(&self, agent: &str, instance: Option<&str>) -> Result<u64, StoreError> {
+        let Some(a) = self.lookup(keys::KIND_AGENT, agent)? else { return Ok(0) };
+        let i = match instance {
+            None => keys::LEGACY_INSTANCE,
+            Some(name) => match self.lookup(keys::KIND_INSTANCE, &keys::instance_name(a, name))? {
+                Some(i) => i,
+                None => return Ok(0),
+            },
+        };
+        let state = self.agent_state(a)?;
+        let state = state.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(state.instances.get(&i).map_or(0, |s| s.summary().highest))
+    }
+
+    /// Every agent with a seq state, its instances summed up as `seq_summary` does.
     pub fn seq_summaries(&self) -> Result<Vec<(String, SeqSummary)>, StoreError> {
-        let mut out = Vec::new();
+        Ok(self.all_agent_instances()?.into_iter().map(|i| (i.agent.clone(), i.summary())).collect())
+    }
+
+    /// An agent's instances with their seq state, and its resets (SPEC §15).
+    pub fn agent_instances(&self, agent: &str) -> Result<Option<AgentInstances>, StoreError> {
+        let Some(a) = self.lookup(keys::KIND_AGENT, agent)? else { return Ok(None) };
+        let state = self.agent_state(a)?;
+        let instances: Vec<(Num, SeqSet)> = {
+            let state = state.lock().unwrap_or_else(|e| e.into_inner());
+            state.instances.iter().map(|(i, s)| (*i, s.clone())).collect()
+        };
+        if instances.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(self.describe_instances(agent.to_string(), instances)?))
+    }
+
+    /// Every agent with a seq state: its instances and resets, in agent-number order.
+    pub fn all_agent_instances(&self) -> Result<Vec<AgentInstances>, StoreError> {
+        let mut by_agent: BTreeMap<Num, Vec<(Num, SeqSet)>> = BTreeMap::new();
         for kv in self.agents.iter() {
             let (k, v) = kv?;
-            let a = keys::decode_num(&k);
+            let (a, i) = keys::decode_seq_key(&k).ok_or(StoreError::Corrupt { tree: "agents" })?;
             let ranges = keys::decode_seq_ranges(&v).ok_or(StoreError::Corrupt { tree: "agents" })?;
+            by_agent.entry(a).or_default().push((i, SeqSet::from_ranges(ranges)));
+        }
+        let mut out = Vec::new();
+        for (a, instances) in by_agent {
             if let Some(name) = self.name_of(keys::KIND_AGENT, a)? {
-                out.push((name, SeqSet::from_ranges(ranges).summary()));
+                out.push(self.describe_instances(name, instances)?);
             }
         }
         Ok(out)
+    }
+
+    /// Names an agent's instances; `instances` in instance-number order, which is the order
+    /// they were first seen in (the legacy instance, number 0, first).
+    fn describe_instances(&self, agent: String, instances: Vec<(Num, SeqSet)>) -> Result<AgentInstances, StoreError> {
+        let mut named = Vec::with_capacity(instances.len());
+        for (i, seqs) in instances {
+            let instance = if i == keys::LEGACY_INSTANCE {
+                None
+            } else {
+                let name = self.name_of(keys::KIND_INSTANCE, i)?.ok_or(StoreError::Corrupt { tree: "names" })?;
+                Some(keys::instance_from_name(&name).ok_or(StoreError::Corrupt { tree: "names" })?.to_string())
+            };
+            named.push((instance, seqs.summary()));
+        }
+        Ok(AgentInstances { agent, instances: named })
     }
 
     /// The raw results of `probe` with `from_ms <= at < to_ms`, all agents merged in
@@ -513,17 +586,25 @@ impl Store {
         if let Some(s) = states.get(&a) {
             return Ok(s.clone());
         }
-        let seqs = match self.agents.get(keys::encode_num(a))? {
-            Some(v) => SeqSet::from_ranges(keys::decode_seq_ranges(&v).ok_or(StoreError::Corrupt { tree: "agents" })?),
-            None => SeqSet::default(),
-        };
-        let s = Arc::new(Mutex::new(AgentState { seqs, pairs: HashMap::new() }));
+        let mut instances = BTreeMap::new();
+        for kv in self.agents.scan_prefix(keys::encode_num(a)) {
+            let (k, v) = kv?;
+            let (_, i) = keys::decode_seq_key(&k).ok_or(StoreError::Corrupt { tree: "agents" })?;
+            let ranges = keys::decode_seq_ranges(&v).ok_or(StoreError::Corrupt { tree: "agents" })?;
+            instances.insert(i, SeqSet::from_ranges(ranges));
+        }
+        let s = Arc::new(Mutex::new(AgentState { instances, pairs: HashMap::new() }));
         states.insert(a, s.clone());
         Ok(s)
     }
 
-    fn pair_state<'s>(&self, state: &'s mut AgentState, p: Num, a: Num) -> Result<&'s mut PairState, StoreError> {
-        match state.pairs.entry(p) {
+    fn pair_state<'s>(
+        &self,
+        pairs: &'s mut HashMap<Num, PairState>,
+        p: Num,
+        a: Num,
+    ) -> Result<&'s mut PairState, StoreError> {
+        match pairs.entry(p) {
             std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
             std::collections::hash_map::Entry::Vacant(e) => {
                 let last = match self.last.get(keys::pair_prefix(p, a))? {

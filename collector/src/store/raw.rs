@@ -61,6 +61,15 @@ pub fn blocks(
             break;
         }
         let key = keys::raw_key(p, a, merged[0].at, merged[0].seq);
+        // Another instance's full block may start at the same (at, seq): merge into it
+        // rather than overwrite it.
+        if replaced.as_ref().is_none_or(|k| k.as_ref() != key)
+            && let Some(v) = raw.get(key)?
+        {
+            keys::decode_block(merged[0].at, merged[0].seq, &v, &mut merged)
+                .ok_or(StoreError::Corrupt { tree: "raw" })?;
+            merged.sort_by_key(|e| (e.at, e.seq));
+        }
         // The merged block keeps the old key when the old block's first result is still
         // the first: then the insert overwrites it.
         if let Some(k) = replaced.filter(|k| k.as_ref() != key) {

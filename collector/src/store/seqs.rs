@@ -20,6 +20,43 @@ pub struct SeqSummary {
     pub largest_gap: u64,
 }
 
+/// One agent's instances (SPEC §15) and what their seq states say.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentInstances {
+    pub agent: String,
+    /// In the order they were first seen; `None` is the legacy instance (requests without
+    /// `instance`, from agents that predate instances).
+    pub instances: Vec<(Option<String>, SeqSummary)>,
+}
+
+impl AgentInstances {
+    /// The instance first seen last: the agent's current one (`None`: legacy).
+    pub fn current(&self) -> Option<&str> {
+        self.instances.last().and_then(|(i, _)| i.as_deref())
+    }
+
+    /// Agent resets: every instance after the first.
+    pub fn resets(&self) -> u64 {
+        self.instances.len().saturating_sub(1) as u64
+    }
+
+    /// Lost results (seq gaps) over every instance.
+    pub fn lost(&self) -> u64 {
+        self.instances.iter().map(|(_, s)| s.lost).sum()
+    }
+
+    /// Every instance summed up: the current instance's highest seq, results received
+    /// and lost over all of them, the largest gap of any.
+    pub fn summary(&self) -> SeqSummary {
+        SeqSummary {
+            highest: self.instances.last().map_or(0, |(_, s)| s.highest),
+            received: self.instances.iter().map(|(_, s)| s.received).sum(),
+            lost: self.lost(),
+            largest_gap: self.instances.iter().map(|(_, s)| s.largest_gap).max().unwrap_or(0),
+        }
+    }
+}
+
 impl SeqSet {
     pub fn from_ranges(ranges: Vec<(u64, u64)>) -> SeqSet {
         SeqSet { ranges }

@@ -72,7 +72,7 @@ fn stored_runs_equal_the_canonical_runs_for_any_insertion_order() {
         while i < order.len() {
             let take = 1 + rng.below(6) as usize;
             let end = (i + take).min(order.len());
-            store.ingest(&agent, &order[i..end], accept_all(interval)).unwrap();
+            store.ingest(&agent, None, &order[i..end], accept_all(interval)).unwrap();
             i = end;
         }
         let mut sorted = results.clone();
@@ -95,7 +95,7 @@ fn view_runs_are_clipped_to_the_window() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let rs: Vec<ProbeResult> = (0..10).map(|i| result(i + 1, "p", i as i64 * 10, None, 5)).collect();
-    store.ingest("a", &rs, accept_all(10)).unwrap();
+    store.ingest("a", None, &rs, accept_all(10)).unwrap();
     assert_eq!(store.view_runs("p", "a", 15, 35).unwrap(), vec![ViewRun { start: 15, end: 35, down: None }]);
     assert_eq!(store.view_runs("p", "a", 200, 300).unwrap(), vec![]);
     assert_eq!(store.view_runs("p", "nobody", 0, 300).unwrap(), vec![]);
@@ -107,13 +107,13 @@ fn duplicates_are_found_after_a_reopen_and_gaps_count_as_lost() {
     {
         let store = open(&dir);
         let rs: Vec<ProbeResult> = [1, 2, 3, 7, 8].iter().map(|&s| result(s, "p", s as i64 * 1000, None, 5)).collect();
-        let s = store.ingest("a", &rs, accept_all(1000)).unwrap();
+        let s = store.ingest("a", None, &rs, accept_all(1000)).unwrap();
         assert_eq!((s.accepted, s.duplicates), (5, 0));
         store.flush().unwrap();
     }
     let store = open(&dir);
     let again: Vec<ProbeResult> = [2, 3, 4, 9].iter().map(|&s| result(s, "p", s as i64 * 1000, None, 5)).collect();
-    let s = store.ingest("a", &again, accept_all(1000)).unwrap();
+    let s = store.ingest("a", None, &again, accept_all(1000)).unwrap();
     assert_eq!((s.accepted, s.duplicates), (2, 2));
     assert_eq!(s.seq, SeqSummary { highest: 9, received: 7, lost: 2, largest_gap: 2 });
     assert_eq!(store.seq_summary("a").unwrap(), Some(s.seq));
@@ -127,7 +127,7 @@ fn rejected_results_are_not_stored_and_not_lost() {
     let store = open(&dir);
     let rs = [result(1, "p", 1000, None, 5), result(2, "bad", 2000, None, 5), result(3, "p", 3000, None, 5)];
     let s = store
-        .ingest("a", &rs, |r: &ProbeResult| if r.probe == "bad" { Err("unknown probe") } else { Ok(1000) })
+        .ingest("a", None, &rs, |r: &ProbeResult| if r.probe == "bad" { Err("unknown probe") } else { Ok(1000) })
         .unwrap();
     assert_eq!(s.accepted, 2);
     assert_eq!(s.rejected, vec![(2, "unknown probe")]);
@@ -140,11 +140,12 @@ fn raw_results_stream_in_time_order_across_agents_within_the_window() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     store
-        .ingest("b", &[result(1, "p", 10, None, 1), result(2, "p", 30, Some(ErrorKind::Tls), 2)], accept_all(10))
+        .ingest("b", None, &[result(1, "p", 10, None, 1), result(2, "p", 30, Some(ErrorKind::Tls), 2)], accept_all(10))
         .unwrap();
     store
         .ingest(
             "a",
+            None,
             &[result(1, "p", 20, None, 3), result(2, "p", 40, None, 4), result(3, "q", 25, None, 4)],
             accept_all(10),
         )
@@ -171,7 +172,7 @@ fn latency_merges_minutes_hours_and_days_the_same_before_and_after_rollup() {
         let down = if i % 5 == 0 { Some(ErrorKind::Connect) } else { None };
         rs.push(result(i as u64 + 1, "p", day0 + i as i64 * 600_000 + 17, down, 1000 + (i as u64 % 1000)));
     }
-    store.ingest("a", &rs, accept_all(600_000)).unwrap();
+    store.ingest("a", None, &rs, accept_all(600_000)).unwrap();
     let windows: Vec<Vec<(i64, i64)>> = vec![
         vec![(day0, day0 + 3 * DAY_MS)],
         vec![(day0 + 30 * MINUTE_MS + 1, day0 + 2 * DAY_MS + 5 * HOUR_MS)],
@@ -196,13 +197,13 @@ fn latency_merges_minutes_hours_and_days_the_same_before_and_after_rollup() {
         .collect();
     assert_eq!(before, after);
     // A late result in a rolled-up hour is counted at once.
-    store.ingest("a", &[result(10_000, "p", day0 + 5 * MINUTE_MS, None, 7)], accept_all(600_000)).unwrap();
+    store.ingest("a", None, &[result(10_000, "p", day0 + 5 * MINUTE_MS, None, 7)], accept_all(600_000)).unwrap();
     assert_eq!(store.latency("p", &windows[0]).unwrap().results, 433);
     assert_eq!(store.received("p", "a", day0, day0 + HOUR_MS).unwrap(), 7);
     store.roll_up(day0 + 3 * DAY_MS).unwrap();
     assert_eq!(store.latency("p", &windows[0]).unwrap().results, 433);
     // A stored minute that is not the cached one is read back and added to.
-    store.ingest("a", &[result(10_001, "p", day0 + 18, None, 3_000_000)], accept_all(600_000)).unwrap();
+    store.ingest("a", None, &[result(10_001, "p", day0 + 18, None, 3_000_000)], accept_all(600_000)).unwrap();
     let first_minute = store.latency("p", &[(day0, day0 + MINUTE_MS)]).unwrap();
     assert_eq!((first_minute.results, first_minute.histogram.len()), (2, 1), "the first result failed");
     assert!(first_minute.histogram.equivalent(first_minute.histogram.max(), 3_000_000));
@@ -216,7 +217,7 @@ fn retention_removes_raw_results_but_keeps_runs_and_histograms() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let rs: Vec<ProbeResult> = (0..100).map(|i| result(i + 1, "p", i as i64 * 60_000, None, 100)).collect();
-    store.ingest("a", &rs, accept_all(60_000)).unwrap();
+    store.ingest("a", None, &rs, accept_all(60_000)).unwrap();
     let runs_before = store.view_runs("p", "a", i64::MIN, i64::MAX).unwrap();
     // Whole hours only: the cutoff at minute 90 removes the first hour.
     assert_eq!(store.remove_raw_before(90 * 60_000).unwrap(), 60);
@@ -232,7 +233,7 @@ fn a_changed_interval_rebuilds_runs_from_raw_results() {
     assert_eq!(store.sync_intervals(&[("p".into(), 10)]).unwrap(), Vec::<String>::new());
     let rs: Vec<ProbeResult> =
         [0, 10, 50].iter().enumerate().map(|(i, &at)| result(i as u64 + 1, "p", at, None, 1)).collect();
-    store.ingest("a", &rs, accept_all(10)).unwrap();
+    store.ingest("a", None, &rs, accept_all(10)).unwrap();
     assert_eq!(store.view_runs("p", "a", i64::MIN, i64::MAX).unwrap().len(), 2);
     assert_eq!(store.sync_intervals(&[("p".into(), 30)]).unwrap(), vec!["p".to_string()]);
     assert_eq!(
@@ -257,8 +258,8 @@ fn an_unknown_schema_version_is_refused_with_the_path() {
 fn last_results_follow_the_newest_result() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    store.ingest("a", &[result(2, "p", 2000, Some(ErrorKind::Status), 9)], accept_all(1000)).unwrap();
-    store.ingest("a", &[result(1, "p", 1000, None, 9)], accept_all(1000)).unwrap();
+    store.ingest("a", None, &[result(2, "p", 2000, Some(ErrorKind::Status), 9)], accept_all(1000)).unwrap();
+    store.ingest("a", None, &[result(1, "p", 1000, None, 9)], accept_all(1000)).unwrap();
     let last = store.last_result("p", "a").unwrap().unwrap();
     assert_eq!((last.at, last.value.down), (2000, Some(ErrorKind::Status)));
     assert_eq!(store.last_results().unwrap().len(), 1);
@@ -270,7 +271,7 @@ fn latency_histograms_keep_the_recorded_durations() {
     let store = open(&dir);
     let rs: Vec<ProbeResult> =
         (0..120).map(|i| result(i + 1, "p", i as i64 * 10_000, None, 20_000 + (i % 2) * 20_000)).collect();
-    store.ingest("a", &rs, accept_all(10_000)).unwrap();
+    store.ingest("a", None, &rs, accept_all(10_000)).unwrap();
     let l = store.latency("p", &[(0, 20 * MINUTE_MS)]).unwrap();
     assert_eq!(l.histogram.len(), 120);
     assert_eq!(l.histogram.lowest_equivalent(l.histogram.min()), 20_000);
@@ -292,7 +293,7 @@ fn a_schema_1_database_is_migrated_to_hourly_minute_values_on_open() {
     let window = [(day0, day0 + DAY_MS)];
     let before = {
         let store = open(&dir);
-        store.ingest("a", &rs, accept_all(37_000)).unwrap();
+        store.ingest("a", None, &rs, accept_all(37_000)).unwrap();
         let before = store.latency("p", &window).unwrap();
         // Rewrite what was stored the way schema 1 kept it: one key per minute, V2+deflate.
         let old = store.db.open_tree("hist_min").unwrap();
@@ -323,7 +324,7 @@ fn a_schema_1_database_is_migrated_to_hourly_minute_values_on_open() {
     let version = store.meta.get(keys::SCHEMA_VERSION_KEY).unwrap().unwrap();
     assert_eq!(u32::from_be_bytes(version.as_ref().try_into().unwrap()), keys::SCHEMA_VERSION);
     // And new results land in the migrated hours.
-    store.ingest("a", &[result(1000, "p", day0 + 5, None, 9)], accept_all(37_000)).unwrap();
+    store.ingest("a", None, &[result(1000, "p", day0 + 5, None, 9)], accept_all(37_000)).unwrap();
     assert_eq!(store.latency("p", &window).unwrap().results, 301);
 }
 
@@ -345,7 +346,7 @@ fn results_sent_one_per_batch_share_their_hours_block_until_it_is_full() {
             batch.push(result(seq, "p", hour0 + (i - 600) * 3_000 + 1, Some(ErrorKind::Connect), 0));
             expected.push((hour0 + (i - 600) * 3_000 + 1, seq));
         }
-        store.ingest("a", &batch, accept_all(3_000)).unwrap();
+        store.ingest("a", None, &batch, accept_all(3_000)).unwrap();
     }
     expected.sort();
     let rows: Vec<(i64, u64)> = store

@@ -60,6 +60,7 @@ pub fn batch(agent: &str, probe: &str, first_seq: u64, n: u64) -> IngestRequest 
     let start = now_ms() - 3_600_000;
     IngestRequest {
         agent: agent.into(),
+        instance: None,
         results: (0..n)
             .map(|i| {
                 let seq = first_seq + i;

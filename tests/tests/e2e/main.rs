@@ -4,5 +4,6 @@ mod cli;
 mod evidence;
 mod probing;
 mod reports;
+mod storage;
 mod tidy;
 mod tls;
