@@ -9,6 +9,8 @@ use probity_config::wire::{Assignment, IngestResponse};
 use probity_config::{AgentConfig, TokenSource};
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use rustls::{ClientConfig, RootCertStore};
 
 use crate::AgentError;
@@ -68,8 +70,8 @@ impl Collector {
         roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
         if let Some(path) = &config.ca_file {
             let pem = std::fs::read(path).map_err(|error| AgentError::CaFile { path: path.clone(), error })?;
-            for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-                let cert = cert.map_err(|error| AgentError::CaFile { path: path.clone(), error })?;
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                let cert = cert.map_err(|e| AgentError::Client(format!("ca_file {}: {e}", path.display())))?;
                 roots.add(cert).map_err(|e| AgentError::Client(format!("ca_file {}: {e}", path.display())))?;
             }
         }

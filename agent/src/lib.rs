@@ -13,6 +13,7 @@
 pub mod adhoc;
 mod assignment;
 pub mod client;
+pub mod logging;
 pub mod metrics;
 pub mod probe;
 pub mod schedule;

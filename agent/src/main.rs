@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use probity_agent::logging::LogFormat;
+use probity_config::error_chain;
 
 /// probity agent: pulls its probe assignment from the collector, runs every probe on
 /// schedule, and delivers each result durably (it keeps probing from its cache and
@@ -18,6 +20,9 @@ struct Args {
     /// Log filter, e.g. `info`, `debug`; `RUST_LOG` is used when unset.
     #[arg(long, global = true)]
     log_level: Option<String>,
+    /// Log lines as text (coloured only on a terminal) or one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t)]
+    log_format: LogFormat,
     /// Serve Prometheus self-metrics on this address, e.g. `127.0.0.1:9464`.
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<std::net::SocketAddr>,
@@ -44,7 +49,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    init_logging(args.log_level.as_deref());
+    if let Err(e) = probity_agent::logging::init(args.log_level.as_deref(), args.log_format) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     match args.command {
         Some(Command::CheckConfig { file }) => match probity_config::load_agent_config(&file) {
             Ok(c) => {
@@ -58,7 +66,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("{e}");
+                eprintln!("{}", error_chain(&e));
                 ExitCode::FAILURE
             }
         },
@@ -73,7 +81,8 @@ fn main() -> ExitCode {
         None => match run(&args.config, args.metrics_listen) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("error: {e:#}");
+                // Once, through the log, so that a JSON log stays JSON.
+                tracing::error!("{}", error_chain(e.as_ref()));
                 ExitCode::FAILURE
             }
         },
@@ -95,8 +104,7 @@ fn probe(target: &str, timeout: &str) -> anyhow::Result<bool> {
 }
 
 fn run(config: &std::path::Path, metrics_listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
-    // The config error's text already names its cause; `{:#}` would repeat it.
-    let config = probity_config::load_agent_config(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = probity_config::load_agent_config(config)?;
     let options = probity_agent::RunOptions { metrics_listen, ..Default::default() };
     runtime()?.block_on(async move {
         let shutdown = async {
@@ -107,15 +115,6 @@ fn run(config: &std::path::Path, metrics_listen: Option<std::net::SocketAddr>) -
                 _ = term.recv() => tracing::info!("SIGTERM received"),
             }
         };
-        probity_agent::run(config, options, shutdown).await.context("agent")
+        Ok(probity_agent::run(config, options, shutdown).await?)
     })
-}
-
-fn init_logging(level: Option<&str>) {
-    use tracing_subscriber::EnvFilter;
-    let filter = match level {
-        Some(l) => EnvFilter::new(l),
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-    };
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }

@@ -12,12 +12,22 @@ use probity_config::{AgentConfig, CollectorConfig, Id, TokenSource};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::serve::ServeError;
+/// Why the embedded agent cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    // getrandom's error is no `std::error::Error` without its `std` feature.
+    #[error("no randomness for its token: {0}")]
+    Random(getrandom::Error),
+    #[error("cannot make its collector url")]
+    Url(#[source] url::ParseError),
+    #[error("its id {0}")]
+    Id(String),
+}
 
 /// A fresh random token for the embedded agent.
-pub fn new_token() -> Result<String, ServeError> {
+pub fn new_token() -> Result<String, EmbeddedError> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| ServeError::Embedded(format!("no randomness for its token: {e}")))?;
+    getrandom::fill(&mut bytes).map_err(EmbeddedError::Random)?;
     Ok(format!("{}{}", probity_config::TOKEN_PREFIX, hex::encode(bytes)))
 }
 
@@ -27,17 +37,17 @@ pub fn agent_config(
     id: &str,
     token: String,
     bound: SocketAddr,
-) -> Result<AgentConfig, ServeError> {
+) -> Result<AgentConfig, EmbeddedError> {
     let ip = match bound.ip() {
         IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
         ip => ip,
     };
     let scheme = if config.server.tls.is_some() { "https" } else { "http" };
-    let url = url::Url::parse(&format!("{scheme}://{}", SocketAddr::new(ip, bound.port())))
-        .map_err(|e| ServeError::Embedded(format!("collector url: {e}")))?;
+    let url =
+        url::Url::parse(&format!("{scheme}://{}", SocketAddr::new(ip, bound.port()))).map_err(EmbeddedError::Url)?;
     Ok(AgentConfig {
-        id: Id::new(id).map_err(ServeError::Embedded)?,
+        id: Id::new(id).map_err(EmbeddedError::Id)?,
         collector: url,
         token: TokenSource::Inline(token),
         spool_dir: config.server.data_dir.join("embedded-agent"),
@@ -53,7 +63,7 @@ pub fn spawn(
     token: String,
     bound: SocketAddr,
     mut stop: watch::Receiver<bool>,
-) -> Result<JoinHandle<()>, ServeError> {
+) -> Result<JoinHandle<()>, EmbeddedError> {
     let agent = agent_config(config, id, token, bound)?;
     tracing::info!(agent = id, collector = %agent.collector, "embedded agent starting");
     let shutdown = async move {

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use probity_agent::logging::LogFormat;
 use probity_collector::cli;
+use probity_config::error_chain;
 
 /// probity collector: ingests probe results from agents, computes availability within
 /// agreed service hours, and reports compliance against SLAs, OLAs and underpinning contracts.
@@ -18,6 +20,9 @@ struct Args {
     /// Log filter, e.g. `info`, `debug`, `probity_collector=trace`; `RUST_LOG` is used when unset.
     #[arg(long, global = true)]
     log_level: Option<String>,
+    /// Log lines as text (coloured only on a terminal) or one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -71,7 +76,10 @@ enum EvidenceCommand {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    init_logging(args.log_level.as_deref());
+    if let Err(e) = probity_agent::logging::init(args.log_level.as_deref(), args.log_format) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     match args.command {
         Some(Command::CheckConfig { file }) => match cli::check_config(&file) {
             Ok(summary) => {
@@ -79,7 +87,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("{e}");
+                eprintln!("{}", error_chain(&e));
                 ExitCode::FAILURE
             }
         },
@@ -121,8 +129,8 @@ fn main() -> ExitCode {
         None => match serve(&args.config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                tracing::error!("{e:#}");
-                eprintln!("error: {e:#}");
+                // Once, through the log, so that a JSON log stays JSON.
+                tracing::error!("{}", error_chain(e.as_ref()));
                 ExitCode::FAILURE
             }
         },
@@ -132,19 +140,5 @@ fn main() -> ExitCode {
 fn serve(config: &std::path::Path) -> anyhow::Result<()> {
     use anyhow::Context;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(probity_collector::serve::run(config)).with_context(|| format!("serving {}", config.display()))
-}
-
-fn init_logging(level: Option<&str>) {
-    use tracing_subscriber::EnvFilter;
-    let filter = match level {
-        Some(l) => EnvFilter::new(l),
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-    };
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    Ok(runtime.block_on(probity_collector::serve::run(config))?)
 }

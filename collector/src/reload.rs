@@ -10,7 +10,7 @@ use crate::state::AppState;
 pub enum ReloadError {
     #[error("no configuration file to reload")]
     NoFile,
-    #[error("{0}")]
+    #[error(transparent)]
     Invalid(probity_config::LoadError),
     #[error("{0}")]
     History(crate::history::HistoryError),
@@ -30,7 +30,7 @@ pub async fn reload(state: &AppState) -> Result<(), ReloadError> {
     let new = match loaded {
         Ok(c) => c,
         Err(e) => {
-            for line in e.to_string().lines() {
+            for line in probity_config::error_chain(&e).lines() {
                 error!(error = %line, "reload refused; keeping the running configuration");
             }
             state.metrics().record_reload(false);

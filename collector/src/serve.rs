@@ -8,37 +8,59 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use probity_config::{CollectorConfig, LoadError};
+use rustls::pki_types::pem::{Error as PemError, PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::connections::{ConnectionLimits, serve_connections};
+use crate::embedded::EmbeddedError;
+use crate::evidence::signing::KeyError;
 use crate::jobs;
 use crate::state::{AppState, Limits, StateSpec};
 use crate::store::{Store, StoreError, StoreOptions};
 
-/// Why the collector could not start or stopped badly.
+/// Why the collector could not start or stopped badly. Each message names what failed
+/// and keeps its cause as `source()`, so a printed chain (`{:#}`) says each thing once.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] LoadError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot create data_dir {path}: {source}")]
+    #[error("cannot create data_dir {}", path.display())]
     DataDir { path: PathBuf, source: std::io::Error },
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind { addr: SocketAddr, source: std::io::Error },
-    #[error("tls: {0}")]
-    Tls(String),
-    #[error("cannot install signal handlers: {0}")]
-    Signal(std::io::Error),
-    #[error("embedded agent: {0}")]
-    Embedded(String),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    SigningKey(#[from] KeyError),
+    #[error("cannot install signal handlers")]
+    Signal(#[source] std::io::Error),
+    #[error("embedded agent")]
+    Embedded(#[from] EmbeddedError),
     #[error("catalogue version: {0}")]
     History(#[from] crate::history::HistoryError),
-    #[error("internal: {0}")]
-    Internal(String),
+    #[error("a blocking storage task panicked")]
+    Blocking(#[from] tokio::task::JoinError),
+}
+
+/// Why `tls_cert` / `tls_key` cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{} holds no PEM certificate", path.display())]
+    NoCertificate { path: PathBuf },
+    #[error("{} holds no readable PEM private key", path.display())]
+    Key { path: PathBuf, source: PemError },
+    #[error("{} is not a readable PEM certificate chain", path.display())]
+    Certificate { path: PathBuf, source: PemError },
+    #[error("{} and {} do not make a usable TLS identity", cert.display(), key.display())]
+    Identity { cert: PathBuf, key: PathBuf, source: rustls::Error },
 }
 
 /// What `serve` needs besides the configuration.
@@ -65,12 +87,9 @@ pub async fn serve(config: CollectorConfig, spec: ServeSpec) -> Result<(), Serve
     std::fs::create_dir_all(&data_dir).map_err(|source| ServeError::DataDir { path: data_dir.clone(), source })?;
     let db_path = data_dir.join("db");
     let options = spec.store.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&db_path, &options))
-        .await
-        .map_err(|e| ServeError::Internal(e.to_string()))??;
+    let store = tokio::task::spawn_blocking(move || Store::open(&db_path, &options)).await??;
     let store = Arc::new(store);
-    let signing_key = crate::evidence::signing::load_or_generate(config.evidence.signing_key.as_deref(), &data_dir)
-        .map_err(|e| ServeError::Internal(e.to_string()))?;
+    let signing_key = crate::evidence::signing::load_or_generate(config.evidence.signing_key.as_deref(), &data_dir)?;
     let tls = match &config.server.tls {
         Some(files) => Some(tls_acceptor(&files.cert, &files.key)?),
         None => None,
@@ -134,7 +153,7 @@ pub async fn serve(config: CollectorConfig, spec: ServeSpec) -> Result<(), Serve
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
     let flushed = store.clone();
-    tokio::task::spawn_blocking(move || flushed.flush()).await.map_err(|e| ServeError::Internal(e.to_string()))??;
+    tokio::task::spawn_blocking(move || flushed.flush()).await??;
     info!("stopped");
     Ok(())
 }
@@ -154,25 +173,25 @@ async fn reload_on_sighup(state: AppState, mut stop: watch::Receiver<bool>) {
     }
 }
 
-fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, ServeError> {
-    let read = |p: &Path| std::fs::read(p).map_err(|e| ServeError::Tls(format!("cannot read {}: {e}", p.display())));
+fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, TlsError> {
+    let read = |p: &Path| std::fs::read(p).map_err(|source| TlsError::Read { path: p.to_path_buf(), source });
     let cert_pem = read(cert)?;
     let key_pem = read(key)?;
-    let certs = rustls_pemfile::certs(&mut &cert_pem[..])
+    let certs = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ServeError::Tls(format!("{}: {e}", cert.display())))?;
+        .map_err(|source| TlsError::Certificate { path: cert.to_path_buf(), source })?;
     if certs.is_empty() {
-        return Err(ServeError::Tls(format!("{} holds no PEM certificate", cert.display())));
+        return Err(TlsError::NoCertificate { path: cert.to_path_buf() });
     }
-    let key_der = rustls_pemfile::private_key(&mut &key_pem[..])
-        .map_err(|e| ServeError::Tls(format!("{}: {e}", key.display())))?
-        .ok_or_else(|| ServeError::Tls(format!("{} holds no PEM private key", key.display())))?;
+    let key_der =
+        PrivateKeyDer::from_pem_slice(&key_pem).map_err(|source| TlsError::Key { path: key.to_path_buf(), source })?;
+    let identity = |source| TlsError::Identity { cert: cert.to_path_buf(), key: key.to_path_buf(), source };
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
-        .map_err(|e| ServeError::Tls(e.to_string()))?
+        .map_err(identity)?
         .with_no_client_auth()
         .with_single_cert(certs, key_der)
-        .map_err(|e| ServeError::Tls(format!("{} / {}: {e}", cert.display(), key.display())))?;
+        .map_err(identity)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }

@@ -32,7 +32,7 @@ pub const TOKEN_PREFIX: &str = "probity_";
 /// A config file that could not be read or is not valid.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Read { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Invalid(ConfigErrors),
@@ -52,6 +52,23 @@ pub fn load_agent_config(path: &Path) -> Result<AgentConfig, LoadError> {
 
 fn read(path: &Path) -> Result<String, LoadError> {
     std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })
+}
+
+/// An error and its causes (`source()`), joined by ": " as `anyhow`'s `{:#}` joins them, with
+/// a cause left out when the text so far already says it: some messages carry their cause
+/// and some leave it to `source()`, and either way each is printed once.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let text = e.to_string();
+        if !text.is_empty() && !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = e.source();
+    }
+    out
 }
 
 /// sha256 of a bearer token, as `token_sha256` stores it.
@@ -83,4 +100,28 @@ pub(crate) fn parse_document<'i>(r: &mut reader::Reader<'_>, text: &'i str) -> O
         return None;
     }
     Some(collector::document_value(doc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] Middle);
+
+    /// A message that repeats its cause, as some do.
+    #[derive(Debug, thiserror::Error)]
+    #[error("middle: {0}")]
+    struct Middle(#[source] std::io::Error);
+
+    #[test]
+    fn error_chain_says_each_cause_once() {
+        let e = Outer(Middle(std::io::Error::other("disk on fire")));
+        assert_eq!(error_chain(&e), "outer: middle: disk on fire");
+        let missing = load_agent_config(Path::new("/nonexistent/agent.toml")).unwrap_err();
+        let text = error_chain(&missing);
+        assert_eq!(text.matches("No such file").count(), 1, "{text}");
+        assert!(text.starts_with("cannot read /nonexistent/agent.toml: "), "{text}");
+    }
 }

@@ -305,7 +305,7 @@ pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 pub fn https_get(addr: SocketAddr, server_name: &str, path: &str, ca_pem: &[u8]) -> Option<Reply> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut &ca_pem[..]) {
+    for cert in <rustls::pki_types::CertificateDer as rustls::pki_types::pem::PemObject>::pem_slice_iter(ca_pem) {
         roots.add(cert.ok()?).ok()?;
     }
     let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();

@@ -11,9 +11,9 @@ pub const DEFAULT_KEY_FILE: &str = "evidence-signing-key.hex";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("cannot read signing key {}: {source}", path.display())]
+    #[error("cannot read signing key {}", path.display())]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("cannot write signing key {}: {source}", path.display())]
+    #[error("cannot write signing key {}", path.display())]
     Write { path: PathBuf, source: std::io::Error },
     #[error("signing key {} is not 64 hex characters (an Ed25519 secret key); fix or remove the file", path.display())]
     Malformed { path: PathBuf },

@@ -34,6 +34,12 @@ pub enum StoreError {
     )]
     Open { path: String, reason: String },
     #[error(
+        "cannot open the database at {path}: the collector may not write there; give the user it runs as read \
+         and write access to data_dir (owner and mode), or remount its filesystem read-write; this is not \
+         corruption, so do not move the database aside"
+    )]
+    Access { path: String, source: std::io::Error },
+    #[error(
         "the database at {path} has schema version {found}, this collector knows only version {known}; \
          run the collector version that wrote it, or move the database aside"
     )]
@@ -181,6 +187,14 @@ impl Store {
         let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || config.open()));
         let db = match opened {
             Ok(Ok(db)) => db,
+            Ok(Err(sled::Error::Io(source)))
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
+                return Err(StoreError::Access { path: shown, source });
+            }
             Ok(Err(e)) => return Err(StoreError::Open { path: shown, reason: e.to_string() }),
             Err(_) => return Err(StoreError::Open { path: shown, reason: "sled panicked while recovering it".into() }),
         };
