@@ -258,7 +258,7 @@ pub struct Agreement {
     pub availability: f64,
     pub latency: Option<LatencyTarget>,
     pub unknown: UnknownPolicy,
-    /// Percent of base that must be monitored for a verdict (SPEC §7), in [0, 100].
+    /// Percent of base that must be monitored for a verdict (SPEC §7), in (0, 100].
     pub min_coverage: f64,
     /// How long after its end a period settles before it is closed and sealed (SPEC §10).
     pub settle: Duration,

@@ -23,12 +23,13 @@
 //! Files by job: `intervals.rs` (half-open interval lists: intersection, length, the
 //! latency minutes), `timeline.rs` (probe and service timelines, quorum, `min_outage`,
 //! outages, the context window) and `figures.rs` (coverage, the SPEC §7 figures, budget,
-//! burn rate, daily rows). The brute-force model the property tests check them against is
+//! burn rate, daily rows), `verdict.rs` (coverage and the verdict). The brute-force model the property tests check them against is
 //! `model.rs`; `fixtures.rs` holds the hand-written cases' shorthand.
 
 mod figures;
 mod intervals;
 mod timeline;
+mod verdict;
 
 #[cfg(test)]
 mod fixtures;
@@ -44,6 +45,7 @@ pub use timeline::{
     CONTEXT_PADDING_MS, Outage, ProbeViews, Segment, ServiceInput, ServiceTimeline, State, context_window,
     probe_timeline, service_timeline,
 };
+pub use verdict::{LatencyOutcome, Verdict, VerdictSpec, coverage_percent, verdict};
 
 use jiff::Timestamp;
 

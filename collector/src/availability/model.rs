@@ -31,6 +31,7 @@ struct Scenario {
     maintenance: Vec<Interval>,
     policy: UnknownPolicy,
     target: f64,
+    min_coverage: f64,
     min_outage_ms: i64,
     probes: Vec<ModelProbe>,
 }
@@ -90,6 +91,7 @@ prop_compose! {
         maintenance in prop::collection::vec((0_i64..(70 * 60), 1_i64..600), 0..3),
         policy in 0_usize..3,
         target in prop::sample::select(vec![95.0, 99.0, 99.9, 100.0]),
+        min_coverage in prop::sample::select(vec![0.5, 50.0, 90.0, 99.5, 100.0]),
         min_outage_minutes in prop_oneof![Just(0_i64), 1_i64..90],
         probes in prop::collection::vec(probe_strategy(), 1..=2),
     ) -> Scenario {
@@ -139,6 +141,7 @@ prop_compose! {
             maintenance,
             policy,
             target,
+            min_coverage,
             min_outage_ms: min_outage_minutes * MINUTE,
             probes,
         }
@@ -244,6 +247,8 @@ struct ModelFigures {
     daily: BTreeMap<Date, FigureMillis>,
     outages: Vec<ModelOutage>,
     burn: (Option<f64>, Option<f64>),
+    /// Base minutes whose service state was known, counted on their own.
+    monitored_ms: i64,
 }
 
 fn model(s: &Scenario) -> ModelFigures {
@@ -361,7 +366,8 @@ fn model(s: &Scenario) -> ModelFigures {
         }
         i = j;
     }
-    ModelFigures { millis, daily, outages, burn }
+    let monitored_ms = minutes.iter().filter(|m| in_base(m.t) && m.service != State::Unknown).count() as i64 * MINUTE;
+    ModelFigures { millis, daily, outages, burn, monitored_ms }
 }
 
 fn engine(s: &Scenario) -> (Figures, Vec<DailyRow>) {
@@ -425,5 +431,23 @@ proptest! {
         prop_assert!((budget - m.agreed_ms as f64 / 1000.0 * (1.0 - s.target / 100.0)).abs() < 1e-3);
         prop_assert!((remaining - (budget - m.downtime_ms as f64 / 1000.0)).abs() < 1e-6);
         prop_assert_eq!(figures.met, Some(availability.is_none_or(|a| a >= s.target)));
+
+        // Coverage and the verdict, restated from the model's own minutes in SPEC §7's order.
+        let monitored = expected.monitored_ms;
+        let coverage = (m.base_ms > 0).then(|| 100.0 * monitored as f64 / m.base_ms as f64);
+        prop_assert_eq!(coverage_percent(&figures.millis), coverage);
+        let expected_verdict = if m.agreed_ms == 0 || (monitored as f64) * 100.0 < s.min_coverage * m.base_ms as f64 {
+            Verdict::InsufficientData
+        } else if availability.is_some_and(|a| a < s.target) {
+            Verdict::Breached
+        } else {
+            Verdict::Met
+        };
+        let spec = VerdictSpec { target_percent: s.target, min_coverage_percent: s.min_coverage, latency: None };
+        prop_assert_eq!(verdict(&figures.millis, figures.availability_percent, &spec), expected_verdict);
+        // Whatever the policy, a period with nothing monitored has no verdict.
+        if monitored == 0 {
+            prop_assert_eq!(expected_verdict, Verdict::InsufficientData);
+        }
     }
 }

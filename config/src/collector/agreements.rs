@@ -186,14 +186,16 @@ fn read_agreement(r: &mut Reader<'_>, v: &Value<'_>, path: &str) -> Option<RawAg
     let min_coverage = match f.get("min_coverage") {
         None => Some(DEFAULT_MIN_COVERAGE),
         Some(v) => r.number(v, &f.key_path("min_coverage")).and_then(|c| {
-            if (0.0..=100.0).contains(&c.value) {
+            // Above 0: with 0 a period with nothing monitored (under unknown = "up") would be
+            // "met", which SPEC §7 rules out.
+            if c.value > 0.0 && c.value <= 100.0 {
                 Some(c.value)
             } else {
                 r.error(
                     c.pos,
                     f.key_path("min_coverage"),
                     format!(
-                        "{} is outside [0, 100]; give the percent of agreed time that must be monitored for a verdict, such as 90",
+                        "{} is outside (0, 100]; give the percent of agreed time that must be monitored for a verdict, such as 90",
                         c.value
                     ),
                 );
