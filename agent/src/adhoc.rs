@@ -4,15 +4,19 @@
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
-use probity_config::probe::{DnsSpec, HttpSpec, ProbeSpec, RecordType, TcpSpec, TlsSpec, parse_dns_server};
+use probity_config::probe::{
+    DnsSpec, GrpcSpec, HttpSpec, IcmpSpec, ProbeSpec, RecordType, TcpSpec, TlsSpec, parse_dns_server,
+};
 
 use crate::probe::{Outcome, expiry_words, human};
 
-/// Reads `https://…`, `tcp://HOST:PORT`, `dns://NAME[/TYPE][@SERVER]` or `tls://HOST:PORT`.
+const SCHEMES: &str = "http(s)://, tcp://, dns://, tls://, icmp:// or grpc://";
+
+/// Reads `https://…`, `tcp://HOST:PORT`, `dns://NAME[/TYPE][@SERVER]`, `tls://HOST:PORT`,
+/// `icmp://HOST` or `grpc://HOST:PORT`.
 pub fn parse_target(target: &str) -> Result<ProbeSpec, String> {
-    let (scheme, rest) = target
-        .split_once("://")
-        .ok_or_else(|| format!("\"{target}\" has no scheme; write http(s)://, tcp://, dns:// or tls://"))?;
+    let (scheme, rest) =
+        target.split_once("://").ok_or_else(|| format!("\"{target}\" has no scheme; write {SCHEMES}"))?;
     match scheme.to_ascii_lowercase().as_str() {
         "http" | "https" => {
             let url = url::Url::parse(target).map_err(|e| format!("\"{target}\" is not a URL: {e}"))?;
@@ -38,7 +42,15 @@ pub fn parse_target(target: &str) -> Result<ProbeSpec, String> {
             }
             Ok(ProbeSpec::Dns(DnsSpec { server, ..DnsSpec::new(name, record) }))
         }
-        other => Err(format!("cannot probe {other}://; write http(s)://, tcp://, dns:// or tls://")),
+        "icmp" => {
+            let host = rest.trim_end_matches('/').trim_start_matches('[').trim_end_matches(']');
+            if !probity_config::probe::valid_host(host) {
+                return Err(format!("\"{target}\" names no host; write icmp://HOST"));
+            }
+            Ok(ProbeSpec::Icmp(IcmpSpec::new(host)))
+        }
+        "grpc" => Ok(ProbeSpec::Grpc(GrpcSpec::new(rest.trim_end_matches('/').parse()?))),
+        other => Err(format!("cannot probe {other}://; write {SCHEMES}")),
     }
 }
 
@@ -144,7 +156,17 @@ mod tests {
         check("dns://example.com", "dns example.com A");
         check("dns://example.com/MX@192.0.2.53", "dns example.com MX @192.0.2.53:53");
         check("dns://example.com/aaaa@127.0.0.1:5353", "dns example.com AAAA @127.0.0.1:5353");
-        check("ftp://x", "error: cannot probe ftp://; write http(s)://, tcp://, dns:// or tls://");
-        check("example.com", "error: \"example.com\" has no scheme; write http(s)://, tcp://, dns:// or tls://");
+        check("icmp://192.0.2.1", "icmp 192.0.2.1");
+        check("icmp://[2001:db8::1]", "icmp 2001:db8::1");
+        check("grpc://api.example.com:50051", "grpc api.example.com:50051");
+        check(
+            "grpc://api.example.com",
+            "error: \"api.example.com\" is not host:port; write e.g. \"db.example.com:5432\" or \"[::1]:443\"",
+        );
+        check("ftp://x", "error: cannot probe ftp://; write http(s)://, tcp://, dns://, tls://, icmp:// or grpc://");
+        check(
+            "example.com",
+            "error: \"example.com\" has no scheme; write http(s)://, tcp://, dns://, tls://, icmp:// or grpc://",
+        );
     }
 }

@@ -17,11 +17,13 @@ pub enum ProbeSpec {
     Tcp(TcpSpec),
     Dns(DnsSpec),
     Tls(TlsSpec),
+    Icmp(IcmpSpec),
+    Grpc(GrpcSpec),
 }
 
 impl ProbeSpec {
     /// Every kind's name, in the order `kind()` numbers them.
-    pub const KINDS: [&'static str; 4] = ["http", "tcp", "dns", "tls"];
+    pub const KINDS: [&'static str; 6] = ["http", "tcp", "dns", "tls", "icmp", "grpc"];
 
     pub fn kind(&self) -> &'static str {
         match self {
@@ -29,6 +31,8 @@ impl ProbeSpec {
             ProbeSpec::Tcp(_) => "tcp",
             ProbeSpec::Dns(_) => "dns",
             ProbeSpec::Tls(_) => "tls",
+            ProbeSpec::Icmp(_) => "icmp",
+            ProbeSpec::Grpc(_) => "grpc",
         }
     }
 
@@ -42,6 +46,9 @@ impl ProbeSpec {
                 None => format!("{} {}", s.name, s.record),
             },
             ProbeSpec::Tls(s) => s.target.to_string(),
+            ProbeSpec::Icmp(s) => s.target.clone(),
+            ProbeSpec::Grpc(s) if s.service.is_empty() => s.target.to_string(),
+            ProbeSpec::Grpc(s) => format!("{} service \"{}\"", s.target, s.service),
         }
     }
 }
@@ -768,6 +775,11 @@ mod tests {
         let dns: ProbeSpec = serde_json::from_str(r#"{"kind":"dns","name":"example.com"}"#).unwrap();
         let ProbeSpec::Dns(dns) = dns else { panic!("not dns") };
         assert_eq!((dns.transport, dns.recursion), (DnsTransport::Udp, true));
+        let icmp: ProbeSpec = serde_json::from_str(r#"{"kind":"icmp","target":"192.0.2.1"}"#).unwrap();
+        assert_eq!(icmp, ProbeSpec::Icmp(IcmpSpec::new("192.0.2.1")));
+        let grpc: ProbeSpec = serde_json::from_str(r#"{"kind":"grpc","target":"h:50051"}"#).unwrap();
+        let ProbeSpec::Grpc(grpc) = grpc else { panic!("not grpc") };
+        assert!(grpc.tls && grpc.tls_verify && grpc.service.is_empty());
         let http: ProbeSpec = serde_json::from_str(
             r#"{"kind":"http","url":"https://h/","http_version":"2","expect_headers":{"content-type":"json"}}"#,
         )

@@ -3,7 +3,9 @@
 
 mod arrival;
 pub mod dns;
+pub mod grpc;
 pub mod http;
+pub mod icmp;
 pub mod net;
 pub mod tcp;
 pub mod tls;
@@ -79,6 +81,8 @@ pub async fn run_spec(spec: &ProbeSpec, timeout: Duration) -> Outcome {
             ProbeSpec::Tcp(s) => tcp::run(s, deadline).await,
             ProbeSpec::Dns(s) => dns::run(s, deadline).await,
             ProbeSpec::Tls(s) => tls::run(s, deadline).await,
+            ProbeSpec::Icmp(s) => icmp::run(s, deadline).await,
+            ProbeSpec::Grpc(s) => grpc::run(s, deadline).await,
         }
     };
     // Every kind honours the deadline itself, step by step, so it can say what it was

@@ -41,6 +41,9 @@ const HTTP_KEYS: [&str; 16] = [
 const TCP_KEYS: [&str; 8] = ["target", "send", "expect", "tls", "starttls", "ca_file", "server_name", "ip_protocol"];
 const DNS_KEYS: [&str; 6] = ["name", "record", "server", "expect", "transport", "recursion"];
 const TLS_KEYS: [&str; 5] = ["target", "server_name", "min_days_valid", "ip_protocol", "ca_file"];
+const ICMP_KEYS: [&str; 4] = ["target", "packets", "payload_size", "ip_protocol"];
+const GRPC_KEYS: [&str; 7] = ["target", "service", "tls", "tls_verify", "server_name", "ca_file", "ip_protocol"];
+const KIND_NAMES: &str = "http, tcp, dns, tls, icmp or grpc";
 const HTTP_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"];
 
 /// Probe fields as read, with positions kept for the cross-reference pass.
@@ -64,19 +67,15 @@ pub(super) fn read_probe(r: &mut Reader<'_>, v: &Value<'_>, path: &str) -> Optio
     let kind_value = table.iter().find(|(k, _)| k.get_ref().as_ref() == "kind").map(|(_, v)| v);
     let kind = match kind_value {
         None => {
-            r.error(v.span().start, join(path, "kind"), "is required but missing; use http, tcp, dns or tls");
+            r.error(v.span().start, join(path, "kind"), format!("is required but missing; use {KIND_NAMES}"));
             None
         }
         Some(k) => {
             let s = r.string(k, &join(path, "kind"))?;
             match s.value.as_str() {
-                "http" | "tcp" | "dns" | "tls" => Some(s.value),
+                "http" | "tcp" | "dns" | "tls" | "icmp" | "grpc" => Some(s.value),
                 other => {
-                    r.error(
-                        s.pos,
-                        join(path, "kind"),
-                        format!("\"{other}\" is not a probe kind; use http, tcp, dns or tls"),
-                    );
+                    r.error(s.pos, join(path, "kind"), format!("\"{other}\" is not a probe kind; use {KIND_NAMES}"));
                     None
                 }
             }
@@ -87,13 +86,17 @@ pub(super) fn read_probe(r: &mut Reader<'_>, v: &Value<'_>, path: &str) -> Optio
         Some("tcp") => &TCP_KEYS,
         Some("dns") => &DNS_KEYS,
         Some("tls") => &TLS_KEYS,
+        Some("icmp") => &ICMP_KEYS,
+        Some("grpc") => &GRPC_KEYS,
         _ => &[],
     };
     let mut known: Vec<&str> = COMMON_PROBE_KEYS.to_vec();
     known.extend_from_slice(kind_keys);
     if kind.is_none() {
         // Without a kind we cannot say which keys are wrong; check only the shared ones.
-        known.extend(HTTP_KEYS.iter().chain(&TCP_KEYS).chain(&DNS_KEYS).chain(&TLS_KEYS));
+        known.extend(
+            HTTP_KEYS.iter().chain(&TCP_KEYS).chain(&DNS_KEYS).chain(&TLS_KEYS).chain(&ICMP_KEYS).chain(&GRPC_KEYS),
+        );
     }
     let f = r.fields(v, path, &known)?;
     let id = read_id(r, &f, "id");
@@ -109,6 +112,8 @@ pub(super) fn read_probe(r: &mut Reader<'_>, v: &Value<'_>, path: &str) -> Optio
         Some("tcp") => read_tcp(r, &f).map(ProbeSpec::Tcp),
         Some("dns") => read_dns(r, &f).map(ProbeSpec::Dns),
         Some("tls") => read_tls(r, &f).map(ProbeSpec::Tls),
+        Some("icmp") => read_icmp(r, &f).map(ProbeSpec::Icmp),
+        Some("grpc") => read_grpc(r, &f).map(ProbeSpec::Grpc),
         _ => None,
     };
     Some(RawProbe { path: path.to_string(), id, interval, timeout, agents, agents_pos, quorum, spec })
@@ -319,6 +324,76 @@ fn read_tcp(r: &mut Reader<'_>, f: &Fields<'_, '_>) -> Option<TcpSpec> {
         server_name: server_name?,
         ip_protocol: ip_protocol?,
         ..TcpSpec::new(target?)
+    })
+}
+
+fn read_icmp(r: &mut Reader<'_>, f: &Fields<'_, '_>) -> Option<IcmpSpec> {
+    let target = r.req_string(f, "target").and_then(|t| {
+        let bare = t.value.trim_start_matches('[').trim_end_matches(']');
+        if valid_host(bare) && (!bare.contains(':') || bare.parse::<std::net::Ipv6Addr>().is_ok()) {
+            Some(At { value: bare.to_string(), pos: t.pos })
+        } else {
+            r.error(t.pos, f.key_path("target"), format!("\"{}\" is not a host name or IP address", t.value));
+            None
+        }
+    });
+    let packets = match r.opt_integer(f, "packets") {
+        None => Some(DEFAULT_PACKETS),
+        Some(n) if (1..=100).contains(&n.value) => Some(n.value as u32),
+        Some(n) => {
+            r.error(n.pos, f.key_path("packets"), format!("{} is outside 1..=100", n.value));
+            None
+        }
+    };
+    let payload_size = match r.opt_integer(f, "payload_size") {
+        None => Some(DEFAULT_PAYLOAD_SIZE),
+        Some(n) if (0..=65_000).contains(&n.value) => Some(n.value as u16),
+        Some(n) => {
+            r.error(n.pos, f.key_path("payload_size"), format!("{} bytes is outside 0..=65000", n.value));
+            None
+        }
+    };
+    let ip = parsed::<IpProtocol>(r, f, "ip_protocol")?;
+    let ok = check_literal_family(r, f, target.as_ref().map(|t| t.value.as_str()), ip);
+    if !ok {
+        return None;
+    }
+    Some(IcmpSpec {
+        packets: packets?,
+        payload_size: payload_size?,
+        ip_protocol: ip.unwrap_or_default(),
+        ..IcmpSpec::new(target?.value)
+    })
+}
+
+fn read_grpc(r: &mut Reader<'_>, f: &Fields<'_, '_>) -> Option<GrpcSpec> {
+    let target = read_target(r, f);
+    let service = r.opt_string(f, "service").map(|s| s.value).unwrap_or_default();
+    let tls = r.opt_bool(f, "tls").unwrap_or(true);
+    let tls_verify = r.opt_bool(f, "tls_verify").unwrap_or(true);
+    let server_name = read_server_name(r, f);
+    let ca_file = read_path(r, f, "ca_file");
+    let ip_protocol = read_ip_protocol(r, f, target.as_ref());
+    let mut ok = true;
+    if !tls {
+        for key in ["tls_verify", "server_name", "ca_file"] {
+            if let Some(v) = f.get(key) {
+                ok = false;
+                r.error(v.span().start, f.key_path(key), "is only used with tls = true; drop it or turn tls on");
+            }
+        }
+    }
+    if !ok {
+        return None;
+    }
+    Some(GrpcSpec {
+        service,
+        tls,
+        tls_verify,
+        server_name: server_name?,
+        ca_file: ca_file?,
+        ip_protocol: ip_protocol?,
+        ..GrpcSpec::new(target?)
     })
 }
 
