@@ -13,8 +13,7 @@
 //! blackbox_exporter to these CPUs; run the bench itself under `taskset -c 0`). Loopback
 //! only; every loop is bounded.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use probity_tests as support;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -231,7 +230,7 @@ async fn run_agent(served: &Served, url: &str, probes: u64, rate: u64, window: D
     let collector = FakeCollector::start("bench", assigned).await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("agent.toml");
-    let metrics_addr = support::closed_port();
+    let metrics_addr = free_port();
     std::fs::write(
         &config,
         format!(
@@ -393,7 +392,7 @@ async fn blackbox(url: &str, rate: u64, window: Duration) -> Option<Figures> {
         "modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n    http:\n      preferred_ip_protocol: ip4\n",
     )
     .unwrap();
-    let addr = support::closed_port();
+    let addr = free_port();
     let mut bb = measured_command("prometheus-blackbox-exporter")
         .arg(format!("--config.file={}", config.display()))
         .arg(format!("--web.listen-address={addr}"))
@@ -546,4 +545,12 @@ async fn skipped_ticks(addr: SocketAddr) -> u64 {
         .find(|l| l.starts_with("probity_agent_skipped_ticks_total "))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
         .unwrap_or(0)
+}
+
+/// A port that was free a moment ago, for the programs this bench starts with a listen
+/// address (the agent's metrics, blackbox_exporter). Bind-and-release can race with another
+/// process taking the port; tests never do this (they listen on port 0 and read the bound
+/// address), a bench run on a quiet machine can.
+fn free_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }

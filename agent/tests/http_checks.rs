@@ -3,7 +3,7 @@
 //! by ALPN and in the clear by prior knowledge), a private CA in `ca_file` and a client
 //! certificate for a server that demands one.
 
-mod support;
+use probity_tests as support;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -3,7 +3,7 @@
 //! reused for another result, and the seq continues across restarts. Also the
 //! ad-hoc `probe` subcommand's output and exit codes.
 
-mod support;
+use probity_tests as support;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

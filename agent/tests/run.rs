@@ -2,7 +2,7 @@
 //! an outage of the collector (503) bridged by the spool, assignment changes applied
 //! live, the cached assignment used when the token is refused, and self-metrics.
 
-mod support;
+use probity_tests as support;
 
 use std::path::Path;
 use std::time::Duration;

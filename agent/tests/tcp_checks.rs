@@ -2,7 +2,7 @@
 //! a mail server speaking SMTP, IMAP or POP3 up to STARTTLS and then TLS, and a server
 //! with TLS from the first byte.
 
-mod support;
+use probity_tests as support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! auth (401/403), bodies (400/413/415, gzip, zstd, zip bombs), every reject reason,
 //! duplicates, 50 concurrent agents, out-of-order replay, reload, metrics.
 
-mod support;
+use probity_tests::ingest as support;
 
 use std::sync::Arc;
 

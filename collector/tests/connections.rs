@@ -4,7 +4,7 @@
 //! `127.0.0.1:0` with short timeouts; the clients are raw sockets because what they test
 //! is what a well-behaved HTTP client never does.
 
-mod support;
+use probity_tests::ingest as support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,11 +2,10 @@
 //! are found across a restart, SIGTERM drains and exits 0, SIGHUP reloads, and a damaged
 //! database is refused with its path and the recovery step.
 
-mod support;
-
 use probity_collector::store::{Store, StoreOptions};
 use probity_config::wire::{IngestRequest, IngestResponse};
-use support::*;
+use probity_tests::ingest::*;
+use probity_tests::{Collector, client};
 
 fn setup() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -21,7 +20,7 @@ async fn every_acknowledged_result_survives_sigkill_and_is_a_duplicate_after_res
     let client = client();
     let batches: Vec<IngestRequest> = (0..10).map(|i| batch(&agent_name(i), "web", 1, 1000)).collect();
     {
-        let c = Collector::start(&config);
+        let c = Collector::start_at(&config);
         let answers = futures_join(&client, &c, &batches).await;
         assert!(answers.iter().all(|a| a.accepted == 1000));
         // SIGKILL right after the last 200: no chance to flush anything more.
@@ -38,7 +37,7 @@ async fn every_acknowledged_result_survives_sigkill_and_is_a_duplicate_after_res
             assert!(!store.view_runs("web", &agent_name(i), i64::MIN, i64::MAX).unwrap().is_empty());
         }
     }
-    let mut c = Collector::start(&config);
+    let mut c = Collector::start_at(&config);
     let answers = futures_join(&client, &c, &batches).await;
     assert!(answers.iter().all(|a| a.accepted == 0 && a.duplicates == 1000), "dedup across restart");
     c.signal("TERM");
@@ -85,7 +84,7 @@ impl CollectorRef {
 async fn sighup_applies_a_valid_catalogue_and_refuses_an_invalid_one() {
     let (dir, config) = setup();
     let client = client();
-    let mut c = Collector::start(&config);
+    let mut c = Collector::start_at(&config);
     let url = c.url("/api/v1/agent/assignment");
     let etag = || async {
         let r = client.get(&url).bearer_auth(token("a0")).send().await.unwrap();
@@ -148,21 +147,13 @@ async fn the_embedded_agent_probes_and_stores_through_the_ingest_path() {
     );
     let config = dir.path().join("collector.toml");
     std::fs::write(&config, config_text("127.0.0.1:0", &dir.path().join("data"), &extra)).unwrap();
-    let mut c = Collector::start(&config);
-    // The probe connecting is the signal that the embedded agent runs; then its results
-    // arrive with its next delivery, polled through /metrics.
+    let mut c = Collector::start_at(&config);
+    // The probe connecting is the signal that the embedded agent runs; its results are
+    // stored once the collector has answered their delivery, which the agent logs.
     let (_conn, _) = tokio::task::spawn_blocking(move || target.accept().unwrap()).await.unwrap();
-    let client = client();
-    let mut stored = false;
-    for _ in 0..300 {
-        let text = client.get(c.url("/metrics")).send().await.unwrap().text().await.unwrap();
-        if text.contains("probity_probe_success{probe=\"here-tcp\",agent=\"local\"} 1") {
-            stored = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    assert!(stored, "no result from the embedded agent within a minute");
+    c.wait_for_log("delivered");
+    let text = client().get(c.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("probity_probe_success{probe=\"here-tcp\",agent=\"local\"} 1"), "{text}");
     c.signal("TERM");
     c.wait_for_log("stopped");
     assert!(c.child.wait().unwrap().success());
@@ -191,25 +182,19 @@ async fn https_serves_with_the_configured_certificate_and_the_embedded_agent_fol
     );
     let config = dir.path().join("collector.toml");
     std::fs::write(&config, text).unwrap();
-    let mut c = Collector::start(&config);
+    let mut c = Collector::start_at(&config);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let ca = reqwest::Certificate::from_pem(&std::fs::read(data.join("tls-ca.pem")).unwrap()).unwrap();
     let client = reqwest::Client::builder().add_root_certificate(ca).build().unwrap();
-    let https = |path: &str| format!("https://{}{path}", c.addr);
+    let addr = c.addr;
+    let https = |path: &str| format!("https://{addr}{path}");
     let health = client.get(https("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
-    assert!(client.get(c.url("/healthz")).send().await.is_err(), "plain http is not served");
+    assert!(client.get(format!("http://{addr}/healthz")).send().await.is_err(), "plain http is not served");
     let (_conn, _) = tokio::task::spawn_blocking(move || target.accept().unwrap()).await.unwrap();
-    let mut stored = false;
-    for _ in 0..300 {
-        let text = client.get(https("/metrics")).send().await.unwrap().text().await.unwrap();
-        if text.contains("probity_probe_success{probe=\"here-tcp\",agent=\"local\"} 1") {
-            stored = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    assert!(stored, "no result from the embedded agent over https within a minute");
+    c.wait_for_log("delivered");
+    let text = client.get(https("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("probity_probe_success{probe=\"here-tcp\",agent=\"local\"} 1"), "{text}");
     c.signal("TERM");
     c.wait_for_log("stopped");
     assert!(c.child.wait().unwrap().success());

@@ -2,10 +2,9 @@
 //! with `probity-collector evidence verify`, and a tampered copy fails naming the file.
 
 use std::io::{Cursor, Read, Write};
-use std::net::SocketAddr;
 use std::process::Command;
 
-use probity_tests::{Collector, bin, free_port, write_file};
+use probity_tests::{Collector, bin, write_file};
 
 use crate::reports::{config, ingest_all};
 
@@ -26,10 +25,9 @@ fn rezip_with(bytes: &[u8], target: &str, edit: impl Fn(Vec<u8>) -> Vec<u8>) -> 
 
 #[test]
 fn a_downloaded_bundle_verifies_offline_and_a_tampered_one_does_not() {
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     let day = (now / 86_400_000 - 1) * 86_400_000;
-    let c = Collector::start(&config(addr, day), addr);
+    let c = Collector::start(&config(day));
     ingest_all(&c, day);
     let from = jiff::Timestamp::from_millisecond(day).unwrap();
     let to = jiff::Timestamp::from_millisecond(day + 86_400_000).unwrap();

@@ -2,10 +2,10 @@
 //! arrive, the service state follows the target, and the embedded agent does the same
 //! inside the collector process.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::time::Duration;
 
-use probity_tests::{Agent, Collector, HttpTarget, free_port, wait_for};
+use probity_tests::{Agent, Collector, HttpTarget, wait_for};
 use serde_json::Value;
 
 fn hex(bytes: [u8; 32]) -> String {
@@ -23,7 +23,6 @@ fn two_agents_probe_local_targets_and_the_state_follows_the_target() {
     let web = HttpTarget::start(200);
     let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
     let tcp_addr = tcp.local_addr().unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let tokens = [("edge-1", "probity_e2e-edge-1"), ("edge-2", "probity_e2e-edge-2")];
     let agents: String = tokens
         .iter()
@@ -33,7 +32,7 @@ fn two_agents_probe_local_targets_and_the_state_follows_the_target() {
         .collect();
     let config = format!(
         r#"[server]
-listen = "{addr}"
+listen = "127.0.0.1:0"
 data_dir = "data"
 
 {agents}
@@ -58,9 +57,9 @@ name = "Web"
 "#,
         web = web.addr
     );
-    let c = Collector::start(&config, addr);
-    let _a1 = Agent::start(tokens[0].0, tokens[0].1, addr);
-    let _a2 = Agent::start(tokens[1].0, tokens[1].1, addr);
+    let c = Collector::start(&config);
+    let _a1 = Agent::start(tokens[0].0, tokens[0].1, &c.url(""));
+    let _a2 = Agent::start(tokens[1].0, tokens[1].1, &c.url(""));
 
     wait_for("web up", Duration::from_secs(60), || (service_state(&c, "web").as_deref() == Some("up")).then_some(()));
     assert!(web.requests.load(std::sync::atomic::Ordering::SeqCst) >= 1);
@@ -85,10 +84,10 @@ name = "Web"
 
 #[test]
 fn the_embedded_agent_probes_and_stores_real_results() {
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let web = HttpTarget::start(200);
     let config = format!(
         r#"[server]
-listen = "{addr}"
+listen = "127.0.0.1:0"
 data_dir = "data"
 
 [embedded_agent]
@@ -100,12 +99,13 @@ id = "collector"
   [[services.probes]]
   id = "collector-health"
   kind = "http"
-  url = "http://{addr}/healthz"
+  url = "http://{web}/healthz"
   interval = "1s"
   timeout = "1s"
-"#
+"#,
+        web = web.addr
     );
-    let c = Collector::start(&config, addr);
+    let c = Collector::start(&config);
     wait_for("collector up via its embedded agent", Duration::from_secs(60), || {
         (service_state(&c, "collector").as_deref() == Some("up")).then_some(())
     });

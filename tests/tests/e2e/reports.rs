@@ -1,9 +1,7 @@
 //! Results ingested through the real API for three agents, then reports requested from
 //! the real collector process and checked against figures worked out by hand.
 
-use std::net::SocketAddr;
-
-use probity_tests::{Collector, free_port};
+use probity_tests::Collector;
 use serde_json::{Value, json};
 
 const TOKENS: [(&str, &str); 3] = [("a1", "probity_e2e-a1"), ("a2", "probity_e2e-a2"), ("a3", "probity_e2e-a3")];
@@ -22,7 +20,7 @@ fn rfc3339(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms).unwrap().to_string()
 }
 
-pub fn config(addr: SocketAddr, day: i64) -> String {
+pub fn config(day: i64) -> String {
     let agents: String = TOKENS
         .iter()
         .map(|(id, token)| {
@@ -31,7 +29,7 @@ pub fn config(addr: SocketAddr, day: i64) -> String {
         .collect();
     format!(
         r#"[server]
-listen = "{addr}"
+listen = "127.0.0.1:0"
 data_dir = "data"
 
 {agents}
@@ -117,9 +115,8 @@ fn close(a: &Value, b: f64) -> bool {
 
 #[test]
 fn an_agreement_report_matches_figures_worked_out_by_hand() {
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let day = yesterday_ms();
-    let c = Collector::start(&config(addr, day), addr);
+    let c = Collector::start(&config(day));
     ingest_all(&c, day);
 
     // Re-sending a batch is acknowledged as duplicates, not counted twice.
@@ -173,8 +170,7 @@ fn an_agreement_report_matches_figures_worked_out_by_hand() {
 
 #[test]
 fn bad_read_requests_get_clear_errors() {
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let c = Collector::start(&config(addr, yesterday_ms()), addr);
+    let c = Collector::start(&config(yesterday_ms()));
     let r = c.get("/api/v1/agreements/nope/report?period=2026-11");
     assert_eq!(r.status, 404);
     assert!(r.json()["error"].as_str().unwrap().contains("nope"));
@@ -192,11 +188,10 @@ fn bad_read_requests_get_clear_errors() {
 
 #[test]
 fn read_tokens_guard_the_read_api_but_not_the_public_key() {
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let read_hash = hex(probity_config::token_sha256("probity_e2e-reader"));
-    let text = config(addr, yesterday_ms())
+    let text = config(yesterday_ms())
         .replace("[server]\n", &format!("[api]\nread_tokens_sha256 = [\"{read_hash}\"]\n\n[server]\n"));
-    let c = Collector::start(&text, addr);
+    let c = Collector::start(&text);
     for path in ["/api/v1/services", "/api/v1/compliance", "/api/v1/gaps", "/api/v1/agreements/shop-sla/report"] {
         let r = c.get(path);
         assert_eq!(r.status, 401, "{path}: {}", r.text());
@@ -214,9 +209,8 @@ fn read_tokens_guard_the_read_api_but_not_the_public_key() {
 
 #[test]
 fn latency_and_gaps_endpoints_answer_with_the_spec_fields() {
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let day = yesterday_ms();
-    let c = Collector::start(&config(addr, day), addr);
+    let c = Collector::start(&config(day));
     ingest_all(&c, day);
     let (from, to) = (rfc3339(day + 10 * 3_600_000), rfc3339(day + 11 * 3_600_000));
     let l = c.get(&format!("/api/v1/services/shop/latency?from={from}&to={to}&percentiles=50,99")).json();

@@ -1,12 +1,12 @@
 //! Storage you can trust (SPEC §15) with real processes: agent instances across a deleted
 //! spool.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use probity_tests::{Collector, bin, free_port, wait_for};
+use probity_tests::{Collector, bin, wait_for};
 
 fn hex(bytes: [u8; 32]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -62,11 +62,10 @@ fn stop_agent(mut child: Child, log: &Path) -> u64 {
 #[test]
 fn an_agent_whose_spool_is_deleted_between_runs_keeps_every_result_and_counts_a_reset() {
     let target = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let token = "probity_e2e-reset-1";
     let config = format!(
         r#"[server]
-listen = "{addr}"
+listen = "127.0.0.1:0"
 data_dir = "data"
 
 [[agents]]
@@ -86,7 +85,8 @@ name = "Web"
         hex(probity_config::token_sha256(token)),
         target.local_addr().unwrap()
     );
-    let c = Collector::start(&config, addr);
+    let c = Collector::start(&config);
+    let addr = c.addr;
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().join("spool");
     let agent_config = dir.path().join("agent.toml");

@@ -1,11 +1,8 @@
-//! Shared test helpers: a catalogue with many agents, results, compressed bodies, and a
-//! collector process started on `127.0.0.1:0` whose address is read from its log.
+//! The collector tests' catalogue and traffic: agents a0..a49 with their tokens, probes
+//! `web` (every agent) and `db` (a1 only), result batches, and gzip/zstd bodies.
 
-#![allow(dead_code)]
-
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, Command, Stdio};
+use std::io::Write;
+use std::path::Path;
 
 use probity_config::wire::{ErrorKind, IngestRequest, ProbeResult, ResultError};
 
@@ -79,71 +76,4 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
 
 pub fn zstd(bytes: &[u8]) -> Vec<u8> {
     zstd::encode_all(bytes, 3).unwrap()
-}
-
-/// A collector child process and the address it listens on.
-pub struct Collector {
-    pub child: Child,
-    pub addr: String,
-    pub stderr: BufReader<ChildStderr>,
-    pub config: PathBuf,
-}
-
-impl Collector {
-    /// Starts the binary and waits for its "listening" log line.
-    pub fn start(config: &Path) -> Collector {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_probity-collector"))
-            .arg("--config")
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let line = read_until(&mut stderr, "listening");
-        let addr = line.split("addr=").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
-        Collector { child, addr, stderr, config: config.to_path_buf() }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    pub fn signal(&self, sig: &str) {
-        let ok =
-            Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap().success();
-        assert!(ok, "kill -{sig}");
-    }
-
-    /// Reads log lines until one contains `needle`; panics if the process ends first.
-    pub fn wait_for_log(&mut self, needle: &str) -> String {
-        read_until(&mut self.stderr, needle)
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn read_until(r: &mut impl BufRead, needle: &str) -> String {
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).unwrap() == 0 {
-            panic!("the collector's log ended before {needle:?}:\n{seen}");
-        }
-        if line.contains(needle) {
-            return line;
-        }
-        seen += &line;
-    }
-}
-
-pub fn client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder().build().unwrap()
 }
