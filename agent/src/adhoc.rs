@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use probity_config::probe::{
-    DnsSpec, GrpcSpec, HttpSpec, IcmpSpec, ProbeSpec, RecordType, TcpSpec, TlsSpec, parse_dns_server,
+    DnsSpec, GrpcSpec, HttpSpec, IcmpSpec, IpProtocol, Pattern, ProbeSpec, RecordType, StartTls, StatusRange, TcpSpec,
+    TlsSpec, parse_dns_server, unescape,
 };
 
 use crate::probe::{Outcome, expiry_words, human};
@@ -52,6 +53,206 @@ pub fn parse_target(target: &str) -> Result<ProbeSpec, String> {
         "grpc" => Ok(ProbeSpec::Grpc(GrpcSpec::new(rest.trim_end_matches('/').parse()?))),
         other => Err(format!("cannot probe {other}://; write {SCHEMES}")),
     }
+}
+
+/// The checks a catalogue probe can make, as flags of `probity-agent probe` (each
+/// applies to the kinds whose key it sets; the key's name is in its help).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ProbeFlags {
+    /// Print everything that came back (HTTP response headers, TCP reply).
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// dns: a value the answer must hold (repeat for several); tcp: a regex the reply must match.
+    #[arg(long, value_name = "VALUE")]
+    pub expect: Vec<String>,
+    /// http: an expected status or range, e.g. 200-299 (repeatable; default 200-399).
+    #[arg(long, value_name = "RANGE")]
+    pub expect_status: Vec<String>,
+    /// http: text the body must contain.
+    #[arg(long, value_name = "TEXT")]
+    pub body_contains: Option<String>,
+    /// http: a regex the body must match.
+    #[arg(long, value_name = "REGEX")]
+    pub body_regex: Option<String>,
+    /// http: NAME=REGEX, a header the response must have with a matching value (repeatable).
+    #[arg(long = "expect-header", value_name = "NAME=REGEX")]
+    pub expect_headers: Vec<String>,
+    /// http: any, 1.1 or 2.
+    #[arg(long, value_name = "VERSION")]
+    pub http_version: Option<String>,
+    /// http: do not follow redirects.
+    #[arg(long)]
+    pub no_follow: bool,
+    /// http: down unless the final response came over TLS.
+    #[arg(long)]
+    pub fail_if_not_tls: bool,
+    /// http, grpc: accept any certificate (tls_verify = false).
+    #[arg(long)]
+    pub insecure: bool,
+    /// http, tcp, tls, grpc: a PEM file of extra trusted roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<String>,
+    /// http: a PEM client certificate chain (with --client-key).
+    #[arg(long, value_name = "FILE")]
+    pub client_cert: Option<String>,
+    /// http: the PEM private key of --client-cert.
+    #[arg(long, value_name = "FILE")]
+    pub client_key: Option<String>,
+    /// http, tcp, tls, icmp, grpc: any, ip4 or ip6.
+    #[arg(long, value_name = "FAMILY")]
+    pub ip_protocol: Option<String>,
+    /// dns: udp (retried over TCP when truncated) or tcp.
+    #[arg(long, value_name = "TRANSPORT")]
+    pub transport: Option<String>,
+    /// dns: ask without the recursion-desired bit (for an authoritative server).
+    #[arg(long)]
+    pub no_recursion: bool,
+    /// tcp: text to send once connected; \n, \r, \t, \0, \\ and \xNN are decoded.
+    #[arg(long, value_name = "TEXT")]
+    pub send: Option<String>,
+    /// tcp: TLS right after connecting.
+    #[arg(long)]
+    pub tls: bool,
+    /// tcp: smtp, imap or pop3, upgraded to TLS with the protocol's own command.
+    #[arg(long, value_name = "PROTOCOL")]
+    pub starttls: Option<String>,
+    /// tcp, tls, grpc: the name the certificate must match.
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
+    /// tls: fewer days left than this is down (default 14).
+    #[arg(long, value_name = "DAYS")]
+    pub min_days_valid: Option<u32>,
+    /// icmp: echo requests to send (default 1).
+    #[arg(long, value_name = "N")]
+    pub packets: Option<u32>,
+    /// icmp: payload bytes per request (default 56).
+    #[arg(long, value_name = "BYTES")]
+    pub payload_size: Option<u16>,
+    /// grpc: the service asked about (default "", the whole server).
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// grpc: HTTP/2 in the clear (tls = false).
+    #[arg(long)]
+    pub plaintext: bool,
+}
+
+/// Sets the flags' keys on `spec`, refusing a flag its kind does not take.
+pub fn apply(spec: ProbeSpec, flags: &ProbeFlags) -> Result<ProbeSpec, String> {
+    let kind = spec.kind();
+    let mut used: Vec<&str> = Vec::new();
+    let f = flags;
+    let mut note = |set: bool, name: &'static str| {
+        if set {
+            used.push(name);
+        }
+    };
+    let ip = f.ip_protocol.as_deref().map(str::parse::<IpProtocol>).transpose()?;
+    let pattern = |text: &Option<String>| text.as_deref().map(str::parse::<Pattern>).transpose();
+    let spec = match spec {
+        ProbeSpec::Http(mut s) => {
+            if !f.expect_status.is_empty() {
+                s.expect_status = f.expect_status.iter().map(|r| r.parse::<StatusRange>()).collect::<Result<_, _>>()?;
+            }
+            s.body_contains = f.body_contains.clone();
+            s.body_regex = pattern(&f.body_regex)?;
+            for pair in &f.expect_headers {
+                let (name, re) =
+                    pair.split_once('=').ok_or_else(|| format!("--expect-header \"{pair}\": write NAME=REGEX"))?;
+                s.expect_headers.insert(name.trim().to_ascii_lowercase(), re.parse()?);
+            }
+            if let Some(v) = &f.http_version {
+                s.http_version = v.parse()?;
+            }
+            s.follow_redirects = !f.no_follow;
+            s.fail_if_not_tls = f.fail_if_not_tls;
+            s.tls_verify = !f.insecure;
+            s.ca_file = f.ca_file.clone();
+            if f.client_cert.is_some() != f.client_key.is_some() {
+                return Err("--client-cert and --client-key go together".into());
+            }
+            s.client_cert = f.client_cert.clone();
+            s.client_key = f.client_key.clone();
+            s.ip_protocol = ip.unwrap_or_default();
+            note(!f.expect.is_empty(), "--expect");
+            ProbeSpec::Http(s)
+        }
+        ProbeSpec::Tcp(mut s) => {
+            if f.expect.len() > 1 {
+                return Err("a tcp probe takes one --expect regex".into());
+            }
+            s.expect = f.expect.first().map(|e| e.parse::<Pattern>()).transpose()?;
+            s.send = f.send.as_deref().map(unescape).transpose().map_err(|e| format!("--send: {e}"))?;
+            s.tls = f.tls;
+            s.starttls = f.starttls.as_deref().map(str::parse::<StartTls>).transpose()?;
+            if s.tls && s.starttls.is_some() {
+                return Err("--tls and --starttls exclude each other: STARTTLS begins in plain text".into());
+            }
+            s.ca_file = f.ca_file.clone();
+            s.server_name = f.server_name.clone();
+            s.ip_protocol = ip.unwrap_or_default();
+            ProbeSpec::Tcp(s)
+        }
+        ProbeSpec::Dns(mut s) => {
+            s.expect = f.expect.clone();
+            if let Some(t) = &f.transport {
+                s.transport = t.parse()?;
+            }
+            s.recursion = !f.no_recursion;
+            note(ip.is_some(), "--ip-protocol");
+            ProbeSpec::Dns(s)
+        }
+        ProbeSpec::Tls(mut s) => {
+            s.server_name = f.server_name.clone();
+            s.min_days_valid = f.min_days_valid.unwrap_or(s.min_days_valid);
+            s.ca_file = f.ca_file.clone();
+            s.ip_protocol = ip.unwrap_or_default();
+            note(!f.expect.is_empty(), "--expect");
+            ProbeSpec::Tls(s)
+        }
+        ProbeSpec::Icmp(mut s) => {
+            s.packets = f.packets.unwrap_or(s.packets).clamp(1, 100);
+            s.payload_size = f.payload_size.unwrap_or(s.payload_size);
+            s.ip_protocol = ip.unwrap_or_default();
+            note(!f.expect.is_empty(), "--expect");
+            note(f.ca_file.is_some(), "--ca-file");
+            ProbeSpec::Icmp(s)
+        }
+        ProbeSpec::Grpc(mut s) => {
+            s.service = f.service.clone().unwrap_or_default();
+            s.tls = !f.plaintext;
+            s.tls_verify = !f.insecure;
+            s.server_name = f.server_name.clone();
+            s.ca_file = f.ca_file.clone();
+            s.ip_protocol = ip.unwrap_or_default();
+            note(!f.expect.is_empty(), "--expect");
+            ProbeSpec::Grpc(s)
+        }
+    };
+    let k = spec.kind();
+    note(k != "http" && !f.expect_status.is_empty(), "--expect-status");
+    note(k != "http" && f.body_contains.is_some(), "--body-contains");
+    note(k != "http" && f.body_regex.is_some(), "--body-regex");
+    note(k != "http" && !f.expect_headers.is_empty(), "--expect-header");
+    note(k != "http" && f.http_version.is_some(), "--http-version");
+    note(k != "http" && f.no_follow, "--no-follow");
+    note(k != "http" && f.fail_if_not_tls, "--fail-if-not-tls");
+    note(k != "http" && k != "grpc" && f.insecure, "--insecure");
+    note(k == "dns" && f.ca_file.is_some(), "--ca-file");
+    note(k != "http" && (f.client_cert.is_some() || f.client_key.is_some()), "--client-cert/--client-key");
+    note(k != "dns" && f.transport.is_some(), "--transport");
+    note(k != "dns" && f.no_recursion, "--no-recursion");
+    note(k != "tcp" && f.send.is_some(), "--send");
+    note(k != "tcp" && f.tls, "--tls");
+    note(k != "tcp" && f.starttls.is_some(), "--starttls");
+    note(!matches!(k, "tcp" | "tls" | "grpc") && f.server_name.is_some(), "--server-name");
+    note(k != "tls" && f.min_days_valid.is_some(), "--min-days-valid");
+    note(k != "icmp" && (f.packets.is_some() || f.payload_size.is_some()), "--packets/--payload-size");
+    note(k != "grpc" && (f.service.is_some() || f.plaintext), "--service/--plaintext");
+    if !used.is_empty() {
+        let verb = if used.len() == 1 { "does" } else { "do" };
+        return Err(format!("{} {verb} not apply to {kind} probes", used.join(", ")));
+    }
+    Ok(spec)
 }
 
 /// The outcome as an operator reads it: result line, one line per phase, then what came
@@ -146,6 +347,52 @@ mod tests {
             Ok(spec) => assert_eq!(format!("{} {}", spec.kind(), spec.target()), expected, "{target}"),
             Err(e) => assert_eq!(format!("error: {e}"), expected, "{target}"),
         }
+    }
+
+    fn flags(args: &[&str]) -> ProbeFlags {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            flags: ProbeFlags,
+        }
+        let mut argv = vec!["probe"];
+        argv.extend_from_slice(args);
+        <Cli as clap::Parser>::parse_from(argv).flags
+    }
+
+    #[test]
+    fn flags_set_the_keys_of_their_kind_and_refuse_others() {
+        let http = apply(
+            parse_target("https://example.com/").unwrap(),
+            &flags(&["--body-regex", "ok$", "--expect-header", "Content-Type=json", "--http-version", "2"]),
+        )
+        .unwrap();
+        let ProbeSpec::Http(h) = http else { panic!("not http") };
+        assert_eq!(h.body_regex.unwrap().as_str(), "ok$");
+        assert!(h.expect_headers["content-type"].is_match("application/json"));
+        assert_eq!(h.http_version, probity_config::probe::HttpVersion::Http2);
+
+        let dns = apply(
+            parse_target("dns://mail.test/MX@127.0.0.1").unwrap(),
+            &flags(&["--expect", "mx1.mail.test", "--transport", "tcp"]),
+        )
+        .unwrap();
+        let ProbeSpec::Dns(d) = dns else { panic!("not dns") };
+        assert_eq!(
+            (d.expect, d.transport),
+            (vec!["mx1.mail.test".to_string()], probity_config::probe::DnsTransport::Tcp)
+        );
+
+        let tcp =
+            apply(parse_target("tcp://127.0.0.1:25").unwrap(), &flags(&["--starttls", "smtp", "--send", r"QUIT\r\n"]))
+                .unwrap();
+        let ProbeSpec::Tcp(t) = tcp else { panic!("not tcp") };
+        assert_eq!(t.send.as_deref(), Some("QUIT\r\n"));
+
+        let e = apply(parse_target("icmp://127.0.0.1").unwrap(), &flags(&["--body-regex", "x", "--tls"])).unwrap_err();
+        assert_eq!(e, "--body-regex, --tls do not apply to icmp probes");
+        let e = apply(parse_target("tcp://h:1").unwrap(), &flags(&["--tls", "--starttls", "imap"])).unwrap_err();
+        assert!(e.contains("exclude each other"), "{e}");
     }
 
     #[test]

@@ -37,13 +37,17 @@ enum Command {
         /// The config file to check.
         file: PathBuf,
     },
-    /// Run one ad-hoc probe and print its outcome and phase timings (exit 0 up, 1 down).
+    /// Run one ad-hoc probe and print its outcome, phase timings and what came back
+    /// (DNS answers, HTTP status, the certificate chain); exit 0 up, 1 down.
     Probe {
-        /// `https://host/path`, `tcp://HOST:PORT`, `dns://NAME[/TYPE][@SERVER]` or `tls://HOST:PORT`.
+        /// `https://host/path`, `tcp://HOST:PORT`, `dns://NAME[/TYPE][@SERVER]`,
+        /// `tls://HOST:PORT`, `icmp://HOST` or `grpc://HOST:PORT`.
         target: String,
         /// Give up after this long (`500ms`, `10s`).
         #[arg(long, default_value = "10s")]
         timeout: String,
+        #[command(flatten)]
+        flags: Box<probity_agent::adhoc::ProbeFlags>,
     },
 }
 
@@ -70,7 +74,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Some(Command::Probe { target, timeout }) => match probe(&target, &timeout) {
+        Some(Command::Probe { target, timeout, flags }) => match probe(&target, &timeout, &flags) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
             Err(e) => {
@@ -94,12 +98,13 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// One ad-hoc probe; `Ok(true)` when the target is up.
-fn probe(target: &str, timeout: &str) -> anyhow::Result<bool> {
+fn probe(target: &str, timeout: &str, flags: &probity_agent::adhoc::ProbeFlags) -> anyhow::Result<bool> {
     let spec = probity_agent::adhoc::parse_target(target).map_err(anyhow::Error::msg)?;
+    let spec = probity_agent::adhoc::apply(spec, flags).map_err(anyhow::Error::msg)?;
     let timeout = probity_config::units::parse_duration(timeout).map_err(anyhow::Error::msg).context("--timeout")?;
     probity_agent::probe::arm_receive_stamps();
     let outcome = runtime()?.block_on(probity_agent::probe::run_spec(&spec, timeout));
-    print!("{}", probity_agent::adhoc::render(&spec, &outcome));
+    print!("{}", probity_agent::adhoc::render_with(&spec, &outcome, flags.verbose));
     Ok(outcome.is_up())
 }
 

@@ -126,6 +126,15 @@ async fn a_large_answer_truncated_over_udp_is_fetched_over_tcp() {
     assert!(ok.details.phases.dns_us.unwrap() >= attempts[1].answer_us);
     assert!(ok.details.phases.dns_us.unwrap() <= ok.duration.as_micros() as u64);
     assert_eq!(*seen.lock().unwrap(), vec![("udp", true), ("tcp", true)]);
+    // `probity-agent probe` prints both queries and every answer.
+    let spec: ProbeSpec = serde_json::from_value(
+        json!({"kind": "dns", "name": "big.test", "record": "TXT", "server": server.to_string()}),
+    )
+    .unwrap();
+    let printed = probity_agent::adhoc::render(&spec, &ok);
+    assert!(printed.contains("\nquery       udp answer ") && printed.contains("bytes, truncated)\n"), "{printed}");
+    assert!(printed.contains("\nquery       tcp connected "), "{printed}");
+    assert_eq!(printed.matches("\nanswer      TXT v=spf").count(), 10, "{printed}");
 }
 
 #[tokio::test]
