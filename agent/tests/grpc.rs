@@ -2,7 +2,7 @@
 //! over TLS: the whole server, a SERVING and a NOT_SERVING service, one it has never
 //! heard of, and a port that speaks no gRPC at all.
 
-mod support;
+use probity_tests as support;
 
 use std::net::SocketAddr;
 use std::time::Duration;
