@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 use probity_config::calendar::Calendar;
-use probity_config::{AgreementKind, Catalogue, Service, UnknownPolicy};
+use probity_config::{Agreement, AgreementKind, Catalogue, Service, UnknownPolicy};
 use serde::Serialize;
 
 use crate::availability::{
@@ -175,55 +175,80 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new(3).expect("3 significant digits is valid")
 }
 
-/// The agreement report for a period query (default: the agreement's current period).
-pub fn agreement_report(
-    source: &dyn ReportSource,
-    catalogue: &Catalogue,
-    agreement_id: &str,
-    query: PeriodQuery<'_>,
-    now: i64,
-) -> Result<AgreementReport, ReportError> {
-    let agreement =
-        catalogue.agreement(agreement_id).ok_or_else(|| ReportError::UnknownAgreement(agreement_id.to_string()))?;
-    let calendar = catalogue.calendar(&agreement.calendar).expect("validated reference");
-    let period = period::resolve(query, Some(agreement.period), &calendar.timezone, now)?;
-    agreement_report_for(source, catalogue, agreement_id, period, now)
+/// Everything an agreement report (and its evidence) is computed from, looked up once per
+/// request from one catalogue snapshot (ripgrep's `LowArgs` → `HiArgs`): nothing below
+/// looks the agreement, its service, calendar or period up again.
+#[derive(Clone, Debug)]
+pub struct ResolvedAgreement<'c> {
+    /// The catalogue version in force for the request (dependencies, maintenance records).
+    pub catalogue: &'c Catalogue,
+    pub agreement: &'c Agreement,
+    pub service: &'c Service,
+    pub calendar: &'c Calendar,
+    /// The service's maintenance windows, as intervals.
+    pub maintenance: Vec<Interval>,
+    /// The period the query resolved to, in the agreement calendar's zone.
+    pub period: Period,
+    /// The window the service timeline is built over (see `availability::context_window`).
+    pub context: Interval,
 }
 
-/// The agreement report for a resolved period.
-pub fn agreement_report_for(
+impl<'c> ResolvedAgreement<'c> {
+    /// Resolves `agreement_id` and the period `query` (default: the agreement's current period).
+    pub fn resolve(
+        catalogue: &'c Catalogue,
+        agreement_id: &str,
+        query: PeriodQuery<'_>,
+        now: i64,
+    ) -> Result<Self, ReportError> {
+        let agreement =
+            catalogue.agreement(agreement_id).ok_or_else(|| ReportError::UnknownAgreement(agreement_id.to_string()))?;
+        Self::of(catalogue, agreement, query, now)
+    }
+
+    /// Resolves the period `query` for an agreement of `catalogue`.
+    pub fn of(
+        catalogue: &'c Catalogue,
+        agreement: &'c Agreement,
+        query: PeriodQuery<'_>,
+        now: i64,
+    ) -> Result<Self, ReportError> {
+        let service = catalogue.service(agreement.service.as_str()).expect("validated reference");
+        let calendar = catalogue.calendar(&agreement.calendar).expect("validated reference");
+        let period = period::resolve(query, Some(agreement.period), &calendar.timezone, now)?;
+        let context =
+            availability::context_window(period.from_ms, period.to_ms, service.min_outage.as_millis() as i64, now);
+        let maintenance = maintenance_intervals(catalogue, service.id.as_str());
+        Ok(ResolvedAgreement { catalogue, agreement, service, calendar, maintenance, period, context })
+    }
+
+    /// What the agreement's figures are measured against.
+    pub fn figures_spec(&self) -> FiguresSpec<'_> {
+        FiguresSpec {
+            calendar: self.calendar,
+            maintenance: &self.maintenance,
+            unknown: self.agreement.unknown,
+            target_percent: Some(self.agreement.availability),
+        }
+    }
+}
+
+/// The agreement report over a resolved agreement and period.
+pub fn agreement_report(
     source: &dyn ReportSource,
-    catalogue: &Catalogue,
-    agreement_id: &str,
-    period: Period,
-    now: i64,
+    inputs: &ResolvedAgreement<'_>,
 ) -> Result<AgreementReport, ReportError> {
-    agreement_report_with_timeline(source, catalogue, agreement_id, period, now).map(|(report, _)| report)
+    agreement_report_with_timeline(source, inputs).map(|(report, _)| report)
 }
 
 /// The agreement report and the service timeline it was computed from (evidence needs both).
 pub fn agreement_report_with_timeline(
     source: &dyn ReportSource,
-    catalogue: &Catalogue,
-    agreement_id: &str,
-    period: Period,
-    now: i64,
+    inputs: &ResolvedAgreement<'_>,
 ) -> Result<(AgreementReport, ServiceTimeline), ReportError> {
-    let agreement =
-        catalogue.agreement(agreement_id).ok_or_else(|| ReportError::UnknownAgreement(agreement_id.to_string()))?;
-    let service = catalogue.service(agreement.service.as_str()).expect("validated reference");
-    let calendar = catalogue.calendar(&agreement.calendar).expect("validated reference");
-    let min_outage_ms = service.min_outage.as_millis() as i64;
-    let (cf, ct) = availability::context_window(period.from_ms, period.to_ms, min_outage_ms, now);
+    let ResolvedAgreement { catalogue, agreement, service, calendar, ref period, context: (cf, ct), .. } = *inputs;
     let timeline = service_timeline(source, service, cf, ct)?;
-    let maintenance = maintenance_intervals(catalogue, service.id.as_str());
-    let spec = FiguresSpec {
-        calendar,
-        maintenance: &maintenance,
-        unknown: agreement.unknown,
-        target_percent: Some(agreement.availability),
-    };
-    let mut figures = availability::compute(&timeline, &spec, period.from_ms, period.to_ms);
+    let mut figures = availability::compute(&timeline, &inputs.figures_spec(), period.from_ms, period.to_ms);
 
     let latency = match &agreement.latency {
         None => None,
@@ -271,7 +296,7 @@ pub fn agreement_report_with_timeline(
         counterparty: agreement.counterparty.clone(),
         calendar: calendar.id.clone(),
         unknown_policy: agreement.unknown,
-        period,
+        period: period.clone(),
         figures,
         latency,
         attributed_downtime,
@@ -390,7 +415,10 @@ pub fn compliance(
                 scope.spawn(move || {
                     agreements
                         .iter()
-                        .map(|a| agreement_report(memo, catalogue, a.id.as_str(), query, now))
+                        .map(|a| {
+                            let inputs = ResolvedAgreement::of(catalogue, a, query, now)?;
+                            agreement_report(memo, &inputs)
+                        })
                         .collect::<Vec<_>>()
                 })
             })
@@ -613,7 +641,8 @@ availability = 99.5
         let src = source(&c);
         let (f, t) = query("2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z");
         let q = PeriodQuery { period: None, from: Some(&f), to: Some(&t), max_period: None };
-        let r = agreement_report(&src, &c, "shop-sla", q, T0 + 2 * HOUR).unwrap();
+        let inputs = ResolvedAgreement::resolve(&c, "shop-sla", q, T0 + 2 * HOUR).unwrap();
+        let r = agreement_report(&src, &inputs).unwrap();
         assert_eq!(r.figures.downtime_seconds, 600.0);
         assert_eq!(r.figures.agreed_service_seconds, 3600.0);
         assert_eq!(r.figures.outages.len(), 1);
@@ -677,7 +706,7 @@ availability = 99.5
         let c = parse_collector_config("t.toml", CONFIG).unwrap().catalogue;
         let src = source(&c);
         let q = PeriodQuery { period: Some("2026-01"), from: None, to: None, max_period: None };
-        assert!(matches!(agreement_report(&src, &c, "nope", q, T0), Err(ReportError::UnknownAgreement(_))));
+        assert!(matches!(ResolvedAgreement::resolve(&c, "nope", q, T0), Err(ReportError::UnknownAgreement(_))));
         let err = service_availability(&src, &c, "shop", Some("office"), q, T0).unwrap_err();
         assert_eq!(err.to_string(), "unknown calendar \"office\"; defined: 24x7");
     }

@@ -240,7 +240,7 @@ async fn agreement_report(
     Query(params): Params,
 ) -> Result<Response, ApiError> {
     report_json(state, &headers, params, &["period", "from", "to"], move |store, c, q, _, now| {
-        report::agreement_report(store, c, &id, q, now)
+        report::agreement_report(store, &report::ResolvedAgreement::resolve(c, &id, q, now)?)
     })
     .await
 }
@@ -283,13 +283,13 @@ async fn evidence(
         let config = state.config();
         // Written to an unlinked temporary file, then streamed: a quarter of raw results
         // never sits in memory.
+        let query = period_query(&params, config.api.max_period);
+        let inputs = report::ResolvedAgreement::resolve(&config.catalogue, &id, query, now)?;
         let tmp = tempfile::tempfile().map_err(ApiError::internal)?;
-        let (file, period) = crate::evidence::export::export(
+        let file = crate::evidence::export::export(
             std::io::BufWriter::new(tmp),
             state.store().as_ref(),
-            &config.catalogue,
-            &id,
-            period_query(&params, config.api.max_period),
+            &inputs,
             state.signing_key(),
             now,
         )
@@ -300,7 +300,7 @@ async fn evidence(
         let mut file = file.into_inner().map_err(|e| ApiError::internal(e.error()))?;
         use std::io::Seek;
         file.rewind().map_err(ApiError::internal)?;
-        Ok((file, format!("{id}-{}.zip", period.label.replace(['/', ':'], "_"))))
+        Ok((file, format!("{id}-{}.zip", inputs.period.label.replace(['/', ':'], "_"))))
     })
     .await?;
     let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));

@@ -1,6 +1,7 @@
 //! Writing a bundle: each content file is streamed into the zip through a hashing
-//! writer (a quarter of raw results is never held in memory); the manifest listing every
-//! file's sha256 is written last, then its signature and the public key.
+//! writer (no file is ever held whole in memory), then the public key; the manifest
+//! listing every one of them with its sha256 is written last, then its signature (the one
+//! file the manifest cannot list: it signs the manifest's bytes).
 
 use std::io::{self, Seek, Write};
 
@@ -46,7 +47,18 @@ impl<W: Write + Seek> BundleWriter<W> {
         name: &str,
         write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
     ) -> Result<&ManifestFile, BundleError> {
-        if self.files.iter().any(|f| f.name == name) || [MANIFEST, SIGNATURE, PUBLIC_KEY].contains(&name) {
+        if [MANIFEST, SIGNATURE, PUBLIC_KEY].contains(&name) {
+            return Err(BundleError::Duplicate(name.to_string()));
+        }
+        self.add_listed(name, write)
+    }
+
+    fn add_listed(
+        &mut self,
+        name: &str,
+        write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<&ManifestFile, BundleError> {
+        if self.files.iter().any(|f| f.name == name) {
             return Err(BundleError::Duplicate(name.to_string()));
         }
         self.zip.start_file(name, options())?;
@@ -57,13 +69,15 @@ impl<W: Write + Seek> BundleWriter<W> {
         Ok(self.files.last().expect("just pushed"))
     }
 
-    /// Writes `manifest.json` (`header` fields, then `format` and `files`), its signature
-    /// and the public key, and closes the zip.
+    /// Writes the public key, `manifest.json` (`header` fields, then `format` and `files`,
+    /// the key's file among them) and its signature, and closes the zip.
     pub fn finish(
         mut self,
         header: serde_json::Map<String, serde_json::Value>,
         key: &SigningKey,
     ) -> Result<W, BundleError> {
+        let public_key = format!("{}\n", super::signing::public_key_hex(key));
+        self.add_listed(PUBLIC_KEY, |o| o.write_all(public_key.as_bytes()))?;
         let mut manifest = header;
         manifest.insert("format".into(), FORMAT.into());
         manifest.insert("files".into(), serde_json::to_value(&self.files).map_err(io::Error::other)?);
@@ -73,8 +87,6 @@ impl<W: Write + Seek> BundleWriter<W> {
         self.zip.write_all(&manifest_bytes)?;
         self.zip.start_file(SIGNATURE, options())?;
         self.zip.write_all(format!("{}\n", hex::encode(signature.to_bytes())).as_bytes())?;
-        self.zip.start_file(PUBLIC_KEY, options())?;
-        self.zip.write_all(format!("{}\n", super::signing::public_key_hex(key)).as_bytes())?;
         Ok(self.zip.finish()?)
     }
 }

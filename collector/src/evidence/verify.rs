@@ -1,6 +1,6 @@
 //! Offline verification of a bundle: the signature over `manifest.json` with the bundled
-//! (or a pinned) public key, every listed file's sha256 and size, and that no file is
-//! missing or unlisted. Needs nothing but the zip.
+//! (or a pinned) public key, every listed file's sha256 and size (`public-key.txt`
+//! included), and that no file is missing or unlisted. Needs nothing but the zip.
 
 use std::collections::BTreeSet;
 use std::io::{Read, Seek};
@@ -112,7 +112,7 @@ fn verify_into<R: Read + Seek>(
         .ok_or_else(|| fail(MANIFEST, "lists no files"))?;
 
     let listed: BTreeSet<&str> = files.iter().map(|f| f.name.as_str()).collect();
-    for required in CONTENT_FILES {
+    for required in CONTENT_FILES.into_iter().chain([PUBLIC_KEY]) {
         if !listed.contains(required) {
             return Err(fail(required, "is not listed in the manifest"));
         }
@@ -126,8 +126,9 @@ fn verify_into<R: Read + Seek>(
         report.checks.push(format!("{}: sha256 matches ({} bytes)", f.name, f.bytes));
     }
     for name in &names {
-        let meta = [MANIFEST, SIGNATURE, PUBLIC_KEY].contains(&name.as_str());
-        if !meta && !listed.contains(name.as_str()) {
+        // The manifest cannot list itself, nor the signature over its own bytes.
+        let unlistable = [MANIFEST, SIGNATURE].contains(&name.as_str());
+        if !unlistable && !listed.contains(name.as_str()) {
             return Err(fail(name, "is in the bundle but not listed in the manifest"));
         }
     }
@@ -195,7 +196,9 @@ mod tests {
         let bytes = bundle_with(&k);
         let report = verify(&bytes, None).unwrap();
         assert!(report.checks.iter().any(|c| c.starts_with("manifest.json: Ed25519 signature valid")));
-        assert_eq!(report.checks.iter().filter(|c| c.contains("sha256 matches")).count(), CONTENT_FILES.len());
+        // Every content file and the public key (SPEC §9: the manifest lists every other file).
+        assert_eq!(report.checks.iter().filter(|c| c.contains("sha256 matches")).count(), CONTENT_FILES.len() + 1);
+        assert!(report.checks.iter().any(|c| c.starts_with("public-key.txt: sha256 matches")), "{:?}", report.checks);
         verify(&bytes, Some(&k.verifying_key())).unwrap();
     }
 
@@ -256,6 +259,67 @@ mod tests {
             None,
         );
         assert_eq!(verify(&swapped, Some(&key(7).verifying_key())).unwrap_err().file, MANIFEST);
+    }
+
+    #[test]
+    fn the_manifest_lists_the_public_key_and_a_reworded_key_file_is_caught() {
+        let bytes = bundle_with(&key(7));
+        let mut zip = zip::ZipArchive::new(Cursor::new(&bytes)).unwrap();
+        let mut manifest = String::new();
+        zip.by_name(MANIFEST).unwrap().read_to_string(&mut manifest).unwrap();
+        let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+        let names: Vec<&str> =
+            manifest["files"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+        assert!(names.contains(&PUBLIC_KEY), "{names:?}");
+        assert!(!names.contains(&MANIFEST) && !names.contains(&SIGNATURE), "{names:?}");
+        // The same key with a blank line added still checks the signature, but not the sha256.
+        let reworded = rezip(
+            &bytes,
+            |name, mut d| {
+                Some(if name == PUBLIC_KEY {
+                    d.push(b'\n');
+                    d
+                } else {
+                    d
+                })
+            },
+            None,
+        );
+        let failure = verify(&reworded, None).unwrap_err();
+        assert_eq!(failure.file, PUBLIC_KEY, "{failure}");
+        assert!(failure.reason.contains("does not match the manifest"), "{failure}");
+    }
+
+    #[test]
+    fn a_signed_manifest_that_does_not_list_the_public_key_is_refused() {
+        // As the first bundles were written: every content file listed, the key not.
+        let k = key(7);
+        let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let mut files = Vec::new();
+        for name in CONTENT_FILES {
+            let data = content(name);
+            out.start_file(name, zip::write::SimpleFileOptions::default()).unwrap();
+            out.write_all(&data).unwrap();
+            files.push(ManifestFile {
+                name: name.to_string(),
+                sha256: hex::encode(Sha256::digest(&data)),
+                bytes: data.len() as u64,
+            });
+        }
+        let manifest = serde_json::to_vec(&serde_json::json!({"format": FORMAT, "files": files})).unwrap();
+        let signature = ed25519_dalek::Signer::sign(&k, &manifest);
+        for (name, data) in [
+            (MANIFEST, manifest.clone()),
+            (SIGNATURE, format!("{}\n", hex::encode(signature.to_bytes())).into_bytes()),
+            (PUBLIC_KEY, format!("{}\n", hex::encode(k.verifying_key().to_bytes())).into_bytes()),
+        ] {
+            out.start_file(name, zip::write::SimpleFileOptions::default()).unwrap();
+            out.write_all(&data).unwrap();
+        }
+        let bytes = out.finish().unwrap().into_inner();
+        let failure = verify(&bytes, Some(&k.verifying_key())).unwrap_err();
+        assert_eq!(failure.file, PUBLIC_KEY, "{failure}");
+        assert!(failure.reason.contains("not listed in the manifest"), "{failure}");
     }
 
     #[test]
