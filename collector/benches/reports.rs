@@ -4,7 +4,9 @@
 //!    (about 1.6 M results stored), warm (goal <= 100 ms);
 //! 2. compliance for 500 agreements over a month (100 services, 5 agreements each; goal <= 2 s);
 //! 3. the evidence bundle for that quarter, exported in a fresh process so its peak RSS is
-//!    its own (goal <= 10 s and <= 200 MB).
+//!    its own (goal <= 10 s and <= 200 MB);
+//! 4. the evidence bundle over 2,025 years (0001-01-01 to the quarter's end) on the same
+//!    store, also in a fresh process: memory must not grow with the period's length.
 //!
 //! `cargo bench -p probity-collector --bench reports` (add `-- --quick` for a smaller run).
 
@@ -13,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use probity_collector::period::PeriodQuery;
-use probity_collector::report;
+use probity_collector::report::{self, ResolvedAgreement};
 use probity_collector::store::{Store, StoreOptions};
 use probity_config::wire::{ErrorKind, ProbeResult, ResultError};
 use probity_config::{Catalogue, parse_collector_config};
@@ -193,24 +195,26 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Runs in a child process: exports the quarter's evidence and prints time and peak RSS.
-fn evidence_child(db: &Path) {
+/// The long period of measurement 4: from year 1 to the end of the quarter.
+const LONG_FROM: &str = "0001-01-01T00:00:00Z";
+const LONG_TO: &str = "2026-10-01T00:00:00Z";
+
+/// Runs in a child process: exports the quarter's evidence (or, with `long`, the evidence
+/// from year 1 on) and prints time, peak RSS and the bundle's size.
+fn evidence_child(db: &Path, long: bool) {
     let catalogue = parse_collector_config("quarter.toml", &quarter_config()).unwrap().catalogue;
     let store = open(db);
     let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
     let out = tempfile::tempfile().unwrap();
     let t = Instant::now();
-    let q = PeriodQuery { period: Some("2026-Q3"), from: None, to: None, max_period: None };
-    let (file, _) = probity_collector::evidence::export::export(
-        std::io::BufWriter::new(out),
-        &store,
-        &catalogue,
-        "payments-sla",
-        q,
-        &key,
-        NOW,
-    )
-    .unwrap();
+    let q = if long {
+        PeriodQuery { period: None, from: Some(LONG_FROM), to: Some(LONG_TO), max_period: None }
+    } else {
+        PeriodQuery { period: Some("2026-Q3"), from: None, to: None, max_period: None }
+    };
+    let inputs = ResolvedAgreement::resolve(&catalogue, "payments-sla", q, NOW).unwrap();
+    let file =
+        probity_collector::evidence::export::export(std::io::BufWriter::new(out), &store, &inputs, &key, NOW).unwrap();
     let secs = t.elapsed().as_secs_f64();
     let size = file.into_inner().unwrap().metadata().unwrap().len();
     println!("evidence {secs:.2} {:.1} {size}", peak_rss_mb());
@@ -219,7 +223,7 @@ fn evidence_child(db: &Path) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--evidence-child") {
-        evidence_child(Path::new(&args[i + 1]));
+        evidence_child(Path::new(&args[i + 1]), args.get(i + 2).is_some_and(|a| a == "long"));
         return;
     }
     let quick = args.iter().any(|a| a == "--quick");
@@ -236,12 +240,14 @@ fn main() {
     println!("quarter dataset: {n} results stored in {fill_s:.1} s ({:.0} results/s, in-process)", n as f64 / fill_s);
     let q = PeriodQuery { period: Some("2026-Q3"), from: None, to: None, max_period: None };
     let first = Instant::now();
-    let r = report::agreement_report(store.as_ref(), &catalogue, "payments-sla", q, NOW).unwrap();
+    let inputs = ResolvedAgreement::resolve(&catalogue, "payments-sla", q, NOW).unwrap();
+    let r = report::agreement_report(store.as_ref(), &inputs).unwrap();
     let cold_ms = first.elapsed().as_secs_f64() * 1000.0;
     let mut times = Vec::new();
     for _ in 0..10 {
         let t = Instant::now();
-        let again = report::agreement_report(store.as_ref(), &catalogue, "payments-sla", q, NOW).unwrap();
+        let inputs = ResolvedAgreement::resolve(&catalogue, "payments-sla", q, NOW).unwrap();
+        let again = report::agreement_report(store.as_ref(), &inputs).unwrap();
         times.push(t.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(again.figures.downtime_seconds, r.figures.downtime_seconds);
     }
@@ -255,17 +261,19 @@ fn main() {
     );
     drop(store);
 
-    // 3. Evidence for the quarter, in a fresh process.
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--evidence-child", db.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    if let Some(line) = text.lines().find(|l| l.starts_with("evidence ")) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        println!("quarter evidence: {} s, peak RSS {} MB (whole process), bundle {} bytes", f[1], f[2], f[3]);
-    } else {
-        println!("evidence child failed: {}{}", text, String::from_utf8_lossy(&out.stderr));
+    // 3. Evidence for the quarter, and 4. from year 1 to the quarter's end, each in a fresh process.
+    for (what, mode) in [("quarter evidence", "quarter"), ("evidence 0001-01-01 to 2026-10-01", "long")] {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--evidence-child", db.to_str().unwrap(), mode])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        if let Some(line) = text.lines().find(|l| l.starts_with("evidence ")) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            println!("{what}: {} s, peak RSS {} MB (whole process), bundle {} bytes", f[1], f[2], f[3]);
+        } else {
+            println!("{what}: child failed: {}{}", text, String::from_utf8_lossy(&out.stderr));
+        }
     }
 
     // 2. Compliance for 500 agreements over a month.
