@@ -18,7 +18,7 @@ fn check_config_accepts_the_example_and_prints_its_one_structural_gap() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("warning: structural gap (availability): sla payments-sla on payments-api depends on acme-psp, whose uc acme-psp-uc targets 99.5% availability, below 99.9%"), "{stdout}");
-    assert!(stdout.contains("ok: 3 services, 6 probes, 3 agreements, 1 structural gap"), "{stdout}");
+    assert!(stdout.contains("ok: 3 services, 12 probes, 3 agreements, 1 structural gap"), "{stdout}");
 }
 
 #[test]
