@@ -262,3 +262,14 @@ fn every_time_zone_comes_from_the_bundled_database() {
     let jiff = manifest.lines().find(|l| l.starts_with("jiff =")).expect("jiff in [workspace.dependencies]");
     assert!(jiff.contains("tzdb-bundle-always"), "jiff must bundle the time-zone database: {jiff}");
 }
+
+#[test]
+fn only_availability_adds_up_time() {
+    // As far as a reading of the tree can tell: the interval operations that turn runs into
+    // seconds are defined in `availability/` only, so nothing else can add up time its own way.
+    let interval_ops = ["fn intersect", "fn total", "fn overlap", "fn union", "fn subtract", "fn clip_to"];
+    let found = offenders(&["collector/src"], &["collector/src/availability/"], |l| {
+        interval_ops.iter().any(|op| l.contains(&format!("{op}(")) || l.contains(&format!("{op}<")))
+    });
+    assert!(found.is_empty(), "interval arithmetic belongs in collector/src/availability/: {found:?}");
+}
