@@ -1,5 +1,5 @@
 //! Background work off the request path: hourly/daily histogram rollups (every minute),
-//! raw-result retention (every hour), and keeping stored runs in step with probe
+//! sealing closed periods (every minute), raw-result retention (every hour), and keeping stored runs in step with probe
 //! intervals. Each pass runs in `spawn_blocking`: they are long sled scans.
 
 use std::time::Duration;
@@ -11,6 +11,7 @@ use crate::state::AppState;
 
 const ROLLUP_EVERY: Duration = Duration::from_secs(60);
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+const SEAL_EVERY: Duration = Duration::from_secs(60);
 
 /// Runs the periodic jobs until `stop` turns true.
 pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
@@ -18,8 +19,11 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut retention = tokio::time::interval(RETENTION_EVERY);
     rollup.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seal = tokio::time::interval(SEAL_EVERY);
+    seal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = seal.tick() => seal_closed_periods(&state).await,
             _ = rollup.tick() => roll_up(&state).await,
             _ = retention.tick() => apply_retention(&state).await,
             _ = stop.changed() => return,
@@ -36,6 +40,23 @@ pub async fn roll_up(state: &AppState) {
         Ok(Ok(n)) => tracing::debug!(rollups = n, "histograms rolled up"),
         Ok(Err(e)) => warn!(error = %e, "histogram rollup failed"),
         Err(e) => warn!(error = %e, "histogram rollup panicked"),
+    }
+}
+
+/// Seals every agreement period that has closed (SPEC §10) and has no revision yet.
+pub async fn seal_closed_periods(state: &AppState) {
+    let state = state.clone();
+    let now = crate::api::now_ms();
+    let sealed = tokio::task::spawn_blocking(move || {
+        let config = state.config();
+        let store = state.store().as_ref();
+        crate::history::periods::seal_due(store, store, &config.catalogue, now)
+    });
+    match sealed.await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => info!(periods = n, "closed periods sealed as revision 1"),
+        Ok(Err(e)) => warn!(error = %e, "sealing closed periods failed"),
+        Err(e) => warn!(error = %e, "sealing closed periods panicked"),
     }
 }
 

@@ -1,5 +1,7 @@
-//! The history endpoints of SPEC §10: catalogue versions (listed, and each one's
-//! catalogue without token hashes). Read tokens as for the rest of the read API.
+//! The history endpoints of SPEC §10: agreement reports through the history layer (a
+//! closed period answers from its sealed revision), each period's revisions, and catalogue
+//! versions (listed, and each one's catalogue without token hashes). Read tokens as for the
+//! rest of the read API.
 
 use std::collections::HashMap;
 
@@ -11,12 +13,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::ApiError;
-use super::read::{authorize, blocking, only};
+use super::read::{authorize, blocking, only, period_query};
+use crate::history::periods::HistoryReadError;
 use crate::history::{self, HistoryError};
+use crate::period::PeriodQuery;
 use crate::state::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
+        .route("/api/v1/agreements/{id}/report", get(agreement_report))
+        .route("/api/v1/agreements/{id}/periods/{label}/revisions", get(period_revisions))
         .route("/api/v1/catalogue/versions", get(versions))
         .route("/api/v1/catalogue/versions/{n}", get(version))
 }
@@ -27,6 +33,63 @@ impl From<HistoryError> for ApiError {
     fn from(e: HistoryError) -> Self {
         ApiError::internal(e)
     }
+}
+
+impl From<HistoryReadError> for ApiError {
+    fn from(e: HistoryReadError) -> Self {
+        match e {
+            HistoryReadError::Report(r) => ApiError::from(r),
+            HistoryReadError::History(h) => ApiError::from(h),
+        }
+    }
+}
+
+async fn agreement_report(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    only(&params, &["period", "from", "to"])?;
+    let now = super::now_ms();
+    let out = blocking(move || {
+        let config = state.config();
+        let query = period_query(&params, config.api.max_period);
+        let store = state.store().as_ref();
+        Ok(history::periods::agreement_report(store, store, &config.catalogue, &id, query, now)?)
+    })
+    .await?;
+    Ok(Json(out).into_response())
+}
+
+/// Every revision of a closed period (sealing it first if it has none yet).
+async fn period_revisions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, label)): Path<(String, String)>,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    only(&params, &[])?;
+    let now = super::now_ms();
+    let out = blocking(move || {
+        let config = state.config();
+        let store = state.store().as_ref();
+        // Reading the period's report seals it if it is closed, and checks the id and label.
+        let query = PeriodQuery { period: Some(&label), from: None, to: None, max_period: None };
+        let report = history::periods::agreement_report(store, store, &config.catalogue, &id, query, now)?;
+        let label = report["period"]["label"].as_str().unwrap_or(&label).to_string();
+        let list = history::periods::revisions(store, &id, &label)?;
+        let lines: Vec<serde_json::Value> = list.iter().map(|r| r.listing()).collect();
+        Ok(serde_json::json!({
+            "agreement": id,
+            "period": report["period"],
+            "revisions": lines,
+        }))
+    })
+    .await?;
+    Ok(Json(out).into_response())
 }
 
 async fn versions(

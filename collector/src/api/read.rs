@@ -27,7 +27,6 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/v1/services", get(services))
         .route("/api/v1/services/{id}/availability", get(service_availability))
         .route("/api/v1/services/{id}/latency", get(service_latency))
-        .route("/api/v1/agreements/{id}/report", get(agreement_report))
         .route("/api/v1/agreements/{id}/evidence", get(evidence))
         .route("/api/v1/compliance", get(compliance))
         .route("/api/v1/gaps", get(gaps))
@@ -55,7 +54,7 @@ pub(super) fn only(params: &HashMap<String, String>, accepted: &[&str]) -> Resul
 }
 
 /// The period parameters, with `[api] max_period` so a longer period is refused before any work.
-fn period_query(params: &HashMap<String, String>, max_period: std::time::Duration) -> PeriodQuery<'_> {
+pub(super) fn period_query(params: &HashMap<String, String>, max_period: std::time::Duration) -> PeriodQuery<'_> {
     PeriodQuery {
         period: params.get("period").map(String::as_str),
         from: params.get("from").map(String::as_str),
@@ -230,18 +229,6 @@ async fn service_latency(
             report::service_latency(store, c, &id, calendar_param(p), q, &percentiles, now)
         },
     )
-    .await
-}
-
-async fn agreement_report(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(params): Params,
-) -> Result<Response, ApiError> {
-    report_json(state, &headers, params, &["period", "from", "to"], move |store, c, q, _, now| {
-        report::agreement_report(store, &report::ResolvedAgreement::resolve(c, &id, q, now)?)
-    })
     .await
 }
 

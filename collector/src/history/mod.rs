@@ -3,6 +3,7 @@
 //! stored figures a reader gets; every seconds figure still comes from `availability`
 //! through `report`, and history never adds up time itself.
 
+pub mod periods;
 pub mod versions;
 
 /// A history failure (our fault: a 500), or a stored record that cannot be read.

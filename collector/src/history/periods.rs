@@ -1,0 +1,465 @@
+//! Period states and sealed revisions (SPEC §10). An agreement's period is `open` while it
+//! runs, `settling` until `settle` after its end, then `closed`. A closed period is computed
+//! once, with the catalogue version in force at its end, and stored as revision 1; every
+//! later read returns the stored revision, so a change of terms never rewrites it.
+//!
+//! Only an agreement's own periods (a month agreement's `2026-11`, not `2026-W47` or a
+//! `from`/`to` range) are sealed: those are the periods its figures are reported for. Any
+//! other query is computed with the catalogue in force and says so (`revision` null).
+
+use std::collections::BTreeMap;
+
+use probity_config::{Catalogue, PeriodKind};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::HistoryError;
+use super::versions::{self, CatalogueVersion};
+use crate::availability::rfc3339;
+use crate::period::{self, Period, PeriodQuery};
+use crate::report::{self, ReportError, ReportSource, ResolvedAgreement};
+use crate::store::{Store, StoreError};
+
+/// Where a period is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeriodState {
+    Open,
+    Settling,
+    Closed,
+}
+
+impl PeriodState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeriodState::Open => "open",
+            PeriodState::Settling => "settling",
+            PeriodState::Closed => "closed",
+        }
+    }
+}
+
+/// The state of `period` at `now`, from its true end (`end_ms`, before clipping to now).
+pub fn state_of(period: &Period, settle_ms: i64, now_ms: i64) -> PeriodState {
+    if now_ms < period.end_ms {
+        PeriodState::Open
+    } else if now_ms < period.end_ms.saturating_add(settle_ms) {
+        PeriodState::Settling
+    } else {
+        PeriodState::Closed
+    }
+}
+
+/// One stored revision of a closed period.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Revision {
+    pub number: u32,
+    /// When this revision was stored (RFC 3339).
+    pub sealed_at: String,
+    pub catalogue_version: u32,
+    pub reason: String,
+    /// The token id that restated it; `collector` for the sealing at close.
+    pub by: String,
+    /// Per field that differs from the previous revision: before and after.
+    pub changed: BTreeMap<String, Change>,
+    /// The report exactly as it was computed (without `revision`/`restatement_pending`).
+    pub report: Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub before: Value,
+    pub after: Value,
+}
+
+impl Revision {
+    /// The `revision` object of a report (SPEC §10).
+    pub fn summary(&self) -> Value {
+        serde_json::json!({
+            "number": self.number,
+            "sealed_at": self.sealed_at,
+            "catalogue_version": self.catalogue_version,
+            "reason": self.reason,
+            "by": self.by,
+        })
+    }
+
+    /// The listing's line: the summary with `at` and `changed`.
+    pub fn listing(&self) -> Value {
+        let mut v = self.summary();
+        v["at"] = Value::String(self.sealed_at.clone());
+        v["changed"] = serde_json::to_value(&self.changed).unwrap_or(Value::Null);
+        v
+    }
+}
+
+/// Who stored revision 1.
+pub const SEALED_BY: &str = "collector";
+
+/// Why a report could not be given.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryReadError {
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error(transparent)]
+    History(#[from] HistoryError),
+}
+
+/// Turns a computed report into the JSON every reader sees (without history fields).
+pub fn report_value(r: &report::AgreementReport) -> Result<Value, HistoryError> {
+    serde_json::to_value(r).map_err(|e| HistoryError::Decode { what: "report", reason: e.to_string() })
+}
+
+/// The agreement report a reader gets for `query`: a closed period of the agreement's own
+/// kind from its latest stored revision (sealed now if it has none), anything else computed
+/// with `catalogue`. Either way `period.state`, `revision` and `restatement_pending` are set.
+pub fn agreement_report(
+    records: &Store,
+    source: &dyn ReportSource,
+    catalogue: &Catalogue,
+    agreement_id: &str,
+    query: PeriodQuery<'_>,
+    now_ms: i64,
+) -> Result<Value, HistoryReadError> {
+    // Resolved once, with the catalogue in force; a closed period is then answered from
+    // its revision, computed with the catalogue version it closed with.
+    let inputs = ResolvedAgreement::resolve(catalogue, agreement_id, query, now_ms)?;
+    let agreement = inputs.agreement;
+    let period = &inputs.period;
+    let settle_ms = i64::try_from(agreement.settle.as_millis()).unwrap_or(i64::MAX);
+    let state = state_of(period, settle_ms, now_ms);
+    if state == PeriodState::Closed && kind_of_label(&period.label) == Some(agreement.period) {
+        // `serve` stores the catalogue in force at start; a state built without it (tests,
+        // tools) gets it stored here, so there is always a version to seal with.
+        if records.latest_catalogue_version().map_err(HistoryError::from)?.is_none() {
+            versions::record(records, catalogue, versions::Source::File, now_ms)?;
+        }
+        let revision = latest_or_seal(records, source, agreement_id, &period.label, now_ms)?;
+        return Ok(decorate(revision.report.clone(), PeriodState::Closed, Some(&revision)));
+    }
+    let report = report::agreement_report(source, &inputs)?;
+    Ok(decorate(report_value(&report)?, state, None))
+}
+
+/// Every revision of one agreement period, oldest first.
+pub fn revisions(records: &Store, agreement: &str, label: &str) -> Result<Vec<Revision>, HistoryError> {
+    records.revisions(agreement, label)?.iter().map(|p| decode(p)).collect()
+}
+
+/// The latest revision of a closed agreement period, sealing revision 1 first if there is
+/// none. Two callers sealing at once are safe: the record is written once, the loser reads it.
+pub fn latest_or_seal(
+    records: &Store,
+    source: &dyn ReportSource,
+    agreement_id: &str,
+    label: &str,
+    now_ms: i64,
+) -> Result<Revision, HistoryReadError> {
+    if let Some(latest) = revisions(records, agreement_id, label)?.pop() {
+        return Ok(latest);
+    }
+    let all = versions::list(records)?;
+    let version = sealing_version(&all, agreement_id, label)?
+        .ok_or_else(|| ReportError::UnknownAgreement(agreement_id.to_string()))?;
+    let catalogue = version.catalogue()?;
+    let query = PeriodQuery { period: Some(label), from: None, to: None, max_period: None };
+    let report =
+        report::agreement_report(source, &ResolvedAgreement::resolve(&catalogue, agreement_id, query, now_ms)?)?;
+    let reason = if version.loaded_at_ms > report.period.to_ms {
+        "period closed before catalogue versions were kept; sealed on first read with the oldest version"
+    } else {
+        "period closed"
+    };
+    let mut value = report_value(&report)?;
+    value["period"]["state"] = Value::String(PeriodState::Closed.as_str().into());
+    let revision = Revision {
+        number: 1,
+        sealed_at: rfc3339(now_ms),
+        catalogue_version: version.version,
+        reason: reason.into(),
+        by: SEALED_BY.into(),
+        changed: BTreeMap::new(),
+        report: value,
+    };
+    match records.append_revision(agreement_id, label, 1, &encode(&revision)) {
+        Ok(()) => Ok(revision),
+        Err(StoreError::RecordExists { .. }) => {
+            let latest = revisions(records, agreement_id, label)?.pop();
+            Ok(latest.expect("a revision that exists can be read back"))
+        }
+        Err(e) => Err(HistoryError::from(e).into()),
+    }
+}
+
+/// The catalogue version a closed period is computed with: the one in force at its end,
+/// or, for a period that ended before any version was kept, the oldest. An agreement that
+/// did not exist yet at the period's end is judged by the first version that defines it.
+fn sealing_version<'v>(
+    all: &'v [CatalogueVersion],
+    agreement_id: &str,
+    label: &str,
+) -> Result<Option<&'v CatalogueVersion>, HistoryError> {
+    let defines = |v: &CatalogueVersion| -> bool {
+        v.catalogue
+            .get("agreements")
+            .and_then(Value::as_array)
+            .is_some_and(|list| list.iter().any(|a| a.get("id").and_then(Value::as_str) == Some(agreement_id)))
+    };
+    // The period's end depends on the calendar of each version; read it in the newest
+    // version that defines the agreement, which is how the label was resolved.
+    let Some(newest) = all.iter().rev().find(|v| defines(v)) else { return Ok(None) };
+    let catalogue = newest.catalogue()?;
+    let Some(agreement) = catalogue.agreement(agreement_id) else { return Ok(None) };
+    let calendar = catalogue.calendar(&agreement.calendar).expect("validated reference");
+    let end = period::parse_period(label, &calendar.timezone, i64::MAX)
+        .map(|p| p.to_ms)
+        .map_err(|e| HistoryError::Decode { what: "period label", reason: e.to_string() })?;
+    let in_force = versions::in_force_at(all, end);
+    Ok(match in_force {
+        Some(v) if defines(v) => Some(v),
+        Some(v) => all.iter().filter(|x| x.version > v.version).find(|x| defines(x)).or(Some(newest)),
+        None => None,
+    })
+}
+
+/// Adds the history fields to a report's JSON.
+fn decorate(mut report: Value, state: PeriodState, revision: Option<&Revision>) -> Value {
+    report["period"]["state"] = Value::String(state.as_str().into());
+    report["revision"] = revision.map_or(Value::Null, Revision::summary);
+    report["restatement_pending"] = Value::Null;
+    report
+}
+
+/// The period kind a label names (`2026-11` month, `2026-Q4` quarter, `2026-W47` week,
+/// `2026` year); `None` for a `from/to` label.
+pub fn kind_of_label(label: &str) -> Option<PeriodKind> {
+    let b = label.as_bytes();
+    let digits = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
+    match b.len() {
+        4 if digits(b) => Some(PeriodKind::Year),
+        7 if digits(&b[..4]) && b[4] == b'-' && b[5] == b'Q' && digits(&b[6..]) => Some(PeriodKind::Quarter),
+        7 if digits(&b[..4]) && b[4] == b'-' && digits(&b[5..]) => Some(PeriodKind::Month),
+        8 if digits(&b[..4]) && b[4] == b'-' && b[5] == b'W' && digits(&b[6..]) => Some(PeriodKind::Week),
+        _ => None,
+    }
+}
+
+/// The agreement periods to seal at `now`: per agreement, the last two periods before the
+/// current one that are closed (a settle longer than a period can leave one still settling).
+pub fn due_for_sealing(catalogue: &Catalogue, now_ms: i64) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for a in &catalogue.agreements {
+        let Some(calendar) = catalogue.calendar(&a.calendar) else { continue };
+        let settle_ms = i64::try_from(a.settle.as_millis()).unwrap_or(i64::MAX);
+        let mut start = period::current_period(a.period, &calendar.timezone, now_ms).from_ms;
+        for _ in 0..2 {
+            let previous = period::current_period(a.period, &calendar.timezone, start - 1);
+            let full = match period::parse_period(&previous.label, &calendar.timezone, now_ms) {
+                Ok(p) => p,
+                Err(_) => break,
+            };
+            if state_of(&full, settle_ms, now_ms) == PeriodState::Closed {
+                out.push((a.id.to_string(), full.label.clone()));
+            }
+            start = full.from_ms;
+        }
+    }
+    out
+}
+
+/// Seals every period `due_for_sealing` names that has no revision yet; returns how many.
+pub fn seal_due(
+    records: &Store,
+    source: &dyn ReportSource,
+    catalogue: &Catalogue,
+    now_ms: i64,
+) -> Result<usize, HistoryReadError> {
+    let mut sealed = 0;
+    for (agreement, label) in due_for_sealing(catalogue, now_ms) {
+        if records.revisions(&agreement, &label).map_err(HistoryError::from)?.is_empty() {
+            latest_or_seal(records, source, &agreement, &label, now_ms)?;
+            sealed += 1;
+        }
+    }
+    Ok(sealed)
+}
+
+fn encode(r: &Revision) -> Vec<u8> {
+    serde_json::to_vec(r).expect("a revision serialises")
+}
+
+fn decode(payload: &[u8]) -> Result<Revision, HistoryError> {
+    serde_json::from_slice(payload).map_err(|e| HistoryError::Decode { what: "revision", reason: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use probity_config::wire::ErrorKind;
+
+    use super::*;
+    use crate::report::memory::MemorySource;
+    use crate::store::StoreOptions;
+
+    const CONFIG: &str = r#"
+[[agents]]
+id = "a1"
+token_sha256 = "d55c1d98850de54a173aab14ae3856a62d5be7ba310987affead2b3eba90366a"
+[[services]]
+id = "web"
+  [[services.probes]]
+  id = "web-tcp"
+  kind = "tcp"
+  target = "127.0.0.1:80"
+  interval = "1m"
+  timeout = "5s"
+[[agreements]]
+id = "web-sla"
+kind = "sla"
+service = "web"
+period = "week"
+availability = 99.0
+settle = "1h"
+"#;
+
+    const HOUR: i64 = 3_600_000;
+    /// Monday 2026-11-02T00:00:00Z: the start of ISO week 2026-W45.
+    const W45: i64 = 1_793_577_600_000;
+    const WEEK: i64 = 7 * 24 * HOUR;
+
+    fn catalogue(text: &str) -> Catalogue {
+        probity_config::parse_collector_config("t.toml", text).unwrap().catalogue
+    }
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        (dir, store)
+    }
+
+    /// One result a minute over W45 and W46; down for 3 hours in W45.
+    fn source(c: &Catalogue) -> MemorySource {
+        let mut src = MemorySource::new(c);
+        for i in 0..(2 * WEEK / 60_000) {
+            let at = W45 + i * 60_000;
+            let down = (W45 + 24 * HOUR..W45 + 27 * HOUR).contains(&at);
+            src.add("web-tcp", "a1", at, down.then_some(ErrorKind::Timeout), 1_000);
+        }
+        src
+    }
+
+    fn week(label: &str) -> PeriodQuery<'_> {
+        PeriodQuery { period: Some(label), from: None, to: None, max_period: None }
+    }
+
+    #[test]
+    fn a_period_is_open_then_settling_then_closed() {
+        let c = catalogue(CONFIG);
+        let tz = &c.calendar("24x7").unwrap().timezone;
+        let at = |now| state_of(&period::parse_period("2026-W45", tz, now).unwrap(), HOUR, now);
+        assert_eq!(at(W45 + WEEK - 1), PeriodState::Open);
+        assert_eq!(at(W45 + WEEK), PeriodState::Settling);
+        assert_eq!(at(W45 + WEEK + HOUR - 1), PeriodState::Settling);
+        assert_eq!(at(W45 + WEEK + HOUR), PeriodState::Closed);
+    }
+
+    #[test]
+    fn labels_name_their_period_kind() {
+        assert_eq!(kind_of_label("2026"), Some(PeriodKind::Year));
+        assert_eq!(kind_of_label("2026-Q4"), Some(PeriodKind::Quarter));
+        assert_eq!(kind_of_label("2026-11"), Some(PeriodKind::Month));
+        assert_eq!(kind_of_label("2026-W07"), Some(PeriodKind::Week));
+        assert_eq!(kind_of_label("2026-11-01T00:00:00Z/2026-11-02T00:00:00Z"), None);
+    }
+
+    #[test]
+    fn a_closed_period_keeps_its_sealed_terms_and_figures_after_the_target_changes() {
+        let (_dir, records) = store();
+        let v1 = catalogue(CONFIG);
+        let src = source(&v1);
+        versions::record(&records, &v1, versions::Source::File, W45 - HOUR).unwrap();
+        let now = W45 + WEEK + 2 * HOUR;
+        let sealed = agreement_report(&records, &src, &v1, "web-sla", week("2026-W45"), now).unwrap();
+        assert_eq!(sealed["period"]["state"], "closed");
+        assert_eq!(sealed["revision"]["number"], 1);
+        assert_eq!(sealed["revision"]["catalogue_version"], 1);
+        assert_eq!(sealed["revision"]["by"], "collector");
+        assert_eq!(sealed["revision"]["reason"], "period closed");
+        assert_eq!(sealed["restatement_pending"], Value::Null);
+        assert_eq!(
+            (sealed["target_percent"].as_f64(), sealed["downtime_seconds"].as_f64()),
+            (Some(99.0), Some(10_800.0))
+        );
+
+        // The target is raised and the catalogue reloaded during W46.
+        let v2 = catalogue(&CONFIG.replace("availability = 99.0", "availability = 99.9"));
+        versions::record(&records, &v2, versions::Source::File, now + HOUR).unwrap();
+        let later = now + 2 * HOUR;
+        let again = agreement_report(&records, &src, &v2, "web-sla", week("2026-W45"), later).unwrap();
+        assert_eq!(again["target_percent"], 99.0, "a closed period keeps the terms it closed with");
+        assert_eq!(again["revision"], sealed["revision"]);
+        assert_eq!(again["downtime_seconds"], sealed["downtime_seconds"]);
+        // The running week uses the new terms.
+        let open = agreement_report(&records, &src, &v2, "web-sla", week("2026-W46"), later).unwrap();
+        assert_eq!((open["target_percent"].as_f64(), open["period"]["state"].as_str()), (Some(99.9), Some("open")));
+        assert_eq!(open["revision"], Value::Null);
+        assert_eq!(revisions(&records, "web-sla", "2026-W45").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn late_results_never_rewrite_a_sealed_revision() {
+        let (_dir, records) = store();
+        let c = catalogue(CONFIG);
+        let mut src = source(&c);
+        let now = W45 + WEEK + 2 * HOUR;
+        let sealed = agreement_report(&records, &src, &c, "web-sla", week("2026-W45"), now).unwrap();
+        for i in 0..60 {
+            src.add("web-tcp", "a1", W45 + 48 * HOUR + i * 60_000, Some(ErrorKind::Connect), 0);
+        }
+        let again = agreement_report(&records, &src, &c, "web-sla", week("2026-W45"), now + HOUR).unwrap();
+        assert_eq!(again, sealed);
+    }
+
+    #[test]
+    fn a_period_that_closed_before_versions_were_kept_is_sealed_with_the_oldest_version() {
+        let (_dir, records) = store();
+        let c = catalogue(CONFIG);
+        let src = source(&c);
+        // The first version is stored long after W45 ended.
+        let now = W45 + 3 * WEEK;
+        versions::record(&records, &c, versions::Source::File, now - HOUR).unwrap();
+        let r = agreement_report(&records, &src, &c, "web-sla", week("2026-W45"), now).unwrap();
+        assert_eq!(r["revision"]["catalogue_version"], 1);
+        assert!(r["revision"]["reason"].as_str().unwrap().contains("before catalogue versions were kept"), "{r}");
+    }
+
+    #[test]
+    fn a_settling_period_is_computed_with_the_catalogue_in_force_and_not_sealed() {
+        let (_dir, records) = store();
+        let c = catalogue(CONFIG);
+        let src = source(&c);
+        let r = agreement_report(&records, &src, &c, "web-sla", week("2026-W45"), W45 + WEEK + HOUR / 2).unwrap();
+        assert_eq!((r["period"]["state"].as_str(), r["period"]["complete"].as_bool()), (Some("settling"), Some(true)));
+        assert_eq!(r["revision"], Value::Null);
+        assert!(revisions(&records, "web-sla", "2026-W45").unwrap().is_empty());
+    }
+
+    #[test]
+    fn due_periods_are_sealed_once() {
+        let (_dir, records) = store();
+        let c = catalogue(CONFIG);
+        let src = source(&c);
+        versions::record(&records, &c, versions::Source::File, W45).unwrap();
+        let now = W45 + 2 * WEEK + 2 * HOUR;
+        assert_eq!(
+            due_for_sealing(&c, now),
+            vec![("web-sla".to_string(), "2026-W46".to_string()), ("web-sla".to_string(), "2026-W45".to_string())]
+        );
+        assert_eq!(seal_due(&records, &src, &c, now).unwrap(), 2);
+        assert_eq!(seal_due(&records, &src, &c, now).unwrap(), 0);
+        // An hour into W47 (settle 1h): W46 is still settling.
+        assert_eq!(
+            due_for_sealing(&c, W45 + 2 * WEEK + HOUR / 2),
+            vec![("web-sla".to_string(), "2026-W45".to_string())]
+        );
+    }
+}
