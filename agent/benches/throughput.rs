@@ -8,10 +8,18 @@
 //! minus the nominal 20 ms. A blocking `std` client on plain threads gives the machine's
 //! floor for the same figures.
 //!
+//! Then, per probe kind (http, tcp, dns, icmp, grpc), 1,000 probes of that kind at the
+//! same rate against a local target of that kind (a TCP listener that accepts and
+//! closes, a UDP DNS responder, 127.0.0.1 for ICMP, tonic's health server for gRPC),
+//! and blackbox_exporter's prober of the same kind at the same rate: CPU per 1,000
+//! probes and RSS of each, side by side.
+//!
 //! Knobs: `BENCH_SECS` (measurement window per phase, default 20), `BENCH_RATE`
 //! (probes/s for the comparison, default 500), `BENCH_AGENT_CPUS` (pin the measured agent or
-//! blackbox_exporter to these CPUs; run the bench itself under `taskset -c 0`). Loopback
-//! only; every loop is bounded.
+//! blackbox_exporter to these CPUs; run the bench itself under `taskset -c 0`),
+//! `BENCH_KINDS` (the per-kind section's kinds, default `http,tcp,dns,icmp,grpc`; `none`
+//! skips it), `BENCH_KINDS_ONLY=1` (only the per-kind section). Loopback only; every loop
+//! is bounded.
 
 use probity_tests as support;
 
@@ -63,6 +71,10 @@ async fn bench() {
     let target = delay_target(served.clone()).await;
     let url = format!("http://{target}/delay");
     println!("target http://{target}/delay answers after exactly {DELAY:?}; window {secs}s per phase");
+    if std::env::var("BENCH_KINDS_ONLY").is_ok_and(|v| v == "1") {
+        per_kind(&served, &url, rate, window).await;
+        return;
+    }
 
     // 1,000 probes at `rate`/s.
     let a = run_agent(&served, &url, 1000, rate, window).await;
@@ -98,6 +110,107 @@ async fn bench() {
          {rate}/s, {:.0} us at 50/s (<= 1000); against the nominal 20 ms {:.0} us and {:.0} us",
         b.rss_mb, a.versus_target_us.1, light.versus_target_us.1, a.overhead_p99_us, light.overhead_p99_us
     );
+    per_kind(&served, &url, rate, window).await;
+}
+
+/// CPU per probe and RSS for each kind, the agent beside blackbox_exporter.
+async fn per_kind(served: &Served, url: &str, rate: u64, window: Duration) {
+    let kinds = std::env::var("BENCH_KINDS").unwrap_or_else(|_| "http,tcp,dns,icmp,grpc".into());
+    if kinds == "none" {
+        return;
+    }
+    let tcp = accept_and_close_target();
+    let dns = support::dns_target().await;
+    let grpc = grpc_health_target().await;
+    println!("\nper kind: 1,000 probes at {rate}/s each; blackbox_exporter's prober of the kind at the same rate");
+    let mut rows = Vec::new();
+    for kind in kinds.split(',').map(str::trim) {
+        let (keys, module, bb_target): (Box<dyn Fn(u64) -> serde_json::Value>, &str, String) = match kind {
+            "http" => {
+                let probed = url.to_string();
+                (
+                    Box::new(
+                        move |i| json!({"kind": "http", "url": format!("{probed}?p={i}"), "expect_status": ["200"]}),
+                    ),
+                    "prober: http\n    timeout: 5s\n    http:\n      preferred_ip_protocol: ip4\n",
+                    url.to_string(),
+                )
+            }
+            "tcp" => (
+                Box::new(move |_| json!({"kind": "tcp", "target": tcp.to_string()})),
+                "prober: tcp\n    timeout: 5s\n    tcp:\n      preferred_ip_protocol: ip4\n",
+                tcp.to_string(),
+            ),
+            "dns" => (
+                Box::new(
+                    move |_| json!({"kind": "dns", "name": "ok.test", "server": dns.to_string(), "expect": ["192.0.2.1"]}),
+                ),
+                "prober: dns\n    timeout: 5s\n    dns:\n      query_name: ok.test\n      query_type: A\n      transport_protocol: udp\n      preferred_ip_protocol: ip4\n",
+                dns.to_string(),
+            ),
+            "icmp" => (
+                Box::new(|_| json!({"kind": "icmp", "target": "127.0.0.1"})),
+                "prober: icmp\n    timeout: 5s\n    icmp:\n      preferred_ip_protocol: ip4\n",
+                "127.0.0.1".to_string(),
+            ),
+            "grpc" => (
+                Box::new(move |_| json!({"kind": "grpc", "target": grpc.to_string(), "tls": false})),
+                "prober: grpc\n    timeout: 5s\n    grpc:\n      tls: false\n      preferred_ip_protocol: ip4\n",
+                grpc.to_string(),
+            ),
+            other => {
+                println!("unknown kind {other} in BENCH_KINDS");
+                continue;
+            }
+        };
+        let agent = run_agent_with(served, 1000, rate, window, &*keys).await;
+        report(&format!("probity-agent {kind}, 1,000 probes at {rate}/s"), &agent);
+        let bb = blackbox_module(module, &bb_target, rate, window).await;
+        if let Some(bb) = &bb {
+            report(&format!("blackbox_exporter {kind} at {rate}/s"), bb);
+        }
+        rows.push((kind.to_string(), agent, bb));
+    }
+    println!("\n| kind | probity CPU s / 1,000 | probity RSS | blackbox CPU s / 1,000 | blackbox RSS | CPU ratio |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for (kind, a, bb) in rows {
+        match bb {
+            Some(bb) => println!(
+                "| {kind} | {:.3} | {:.1} MB | {:.3} | {:.1} MB | {:.2}x |",
+                a.cpu_per_1000,
+                a.rss_mb,
+                bb.cpu_per_1000,
+                bb.rss_mb,
+                a.cpu_per_1000 / bb.cpu_per_1000
+            ),
+            None => println!("| {kind} | {:.3} | {:.1} MB | – | – | – |", a.cpu_per_1000, a.rss_mb),
+        }
+    }
+}
+
+/// A TCP target for `tcp` probes: accepts and closes at once, on its own thread.
+fn accept_and_close_target() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            drop(stream);
+        }
+    });
+    addr
+}
+
+/// tonic's own health server, in the clear, reporting the whole server SERVING.
+async fn grpc_health_target() -> SocketAddr {
+    let (reporter, service) = tonic_health::server::health_reporter();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _reporter = reporter;
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let _ = tonic::transport::Server::builder().add_service(service).serve_with_incoming(incoming).await;
+    });
+    addr
 }
 
 fn report(name: &str, f: &Figures) {
@@ -216,17 +329,21 @@ fn unix_us() -> i64 {
 }
 
 async fn run_agent(served: &Served, url: &str, probes: u64, rate: u64, window: Duration) -> Figures {
+    let keys = |i: u64| json!({"kind": "http", "url": format!("{url}?p={i}"), "expect_status": ["200"]});
+    run_agent_with(served, probes, rate, window, &keys).await
+}
+
+/// The agent with `probes` probes whose kind keys `keys(i)` gives, at `rate`/s in all.
+async fn run_agent_with(
+    served: &Served,
+    probes: u64,
+    rate: u64,
+    window: Duration,
+    keys: &dyn Fn(u64) -> serde_json::Value,
+) -> Figures {
     let interval_ms = probes * 1000 / rate;
-    let assigned = (0..probes)
-        .map(|i| {
-            support::probe(
-                &format!("p{i}"),
-                interval_ms,
-                (interval_ms).min(5000),
-                json!({"kind": "http", "url": format!("{url}?p={i}"), "expect_status": ["200"]}),
-            )
-        })
-        .collect();
+    let assigned =
+        (0..probes).map(|i| support::probe(&format!("p{i}"), interval_ms, (interval_ms).min(5000), keys(i))).collect();
     let collector = FakeCollector::start("bench", assigned).await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("agent.toml");
@@ -385,13 +502,16 @@ async fn floor(served: &Served, target: SocketAddr, rate: u64, window: Duration)
 }
 
 async fn blackbox(url: &str, rate: u64, window: Duration) -> Option<Figures> {
+    blackbox_module("prober: http\n    timeout: 5s\n    http:\n      preferred_ip_protocol: ip4\n", url, rate, window)
+        .await
+}
+
+/// blackbox_exporter with one module (`module`: its YAML body, indented for `modules.m:`),
+/// driven at `rate`/s against `target` through `/probe`.
+async fn blackbox_module(module: &str, target: &str, rate: u64, window: Duration) -> Option<Figures> {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("blackbox.yml");
-    std::fs::write(
-        &config,
-        "modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n    http:\n      preferred_ip_protocol: ip4\n",
-    )
-    .unwrap();
+    std::fs::write(&config, format!("modules:\n  m:\n    {module}")).unwrap();
     let addr = free_port();
     let mut bb = measured_command("prometheus-blackbox-exporter")
         .arg(format!("--config.file={}", config.display()))
@@ -402,7 +522,7 @@ async fn blackbox(url: &str, rate: u64, window: Duration) -> Option<Figures> {
         .spawn()
         .ok()?;
     let client = reqwest_client();
-    let probe_url = format!("http://{addr}/probe?module=http_2xx&target={url}");
+    let probe_url = format!("http://{addr}/probe?module=m&target={target}");
     // Wait for it to listen (bounded).
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
