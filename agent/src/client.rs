@@ -1,9 +1,11 @@
 //! The agent's side of the wire protocol (SPEC §6): a reqwest client with the bearer
-//! token, `GET /api/v1/agent/assignment` and `POST /api/v1/ingest`.
+//! token, `GET /api/v1/agent/assignment` and `POST /api/v1/ingest`, and the clock offset
+//! estimated from each ingest answer's `received_at` (SPEC §15).
 
 use std::io::Write as _;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
 
 use probity_config::wire::{Assignment, IngestResponse};
 use probity_config::{AgentConfig, TokenSource};
@@ -30,6 +32,8 @@ pub struct Collector {
     authorization: String,
     pub agent: String,
     compression: Compression,
+    /// This host's clock minus the collector's, from the latest ingest answer.
+    clock_offset_ms: Mutex<Option<i64>>,
 }
 
 /// Why a call to the collector did not succeed.
@@ -94,6 +98,7 @@ impl Collector {
             authorization: format!("Bearer {token}"),
             agent: config.id.as_str().to_string(),
             compression,
+            clock_offset_ms: Mutex::new(None),
         })
     }
 
@@ -128,6 +133,9 @@ impl Collector {
         body.extend_from_slice(&serde_json::to_vec(&self.agent).expect("a string serialises"));
         body.extend_from_slice(b",\"instance\":");
         body.extend_from_slice(&serde_json::to_vec(instance).expect("a string serialises"));
+        if let Some(offset) = self.clock_offset_ms() {
+            body.extend_from_slice(format!(",\"clock_offset_ms\":{offset}").as_bytes());
+        }
         body.extend_from_slice(b",\"results\":[");
         for (i, r) in results.iter().enumerate() {
             if i > 0 {
@@ -155,12 +163,43 @@ impl Collector {
             }
             Compression::None => body,
         };
+        let sent_wall = wall_ms();
+        let sent = tokio::time::Instant::now();
         let response = request.body(body).send().await.map_err(transport)?;
+        // The answer's head is back: the round trip to measure ends here, not after the body.
+        let round_trip = sent.elapsed();
         if response.status() != StatusCode::OK {
             return Err(status_error(response).await);
         }
         let bytes = response.bytes().await.map_err(transport)?;
-        serde_json::from_slice(&bytes).map_err(|e| CallError::Decode(e.to_string()))
+        let answer: IngestResponse = serde_json::from_slice(&bytes).map_err(|e| CallError::Decode(e.to_string()))?;
+        if let Some(received_at) = answer.received_at {
+            let offset = estimate_offset(sent_wall, round_trip, received_at);
+            *self.clock_offset_ms.lock().unwrap_or_else(|e| e.into_inner()) = Some(offset);
+        }
+        Ok(answer)
+    }
+
+    /// This host's clock minus the collector's (positive: we are ahead), from the latest
+    /// ingest answer; `None` before the first.
+    pub fn clock_offset_ms(&self) -> Option<i64> {
+        *self.clock_offset_ms.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The offset NTP-style with one server stamp: the collector stamped `received_at` while
+/// the request was on its way, taken as the middle of the round trip, so the error is at
+/// most half the round trip.
+pub fn estimate_offset(sent_wall_ms: i64, round_trip: Duration, received_at_ms: i64) -> i64 {
+    let half = i64::try_from(round_trip.as_millis() / 2).unwrap_or(i64::MAX);
+    sent_wall_ms.saturating_add(half).saturating_sub(received_at_ms)
+}
+
+/// This host's wall clock, Unix ms.
+fn wall_ms() -> i64 {
+    match SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
     }
 }
 
@@ -195,3 +234,17 @@ async fn status_error(response: reqwest::Response) -> CallError {
 
 /// Shared handle, so the shipper and the assignment loop use one connection pool.
 pub type SharedCollector = Arc<Collector>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_offset_takes_the_collector_stamp_as_the_middle_of_the_round_trip() {
+        // Sent at 10.000 s by our clock, answered 200 ms later, stamped 7.100 s by the
+        // collector: we are 3 s ahead.
+        assert_eq!(estimate_offset(10_000, Duration::from_millis(200), 7_100), 3_000);
+        assert_eq!(estimate_offset(10_000, Duration::from_millis(0), 10_000), 0);
+        assert_eq!(estimate_offset(0, Duration::from_millis(40), 7_200_020), -7_200_000, "behind is negative");
+    }
+}

@@ -35,6 +35,8 @@ impl Shipper {
         let mut batch_max = self.batch_max.max(1);
         let mut backoff = self.retry_initial;
         let mut rng = Jitter::new();
+        let mut rejections = RejectionLog::default();
+        let mut clock = ClockWatch::default();
         loop {
             let stopping = *stop.borrow();
             let batch = match self.read(batch_max) {
@@ -68,9 +70,11 @@ impl Shipper {
             let payloads: Vec<&[u8]> = batch.iter().map(|r| r.json.as_slice()).collect();
             match self.collector.ingest(self.spool.instance(), &payloads).await {
                 Ok(response) => {
-                    for r in response.rejected.iter().take(5) {
-                        warn!(seq = r.seq, reason = %r.reason, "collector rejected a result");
+                    let now = tokio::time::Instant::now();
+                    if let Some(due) = rejections.add(&response.rejected, now) {
+                        due.log(self.collector.clock_offset_ms());
                     }
+                    clock.check(self.collector.clock_offset_ms(), now);
                     self.metrics.rejected.fetch_add(response.rejected.len() as u64, Relaxed);
                     self.metrics.delivered.fetch_add(batch.len() as u64, Relaxed);
                     if let Err(e) = self.spool.ack(last) {
@@ -147,6 +151,85 @@ impl Shipper {
     }
 }
 
+/// How often rejections are summed up in the log: once a minute with counts, so an agent
+/// whose clock is 10 minutes fast logs one line a minute, not one per result.
+const REJECTION_LOG_EVERY: Duration = Duration::from_secs(60);
+/// The collector's default `[server] max_clock_offset`; the agent warns past it.
+const CLOCK_WARN_MS: u64 = 2_000;
+/// While the clock stays off, the warning is repeated this often.
+const CLOCK_WARN_EVERY: Duration = Duration::from_secs(3600);
+
+/// Rejections counted between log lines: results refused for an `at` in the future (this
+/// host's clock is ahead) apart from the others, each with one example reason.
+#[derive(Default)]
+struct RejectionLog {
+    since: Option<tokio::time::Instant>,
+    future: u64,
+    other: u64,
+    example: Option<String>,
+}
+
+impl RejectionLog {
+    /// Counts `rejected`; the counts to log when a line is due (the first rejection at
+    /// once, later ones once the minute is up).
+    fn add(&mut self, rejected: &[probity_config::wire::Rejected], now: tokio::time::Instant) -> Option<RejectionLog> {
+        for r in rejected {
+            // The collector's reason for a future `at` (SPEC §6) says "in the future".
+            if r.reason.contains("in the future") {
+                self.future += 1;
+            } else {
+                self.other += 1;
+                if self.example.is_none() {
+                    self.example = Some(format!("seq {}: {}", r.seq, r.reason));
+                }
+            }
+        }
+        if self.future + self.other == 0 || self.since.is_some_and(|s| now.duration_since(s) < REJECTION_LOG_EVERY) {
+            return None;
+        }
+        Some(std::mem::replace(self, RejectionLog { since: Some(now), ..RejectionLog::default() }))
+    }
+
+    fn log(&self, clock_offset_ms: Option<i64>) {
+        if self.future > 0 {
+            warn!(
+                rejected = self.future,
+                clock_offset_ms,
+                "collector rejected results timed in the future: this host's clock is ahead (check NTP)"
+            );
+        }
+        if self.other > 0 {
+            warn!(rejected = self.other, example = self.example.as_deref().unwrap_or(""), "collector rejected results");
+        }
+    }
+}
+
+/// Warns when this host's clock goes more than [`CLOCK_WARN_MS`] off the collector's,
+/// again every [`CLOCK_WARN_EVERY`] while it stays off, and once when it is back.
+#[derive(Default)]
+struct ClockWatch {
+    warned_at: Option<tokio::time::Instant>,
+}
+
+impl ClockWatch {
+    fn check(&mut self, offset_ms: Option<i64>, now: tokio::time::Instant) {
+        let Some(offset) = offset_ms else { return };
+        let off = offset.unsigned_abs() > CLOCK_WARN_MS;
+        match (off, self.warned_at) {
+            (true, Some(at)) if now.duration_since(at) < CLOCK_WARN_EVERY => {}
+            (true, _) => {
+                warn!(clock_offset_ms = offset, "this host's clock is more than 2s off the collector's (check NTP)");
+                self.warned_at = Some(now);
+            }
+            (false, Some(_)) => {
+                info!(clock_offset_ms = offset, "this host's clock is back in line with the collector's");
+                self.warned_at = None;
+            }
+            (false, None) => {}
+        }
+    }
+}
+
 /// Full jitter over the upper half: waits in `[d/2, d)`, so retries from many agents
 /// after one collector outage do not arrive together.
 struct Jitter(u64);
@@ -170,7 +253,47 @@ impl Jitter {
 
 #[cfg(test)]
 mod tests {
+    use probity_config::wire::Rejected;
+
     use super::*;
+
+    fn future(n: u64) -> Vec<Rejected> {
+        (0..n).map(|seq| Rejected { seq, reason: "at 1 is more than 5 minutes in the future".into() }).collect()
+    }
+
+    #[test]
+    fn rejected_as_future_is_logged_once_a_minute_with_a_count() {
+        let start = tokio::time::Instant::now();
+        let mut log = RejectionLog::default();
+        assert!(log.add(&[], start).is_none(), "nothing rejected, nothing logged");
+        let first = log.add(&future(3), start).expect("the first rejection is logged at once");
+        assert_eq!((first.future, first.other), (3, 0));
+        // A result a second for the rest of the minute: no line until the minute is up.
+        for s in 1..60 {
+            assert!(log.add(&future(1), start + Duration::from_secs(s)).is_none(), "second {s}");
+        }
+        let other = [Rejected { seq: 9, reason: "unknown probe 'x'".into() }];
+        let due = log.add(&other, start + Duration::from_secs(60)).expect("a line a minute");
+        assert_eq!((due.future, due.other), (59, 1), "the minute's results, counted");
+        assert_eq!(due.example.as_deref(), Some("seq 9: unknown probe 'x'"));
+        assert!(log.add(&future(1), start + Duration::from_secs(61)).is_none());
+    }
+
+    #[test]
+    fn the_clock_warning_is_given_once_and_again_hourly_while_off() {
+        let start = tokio::time::Instant::now();
+        let mut clock = ClockWatch::default();
+        clock.check(Some(500), start);
+        assert!(clock.warned_at.is_none());
+        clock.check(Some(-7_200_000), start);
+        assert_eq!(clock.warned_at, Some(start));
+        clock.check(Some(-7_200_000), start + Duration::from_secs(60));
+        assert_eq!(clock.warned_at, Some(start), "not again within the hour");
+        clock.check(Some(-7_200_000), start + CLOCK_WARN_EVERY);
+        assert_eq!(clock.warned_at, Some(start + CLOCK_WARN_EVERY));
+        clock.check(Some(10), start + CLOCK_WARN_EVERY);
+        assert!(clock.warned_at.is_none(), "back in line");
+    }
 
     #[test]
     fn jitter_stays_in_the_upper_half() {

@@ -88,6 +88,7 @@ fn batches(args: &Args, start_ms: i64) -> Vec<Vec<Vec<u8>>> {
                         agent: format!("b{a}"),
                         instance: Some(format!("bench{a}")),
                         results: chunk.to_vec(),
+                        clock_offset_ms: None,
                     };
                     zstd::encode_all(&serde_json::to_vec(&req).unwrap()[..], 3).unwrap()
                 })

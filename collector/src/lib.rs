@@ -1,6 +1,7 @@
 //! `probity-collector` as a library: the pieces the binary wires together, exposed so
 //! that tests and benchmarks drive them directly.
 
+pub mod agents;
 pub mod api;
 pub mod availability;
 pub mod cli;

@@ -22,8 +22,31 @@ pub struct Metrics {
     reloads: AtomicU64,
     reload_failures: AtomicU64,
     ingest: Mutex<IngestLatency>,
-    /// Unix ms of each agent's latest ingest request.
-    agent_last_seen: Mutex<BTreeMap<String, i64>>,
+    /// What each agent's latest ingest request said about it.
+    agents: Mutex<BTreeMap<String, AgentSeen>>,
+}
+
+/// An agent as its latest ingest request showed it (kept in memory: it is refreshed with
+/// every request, so a restarted collector knows it again within one shipping interval).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AgentSeen {
+    /// Collector Unix ms of the latest ingest request.
+    pub last_seen_ms: i64,
+    /// The agent's clock minus ours, as it last reported it (SPEC §15).
+    pub clock_offset_ms: Option<i64>,
+    /// From its `User-Agent` (`probity-agent/0.1.0` → `0.1.0`).
+    pub version: Option<String>,
+}
+
+/// How a request changed an agent's clock verdict, so the caller logs the change once
+/// instead of on every request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClockChange {
+    Unchanged,
+    /// |offset| went past the limit (or was past it on the first report).
+    WentOff,
+    /// |offset| came back within the limit.
+    CameBack,
 }
 
 #[derive(Default)]
@@ -34,14 +57,45 @@ struct IngestLatency {
 }
 
 impl Metrics {
-    pub fn record_ingest(&self, agent: &str, now_ms: i64, accepted: u64, duplicates: u64, rejected: &[&RejectReason]) {
+    pub fn record_ingest(&self, accepted: u64, duplicates: u64, rejected: &[&RejectReason]) {
         self.results_ingested.fetch_add(accepted, Ordering::Relaxed);
         self.duplicates.fetch_add(duplicates, Ordering::Relaxed);
         for r in rejected {
             let i = RejectReason::LABELS.iter().position(|l| *l == r.label()).expect("every label listed");
             self.rejected[i].fetch_add(1, Ordering::Relaxed);
         }
-        self.agent_last_seen.lock().unwrap_or_else(|e| e.into_inner()).insert(agent.to_string(), now_ms);
+    }
+
+    /// Records an agent's request at `now_ms`; an offset of `None` keeps the last one known.
+    pub fn record_agent(
+        &self,
+        agent: &str,
+        now_ms: i64,
+        clock_offset_ms: Option<i64>,
+        version: Option<&str>,
+        max_clock_offset_ms: i64,
+    ) -> ClockChange {
+        let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = agents.entry(agent.to_string()).or_default();
+        let was_off = seen.clock_offset_ms.map(|o| o.unsigned_abs() > max_clock_offset_ms.unsigned_abs());
+        seen.last_seen_ms = now_ms;
+        if clock_offset_ms.is_some() {
+            seen.clock_offset_ms = clock_offset_ms;
+        }
+        if let Some(v) = version {
+            seen.version = Some(v.to_string());
+        }
+        let is_off = seen.clock_offset_ms.map(|o| o.unsigned_abs() > max_clock_offset_ms.unsigned_abs());
+        match (was_off, is_off) {
+            (Some(false) | None, Some(true)) => ClockChange::WentOff,
+            (Some(true), Some(false)) => ClockChange::CameBack,
+            _ => ClockChange::Unchanged,
+        }
+    }
+
+    /// Every agent seen since start.
+    pub fn agents_seen(&self) -> BTreeMap<String, AgentSeen> {
+        self.agents.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn observe_ingest_latency(&self, d: Duration) {
@@ -124,9 +178,19 @@ impl Metrics {
             out,
             "# HELP probity_agent_last_seen_timestamp_seconds Last ingest request of each agent.\n# TYPE probity_agent_last_seen_timestamp_seconds gauge"
         );
-        for (agent, ms) in self.agent_last_seen.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            let _ =
-                writeln!(out, "probity_agent_last_seen_timestamp_seconds{{agent=\"{agent}\"}} {}", *ms as f64 / 1000.0);
+        let agents = self.agents_seen();
+        for (agent, seen) in &agents {
+            let seconds = seen.last_seen_ms as f64 / 1000.0;
+            let _ = writeln!(out, "probity_agent_last_seen_timestamp_seconds{{agent=\"{agent}\"}} {seconds}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP probity_agent_clock_offset_seconds The agent's clock minus the collector's, as the agent last estimated it.\n# TYPE probity_agent_clock_offset_seconds gauge"
+        );
+        for (agent, seen) in &agents {
+            if let Some(ms) = seen.clock_offset_ms {
+                let _ = writeln!(out, "probity_agent_clock_offset_seconds{{agent=\"{agent}\"}} {}", ms as f64 / 1000.0);
+            }
         }
         let agents = store.all_agent_instances()?;
         let _ = writeln!(

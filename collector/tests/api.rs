@@ -233,6 +233,7 @@ async fn every_reject_reason_is_named_and_nothing_rejected_is_stored() {
             too_long,
             result(8, "web", now - 1000, None),
         ],
+        ..Default::default()
     };
     let resp = ingest(&h.app, &req).await;
     assert_eq!((resp.accepted, resp.duplicates), (1, 0));
@@ -271,7 +272,7 @@ async fn fifty_agents_ingest_at_once() {
             let req = batch(&agent_name(i), "web", 1, 100);
             let mut total = 0;
             for chunk in req.results.chunks(25) {
-                let part = IngestRequest { agent: req.agent.clone(), instance: None, results: chunk.to_vec() };
+                let part = IngestRequest { agent: req.agent.clone(), results: chunk.to_vec(), ..Default::default() };
                 total += ingest(&app, &part).await.accepted;
             }
             total
@@ -303,11 +304,11 @@ async fn an_out_of_order_replay_lands_in_place_and_corrects_the_timeline() {
         .collect();
     let (first, second) = all.split_at(4320);
     for chunk in second.chunks(1000) {
-        ingest(&h.app, &IngestRequest { agent: "a3".into(), instance: None, results: chunk.to_vec() }).await;
+        ingest(&h.app, &IngestRequest { agent: "a3".into(), results: chunk.to_vec(), ..Default::default() }).await;
     }
     for chunk in first.chunks(500).rev() {
         let kept: Vec<_> = chunk.iter().filter(|r| r.seq != 100).cloned().collect();
-        ingest(&h.app, &IngestRequest { agent: "a3".into(), instance: None, results: kept }).await;
+        ingest(&h.app, &IngestRequest { agent: "a3".into(), results: kept, ..Default::default() }).await;
     }
     let observations: Vec<Observation> = all
         .iter()
@@ -384,6 +385,7 @@ async fn invalid_fields_are_rejected_with_their_reason_and_not_stored() {
             with(8, &|r| r.probe = "p".repeat(100_000)),
             ok(9),
         ],
+        ..Default::default()
     };
     let resp = ingest(&h.app, &req).await;
     assert_eq!(resp.accepted, 2);
@@ -409,7 +411,7 @@ async fn a_bogus_seq_does_not_poison_lost_results() {
     results.push(result(u64::MAX, "web", now - 1000, None));
     results.push(result(1 << 53, "web", now - 900, None));
     results.push(result(1_000_000_006, "web", now - 800, None));
-    let resp = ingest(&h.app, &IngestRequest { agent: "a4".into(), instance: None, results }).await;
+    let resp = ingest(&h.app, &IngestRequest { agent: "a4".into(), results, ..Default::default() }).await;
     assert_eq!(resp.accepted, 5);
     let rejected: Vec<u64> = resp.rejected.iter().map(|r| r.seq).collect();
     assert_eq!(rejected, [u64::MAX, 1 << 53, 1_000_000_006]);
@@ -418,7 +420,7 @@ async fn a_bogus_seq_does_not_poison_lost_results() {
     // The next honest batch goes on from 6 and nothing is lost.
     let resp = ingest(
         &h.app,
-        &IngestRequest { agent: "a4".into(), instance: None, results: vec![result(6, "web", now - 500, None)] },
+        &IngestRequest { agent: "a4".into(), results: vec![result(6, "web", now - 500, None)], ..Default::default() },
     )
     .await;
     assert_eq!(resp.accepted, 1);
@@ -432,7 +434,7 @@ async fn a_bogus_seq_does_not_poison_lost_results() {
 #[tokio::test]
 async fn a_forbidden_agent_name_is_echoed_cut_to_64_characters() {
     let h = harness();
-    let req = IngestRequest { agent: "z".repeat(100_000), instance: None, results: Vec::new() };
+    let req = IngestRequest { agent: "z".repeat(100_000), results: Vec::new(), ..Default::default() };
     let (status, _, body) = send(&h.app, ingest_req(Some(&token("a1")), None, serde_json::to_vec(&req).unwrap())).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(error_of(&body), format!("this token belongs to agent 'a1', not '{}…'", "z".repeat(63)));

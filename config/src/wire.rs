@@ -26,7 +26,7 @@ pub struct AssignedProbe {
 }
 
 /// `POST /api/v1/ingest` request body.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct IngestRequest {
     pub agent: String,
     /// The agent instance (SPEC §15): a random id the agent made with its spool. `seq` is
@@ -35,6 +35,10 @@ pub struct IngestRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
     pub results: Vec<ProbeResult>,
+    /// The agent's clock minus the collector's, estimated from the previous response's
+    /// `received_at` (round trip halved); positive when the agent is ahead (SPEC §15).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_offset_ms: Option<i64>,
 }
 
 /// The longest `instance` id the collector accepts.
@@ -154,6 +158,9 @@ pub struct IngestResponse {
     pub accepted: u64,
     pub duplicates: u64,
     pub rejected: Vec<Rejected>,
+    /// Collector wall-clock time when the request arrived, Unix ms (SPEC §15).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_at: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,11 +220,12 @@ mod tests {
             accepted: 1,
             duplicates: 1,
             rejected: vec![Rejected { seq: 103, reason: "probe 'x' is not assigned to agent 'lon-1'".into() }],
+            received_at: Some(1763812802000),
         };
         let v = serde_json::to_value(&resp).unwrap();
         assert_eq!(
             v,
-            json!({"accepted": 1, "duplicates": 1, "rejected": [{"seq": 103, "reason": "probe 'x' is not assigned to agent 'lon-1'"}]})
+            json!({"accepted": 1, "duplicates": 1, "rejected": [{"seq": 103, "reason": "probe 'x' is not assigned to agent 'lon-1'"}], "received_at": 1763812802000i64})
         );
         assert_eq!(serde_json::from_value::<IngestResponse>(v).unwrap(), resp);
     }

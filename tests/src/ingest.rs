@@ -65,6 +65,7 @@ pub fn batch(agent: &str, probe: &str, first_seq: u64, n: u64) -> IngestRequest 
                 result(seq, probe, start + (seq as i64 % 300) * 10_000, down)
             })
             .collect(),
+        ..Default::default()
     }
 }
 

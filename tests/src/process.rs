@@ -64,7 +64,11 @@ impl Log {
 }
 
 fn spawn(program: &str, config: &Path, cwd: &Path) -> Child {
-    Command::new(crate::bin(program))
+    spawn_command(Command::new(crate::bin(program)), config, cwd)
+}
+
+fn spawn_command(mut command: Command, config: &Path, cwd: &Path) -> Child {
+    command
         .arg("--config")
         .arg(config)
         .current_dir(cwd)
@@ -210,13 +214,27 @@ pub struct Agent {
 impl Agent {
     /// Starts `probity-agent` as `id` with `token`, delivering to `collector` (a base URL).
     pub fn start(id: &str, token: &str, collector: &str) -> Agent {
+        Agent::start_with(id, token, collector, Command::new(crate::bin("probity-agent")))
+    }
+
+    /// Starts the agent under `faketime` with its wall clock shifted by `shift`
+    /// (libfaketime's relative format: `"-2h"`, `"+10m"`); its monotonic clock is left alone.
+    pub fn start_with_clock_shift(id: &str, token: &str, collector: &str, shift: &str) -> Agent {
+        let found = Command::new("faketime").args(["-f", "+0", "true"]).status().is_ok_and(|s| s.success());
+        assert!(found, "this test needs faketime: apt-get install -y faketime (.ci/run installs it)");
+        let mut command = Command::new("faketime");
+        command.arg("-f").arg(shift).arg(crate::bin("probity-agent")).env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        Agent::start_with(id, token, collector, command)
+    }
+
+    fn start_with(id: &str, token: &str, collector: &str, command: Command) -> Agent {
         let dir = tempfile::tempdir().unwrap();
         let config = format!(
             "id = \"{id}\"\ncollector = \"{collector}\"\ntoken = \"{token}\"\nspool_dir = \"{}\"\n",
             dir.path().join("spool").display()
         );
         let path = crate::write_file(dir.path(), "agent.toml", config.as_bytes());
-        let mut child = spawn("probity-agent", &path, dir.path());
+        let mut child = spawn_command(command, &path, dir.path());
         let log = Log::follow(&mut child);
         Agent { child, dir, log, cursor: 0 }
     }

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::ApiError;
 use crate::ingest::{DecodeError, Encoding, RejectReason, check_result, check_seq, decode_body, echo_id};
+use crate::metrics::ClockChange;
 use crate::state::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -89,6 +90,8 @@ async fn ingest(
     body: Body,
 ) -> Result<Json<IngestResponse>, ApiError> {
     let started = tokio::time::Instant::now();
+    // Stamped on arrival, before the body is read: the agent halves the round trip around it.
+    let received_at = now_ms();
     let limits = state.limits();
     // A declared length over the limit is refused before a byte of the body is read.
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
@@ -116,10 +119,12 @@ async fn ingest(
         }
         Err(e) => return Err(ApiError::BadRequest(format!("cannot read the request body: {e}"))),
     };
+    let version = agent_version(&headers);
     let worker = state.clone();
-    let response = tokio::task::spawn_blocking(move || ingest_blocking(&worker, &agent, encoding, &wire))
+    let mut response = tokio::task::spawn_blocking(move || ingest_blocking(&worker, &agent, version, encoding, &wire))
         .await
         .map_err(ApiError::internal)??;
+    response.received_at = Some(received_at);
     // Duplicates and rejections wait too: the write they repeat may still be in flight.
     state.commit().commit().await.map_err(ApiError::internal)?;
     state.metrics().observe_ingest_latency(started.elapsed());
@@ -127,7 +132,13 @@ async fn ingest(
 }
 
 /// Decode, parse, validate and store one batch (blocking: decompression and sled writes).
-fn ingest_blocking(state: &AppState, agent: &str, encoding: Encoding, wire: &[u8]) -> Result<IngestResponse, ApiError> {
+fn ingest_blocking(
+    state: &AppState,
+    agent: &str,
+    version: Option<String>,
+    encoding: Encoding,
+    wire: &[u8],
+) -> Result<IngestResponse, ApiError> {
     let decoded = decode_body(encoding, wire, state.limits().max_decoded).map_err(|e| match e {
         DecodeError::TooLarge { .. } => ApiError::PayloadTooLarge(e.to_string()),
         DecodeError::Corrupt { .. } => ApiError::BadRequest(e.to_string()),
@@ -145,6 +156,7 @@ fn ingest_blocking(state: &AppState, agent: &str, encoding: Encoding, wire: &[u8
     }
     let config = state.config();
     let now_ms = now_ms();
+    record_clock(state, &config, agent, request.clock_offset_ms, version.as_deref(), now_ms);
     // A seq out of range is refused before the store sees it: the store marks every seq it
     // is given as answered for, and one such seq would count as billions of lost results.
     let instance = request.instance.as_deref();
@@ -165,7 +177,7 @@ fn ingest_blocking(state: &AppState, agent: &str, encoding: Encoding, wire: &[u8
         );
     }
     let reasons: Vec<&RejectReason> = summary.rejected.iter().map(|(_, r)| r).collect();
-    state.metrics().record_ingest(agent, now_ms, summary.accepted, summary.duplicates, &reasons);
+    state.metrics().record_ingest(summary.accepted, summary.duplicates, &reasons);
     if !summary.rejected.is_empty() {
         tracing::debug!(agent, rejected = summary.rejected.len(), first = %summary.rejected[0].1, "results rejected");
     }
@@ -173,8 +185,47 @@ fn ingest_blocking(state: &AppState, agent: &str, encoding: Encoding, wire: &[u8
         accepted: summary.accepted,
         duplicates: summary.duplicates,
         rejected: summary.rejected.into_iter().map(|(seq, r)| Rejected { seq, reason: r.to_string() }).collect(),
+        received_at: None,
     };
     Ok(response)
+}
+
+/// Notes the agent's request and clock offset; warns once when its clock goes past
+/// `[server] max_clock_offset` and once when it comes back, not on every request.
+fn record_clock(
+    state: &AppState,
+    config: &probity_config::CollectorConfig,
+    agent: &str,
+    reported: Option<i64>,
+    version: Option<&str>,
+    now_ms: i64,
+) {
+    // An offset beyond a century is no clock's: keep the last plausible one instead.
+    let offset = reported.filter(|o| o.unsigned_abs() <= crate::ingest::MAX_CERT_DISTANCE_S as u64 * 1000);
+    if offset.is_none() && reported.is_some() {
+        tracing::debug!(agent, clock_offset_ms = reported, "implausible clock offset ignored");
+    }
+    let max = i64::try_from(config.server.max_clock_offset.as_millis()).unwrap_or(i64::MAX);
+    let max_text = probity_config::units::format_duration(config.server.max_clock_offset);
+    match state.metrics().record_agent(agent, now_ms, offset, version, max) {
+        ClockChange::WentOff => tracing::warn!(
+            agent,
+            clock_offset_ms = offset,
+            max_clock_offset = %max_text,
+            "agent clock is off; its results are timed by its own clock (check NTP on the agent host)"
+        ),
+        ClockChange::CameBack => {
+            tracing::info!(agent, clock_offset_ms = offset, max_clock_offset = %max_text, "agent clock is back in line")
+        }
+        ClockChange::Unchanged => {}
+    }
+}
+
+/// `probity-agent/0.1.0` → `0.1.0`; other clients are named as they name themselves.
+fn agent_version(headers: &HeaderMap) -> Option<String> {
+    let ua = headers.get(header::USER_AGENT)?.to_str().ok()?;
+    let version = ua.strip_prefix("probity-agent/").unwrap_or(ua);
+    Some(echo_id(version))
 }
 
 /// Collector wall-clock time, Unix ms: data here (the future/retention checks), not a timer.

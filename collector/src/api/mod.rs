@@ -6,6 +6,7 @@ mod agent;
 mod auth;
 mod history;
 pub use agent::now_ms;
+mod agents;
 mod health;
 mod metrics;
 mod read;
@@ -23,6 +24,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(agent::routes())
+        .merge(agents::routes())
         .merge(metrics::routes())
         .merge(read::routes())
         .merge(history::routes())

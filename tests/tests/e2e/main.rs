@@ -1,6 +1,7 @@
 //! probity's end-to-end test binary: one binary, one module per area.
 
 mod cli;
+mod clock;
 mod evidence;
 mod probing;
 mod reports;
