@@ -168,7 +168,8 @@ async fn handle(
                 let duplicates = request.results.iter().filter(|r| seen.contains(&r.seq)).count() as u64;
                 let accepted = request.results.len() as u64 - duplicates;
                 s.results.extend(request.results);
-                let body = serde_json::to_string(&IngestResponse { accepted, duplicates, ..Default::default() }).unwrap();
+                let body =
+                    serde_json::to_string(&IngestResponse { accepted, duplicates, ..Default::default() }).unwrap();
                 respond(200, &body)
             }
         } else {

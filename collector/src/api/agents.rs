@@ -30,8 +30,8 @@ struct AgentView {
     clock_offset_ms: Option<i64>,
     clock_ok: Option<bool>,
     version: Option<String>,
-    lost_results: Option<u64>,
-    resets: Option<u64>,
+    lost_results: u64,
+    resets: u64,
     probes: Vec<String>,
     embedded: bool,
 }
@@ -64,6 +64,6 @@ async fn agents(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
 /// The rows as of now (reads the seq state from the store: call off the async threads).
 pub fn current_rows(state: &AppState) -> Result<Vec<AgentRow>, ApiError> {
     let config = state.config();
-    let seqs = state.store().seq_summaries()?.into_iter().collect();
-    Ok(agent_rows(&config.catalogue, &state.metrics().agents_seen(), &seqs, config.server.max_clock_offset))
+    let instances = state.store().all_agent_instances()?.into_iter().map(|i| (i.agent.clone(), i)).collect();
+    Ok(agent_rows(&config.catalogue, &state.metrics().agents_seen(), &instances, config.server.max_clock_offset))
 }

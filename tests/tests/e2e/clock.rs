@@ -57,7 +57,8 @@ name = "Database"
     assert_eq!(row["labels"]["site"], "lab");
     assert_eq!(row["probes"], serde_json::json!(["db-tcp"]));
     assert_eq!(row["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(row["lost_results"], 0);
+    assert_eq!((row["lost_results"].as_u64(), row["resets"].as_u64()), (Some(0), Some(0)), "{row}");
+    assert!(row["instance"].as_str().is_some_and(|i| !i.is_empty()), "the agent's instance: {row}");
     assert!(row["last_seen"].as_str().is_some_and(|s| s.ends_with('Z')), "{row}");
     let body = collector.get("/api/v1/agents").json();
     let never = body["agents"].as_array().unwrap().iter().find(|a| a["id"] == "never-seen").unwrap().clone();
