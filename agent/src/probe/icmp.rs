@@ -4,7 +4,9 @@
 //! back in time; no socket at all is `internal`, with how to allow one.
 //!
 //! Each packet waits for its share of what is left of the timeout, so a lost packet
-//! cannot starve the ones after it.
+//! cannot starve the ones after it. On a raw socket an ICMP error about our request
+//! (destination unreachable, time exceeded) is `connect`; an unprivileged socket keeps
+//! those to itself, so there an unreachable host is a `timeout`.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -12,7 +14,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use probity_config::probe::IcmpSpec;
 use probity_config::wire::ErrorKind;
 use socket2::Type as SockType;
-use surge_ping::{Client, Config, ICMP, PingIdentifier, PingSequence, SurgeError};
+use surge_ping::{Client, Config, ICMP, IcmpPacket, PingIdentifier, PingSequence, SurgeError};
 use tokio::time::Instant;
 
 use super::net::{self, Clock, failure, human};
@@ -42,13 +44,20 @@ async fn probe(clock: &Clock, spec: &IcmpSpec, deadline: Instant, details: &mut 
         }
         pinger.timeout(share);
         match pinger.ping(PingSequence(seq as u16), &payload).await {
-            Ok((_, rtt)) => {
-                replies += 1;
-                details.answers.push(format!("reply from {ip}: icmp_seq={seq} time={}", human(rtt)));
-                if details.phases.first_byte_us.is_none() {
-                    details.phases.first_byte_us = Some(clock.mark());
+            Ok((packet, rtt)) => match reply_kind(&packet) {
+                Reply::Echo => {
+                    replies += 1;
+                    details.answers.push(format!("reply from {ip}: icmp_seq={seq} time={}", human(rtt)));
+                    if details.phases.first_byte_us.is_none() {
+                        details.phases.first_byte_us = Some(clock.mark());
+                    }
                 }
-            }
+                // A raw socket also hands over the ICMP errors routers send about our request.
+                Reply::Error { from, what } => {
+                    details.answers.push(format!("{what} from {from}: icmp_seq={seq}"));
+                    last_error = Some(failure(ErrorKind::Connect, format!("connect: {ip}: {what} (from {from})")));
+                }
+            },
             Err(SurgeError::Timeout { .. }) => {
                 details.answers.push(format!("no reply from {ip}: icmp_seq={seq}"));
             }
@@ -75,6 +84,37 @@ async fn probe(clock: &Clock, spec: &IcmpSpec, deadline: Instant, details: &mut 
             ),
         )
     }))
+}
+
+/// What came back for an echo request.
+#[derive(Debug, PartialEq, Eq)]
+enum Reply {
+    Echo,
+    Error { from: IpAddr, what: String },
+}
+
+fn reply_kind(packet: &IcmpPacket) -> Reply {
+    let (ty, code, from) = match packet {
+        IcmpPacket::V4(p) => (p.get_icmp_type().0, p.get_icmp_code().0, IpAddr::V4(p.get_source())),
+        IcmpPacket::V6(p) => (p.get_icmpv6_type().0, p.get_icmpv6_code().0, IpAddr::V6(p.get_source())),
+    };
+    let v4 = matches!(packet, IcmpPacket::V4(_));
+    error_words(v4, ty, code).map_or(Reply::Echo, |what| Reply::Error { from, what })
+}
+
+/// `None` for an echo reply; otherwise the ICMP error in words.
+fn error_words(v4: bool, ty: u8, code: u8) -> Option<String> {
+    let unreachable = |why: &str| Some(format!("destination unreachable ({why})"));
+    match (v4, ty, code) {
+        (true, 0, _) | (false, 129, _) => None,
+        (true, 3, 0) | (false, 1, 0) => unreachable("no route"),
+        (true, 3, 1) | (false, 1, 3) => unreachable("host unreachable"),
+        (true, 3, 3) | (false, 1, 4) => unreachable("port unreachable"),
+        (true, 3, 9 | 10 | 13) | (false, 1, 1) => unreachable("administratively prohibited"),
+        (true, 3, c) | (false, 1, c) => unreachable(&format!("code {c}")),
+        (true, 11, _) | (false, 3, _) => Some("time to live exceeded".into()),
+        (_, t, c) => Some(format!("ICMP type {t} code {c}")),
+    }
 }
 
 /// A client on a fresh socket for `ip`'s family: unprivileged first, raw otherwise.
@@ -109,6 +149,16 @@ fn identifier() -> PingIdentifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn icmp_errors_are_not_echo_replies() {
+        assert_eq!(error_words(true, 0, 0), None);
+        assert_eq!(error_words(false, 129, 0), None);
+        assert_eq!(error_words(true, 3, 1).as_deref(), Some("destination unreachable (host unreachable)"));
+        assert_eq!(error_words(false, 1, 3).as_deref(), Some("destination unreachable (host unreachable)"));
+        assert_eq!(error_words(true, 11, 0).as_deref(), Some("time to live exceeded"));
+        assert_eq!(error_words(true, 5, 1).as_deref(), Some("ICMP type 5 code 1"));
+    }
 
     #[test]
     fn without_a_socket_the_message_says_how_to_allow_one() {
