@@ -73,14 +73,6 @@ fn the_config_crate_stays_free_of_runtime_crates() {
     }
 }
 
-#[test]
-fn no_openssl_anywhere_in_the_dependency_tree() {
-    let lock = std::fs::read_to_string(workspace_root().join("Cargo.lock")).unwrap();
-    for banned in ["openssl-sys", "native-tls", "aws-lc-sys"] {
-        assert!(!lock.contains(&format!("name = \"{banned}\"")), "Cargo.lock contains {banned}");
-    }
-}
-
 /// The names of every crate a member ships with: its `[dependencies]` (target-specific ones
 /// included, dev-dependencies not) and, through Cargo.lock, everything those depend on.
 fn shipped_dependencies(member: &str) -> std::collections::BTreeSet<String> {
