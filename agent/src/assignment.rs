@@ -29,6 +29,18 @@ pub struct Keeper {
     pub metrics: Arc<Metrics>,
 }
 
+/// The first wait after the collector refuses the token; it doubles up to `auth_retry`.
+const AUTH_RETRY_FIRST: Duration = Duration::from_secs(5);
+
+/// What the agent does meanwhile, as the log says it.
+fn holding(tx: &watch::Sender<Option<Arc<Assignment>>>) -> &'static str {
+    if tx.borrow().is_some() {
+        "probing from the cached assignment"
+    } else {
+        "no cached assignment, so nothing is probed until the collector answers"
+    }
+}
+
 /// Reads the cached assignment, if there is a readable one.
 fn load(path: &Path) -> Option<Cached> {
     let bytes = match std::fs::read(path) {
@@ -60,8 +72,14 @@ impl Keeper {
         }
         // Until a first assignment arrives, retry sooner than the normal interval.
         let mut quick = Duration::from_millis(500);
+        let first_auth_wait = AUTH_RETRY_FIRST.min(self.auth_retry);
+        let mut auth_wait = first_auth_wait;
         loop {
-            let wait = match self.collector.fetch_assignment(etag.as_deref()).await {
+            let fetched = self.collector.fetch_assignment(etag.as_deref()).await;
+            if fetched.is_ok() {
+                auth_wait = first_auth_wait;
+            }
+            let wait = match fetched {
                 Ok(AssignmentFetch::NotModified) => self.interval,
                 Ok(AssignmentFetch::Changed { assignment, etag: new_etag }) => {
                     if assignment.agent != self.collector.agent {
@@ -82,11 +100,14 @@ impl Keeper {
                     self.interval
                 }
                 Err(e @ CallError::Auth { .. }) => {
-                    error!(error = %e, retry_in = ?self.auth_retry, "configuration error; probing from the cached assignment");
-                    self.auth_retry
+                    // A token being fixed is retried soon; a wrong one is not hammered.
+                    let wait = auth_wait;
+                    auth_wait = (auth_wait * 2).min(self.auth_retry);
+                    error!(error = %e, retry_in = ?wait, "assignment refused; {}", holding(&tx));
+                    wait
                 }
                 Err(e) => {
-                    warn!(error = %e, "cannot fetch the assignment; probing from the cached one");
+                    warn!(error = %e, "cannot fetch the assignment; {}", holding(&tx));
                     if tx.borrow().is_none() {
                         quick = (quick * 2).min(self.interval);
                         quick

@@ -60,16 +60,29 @@ pub enum AssignmentFetch {
     NotModified,
 }
 
+/// The bearer token, read from `token_file` when it is one; an empty file is an error.
+pub fn read_token(source: &TokenSource) -> Result<String, AgentError> {
+    match source {
+        TokenSource::Inline(t) => Ok(t.clone()),
+        TokenSource::File(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|error| AgentError::Token { path: path.clone(), error })?;
+            let token = text.trim();
+            if token.is_empty() {
+                let error =
+                    std::io::Error::other("is empty; put the token printed by probity-collector new-agent in it");
+                return Err(AgentError::Token { path: path.clone(), error });
+            }
+            Ok(token.to_string())
+        }
+    }
+}
+
 impl Collector {
+    /// Reads the token and `ca_file` and builds the HTTP client; nothing is sent yet.
     pub fn new(config: &AgentConfig, compression: Compression) -> Result<Collector, AgentError> {
         crate::install_crypto_provider();
-        let token = match &config.token {
-            TokenSource::Inline(t) => t.clone(),
-            TokenSource::File(path) => std::fs::read_to_string(path)
-                .map_err(|error| AgentError::Token { path: path.clone(), error })?
-                .trim()
-                .to_string(),
-        };
+        let token = read_token(&config.token)?;
         let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
         roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
         if let Some(path) = &config.ca_file {

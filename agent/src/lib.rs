@@ -43,7 +43,8 @@ pub struct RunOptions {
     pub metrics_listen: Option<SocketAddr>,
     /// How often the assignment is fetched (default 30 s).
     pub assignment_interval: Option<Duration>,
-    /// How long to wait before fetching again after a 401/403 (default 5 min).
+    /// Longest wait before fetching again after a 401/403 (default 60 s); the first is 5 s
+    /// (or this, if shorter) and each refusal in a row doubles it.
     pub auth_retry: Option<Duration>,
     /// First delivery retry delay (default 1 s); it doubles up to `retry_max`.
     pub retry_initial: Option<Duration>,
@@ -136,7 +137,7 @@ pub async fn run(
         collector: collector.clone(),
         cache: config.spool_dir.join("assignment.json"),
         interval: options.assignment_interval.unwrap_or(Duration::from_secs(30)),
-        auth_retry: options.auth_retry.unwrap_or(Duration::from_secs(300)),
+        auth_retry: options.auth_retry.unwrap_or(Duration::from_secs(60)),
         metrics: metrics.clone(),
     };
     let keeper = tokio::spawn(keeper.run(assign_tx));

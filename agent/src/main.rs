@@ -32,7 +32,8 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validate an agent config: print every error (exit 1) or a one-line summary (exit 0).
+    /// Validate an agent config and read what it names (token_file, ca_file): print every
+    /// error (exit 1) or a one-line summary (exit 0).
     CheckConfig {
         /// The config file to check.
         file: PathBuf,
@@ -58,7 +59,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     match args.command {
-        Some(Command::CheckConfig { file }) => match probity_config::load_agent_config(&file) {
+        Some(Command::CheckConfig { file }) => match check_config(&file) {
             Ok(c) => {
                 println!(
                     "ok: agent {} reports to {}, spool {} (max {} bytes)",
@@ -70,7 +71,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("{}", error_chain(&e));
+                eprintln!("{}", error_chain(e.as_ref()));
                 ExitCode::FAILURE
             }
         },
@@ -91,6 +92,13 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// The config, and what the agent reads at start besides it: the token file and ca_file.
+fn check_config(file: &std::path::Path) -> anyhow::Result<probity_config::AgentConfig> {
+    let config = probity_config::load_agent_config(file)?;
+    probity_agent::client::Collector::new(&config, probity_agent::Compression::default())?;
+    Ok(config)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -537,3 +537,35 @@ async fn a_period_longer_than_max_period_is_a_400_naming_the_limit_on_every_endp
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(error_of(&body).starts_with("the period 2026 is 365d long"), "{}", error_of(&body));
 }
+
+#[tokio::test]
+async fn unknown_routes_and_wrong_methods_answer_json_errors() {
+    let h = harness();
+    let (status, headers, body) =
+        send(&h.app, Request::get("/api/v1/no-such-thing").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+    assert!(error_of(&body).contains("/api/v1/no-such-thing"), "{}", String::from_utf8_lossy(&body));
+    let (status, _, body) = send(&h.app, Request::delete("/api/v1/services").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(error_of(&body).contains("DELETE"), "{}", String::from_utf8_lossy(&body));
+}
+
+/// Right after the first start nothing is known, and nothing was monitored before it: a
+/// service is unknown since then, not since the start of the week looked back over.
+#[tokio::test]
+async fn a_new_collectors_services_are_unknown_since_it_started() {
+    let h = harness();
+    let started = now_ms();
+    probity_collector::history::record_catalogue(&h.state, probity_collector::history::versions::Source::File)
+        .await
+        .unwrap();
+    let (status, _, body) = send(&h.app, Request::get("/api/v1/services").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let services: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let shop = &services["services"][0];
+    assert_eq!(shop["state"], "unknown");
+    let since = shop["since"].as_str().unwrap();
+    let since_ms = since.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+    assert!(since_ms >= started - 1000 && since_ms <= now_ms(), "since {since} is before the collector started");
+}

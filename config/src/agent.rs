@@ -91,8 +91,24 @@ fn read(r: &mut Reader<'_>, root: &crate::reader::Value<'_>) -> Option<AgentConf
             None
         }
     };
-    let spool_dir =
-        r.opt_string(&f, "spool_dir").map_or(PathBuf::from("/var/lib/probity-agent"), |s| PathBuf::from(s.value));
+    // No default: a path the agent creates on its own would surprise whoever runs it by hand,
+    // and the packaged config and systemd unit name /var/lib/probity-agent explicitly.
+    let spool_dir = match r.opt_string(&f, "spool_dir") {
+        Some(s) if s.value.trim().is_empty() => {
+            r.error(s.pos, "spool_dir", "is empty; set the directory that keeps unsent results and the assignment");
+            None
+        }
+        Some(s) => Some(PathBuf::from(s.value)),
+        None => {
+            r.error(
+                f.pos,
+                "spool_dir",
+                "is required but missing; set the directory that keeps unsent results and the cached assignment, \
+                 e.g. \"/var/lib/probity-agent\" (the systemd unit's StateDirectory)",
+            );
+            None
+        }
+    };
     let spool_max = match r.opt_string(&f, "spool_max") {
         None => Some(DEFAULT_SPOOL_MAX),
         Some(s) => match parse_byte_size(&s.value) {
@@ -108,7 +124,14 @@ fn read(r: &mut Reader<'_>, root: &crate::reader::Value<'_>) -> Option<AgentConf
         },
     };
     let ca_file = r.opt_string(&f, "ca_file").map(|s| PathBuf::from(s.value));
-    Some(AgentConfig { id: id?, collector: collector?, token: token?, spool_dir, spool_max: spool_max?, ca_file })
+    Some(AgentConfig {
+        id: id?,
+        collector: collector?,
+        token: token?,
+        spool_dir: spool_dir?,
+        spool_max: spool_max?,
+        ca_file,
+    })
 }
 
 #[cfg(test)]
@@ -117,8 +140,11 @@ mod tests {
 
     #[test]
     fn a_minimal_agent_config_takes_the_defaults() {
-        let c = parse_agent_config("a.toml", "id = \"lon-1\"\ncollector = \"http://127.0.0.1:7878\"\ntoken = \"t\"\n")
-            .unwrap();
+        let c = parse_agent_config(
+            "a.toml",
+            "id = \"lon-1\"\ncollector = \"http://127.0.0.1:7878\"\ntoken = \"t\"\nspool_dir = \"s\"\n",
+        )
+        .unwrap();
         assert_eq!(c.id.as_str(), "lon-1");
         assert_eq!(c.spool_max, DEFAULT_SPOOL_MAX);
         assert_eq!(c.token, TokenSource::Inline("t".into()));
@@ -132,10 +158,11 @@ mod tests {
         )
         .unwrap_err();
         let text = err.to_string();
-        assert_eq!(err.errors.len(), 5, "{text}");
+        assert_eq!(err.errors.len(), 6, "{text}");
         assert!(text.contains("a.toml:1:6: id: \"Lon 1\" is not a valid id"), "{text}");
         assert!(text.contains("a.toml:2:13: collector: \"ftp://x\" has scheme \"ftp\""), "{text}");
         assert!(text.contains("a.toml:4:1: colour: unknown key"), "{text}");
         assert!(text.contains("token_file: is required but missing"), "{text}");
+        assert!(text.contains("spool_dir: is required but missing"), "{text}");
     }
 }

@@ -28,7 +28,19 @@ pub fn app(state: AppState) -> Router {
         .merge(metrics::routes())
         .merge(read::routes())
         .merge(history::routes())
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
         .with_state(state)
+}
+
+/// Every answer is JSON, a path that names nothing too.
+async fn unknown_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no such endpoint: {}; the API is under /api/v1/ (see the README)", uri.path()))
+}
+
+async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let error = format!("{} does not accept {method}", uri.path());
+    (StatusCode::METHOD_NOT_ALLOWED, Json(ErrorBody { error })).into_response()
 }
 
 /// An error answered as `{"error": "..."}`. Bad input is 4xx with a message that says what

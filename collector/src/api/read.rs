@@ -134,9 +134,13 @@ async fn services(
         let config = state.config();
         let c = &config.catalogue;
         let store = state.store();
+        // Nothing was monitored before the first catalogue version (the collector's first
+        // start on this database): no state is older than that.
+        let monitored_from = crate::history::versions::get(store, 1)?.map(|v| v.loaded_at_ms.min(now));
         let mut list = Vec::with_capacity(c.services.len());
         for s in &c.services {
             let (st, since) = report::current_state(store.as_ref(), s, now)?;
+            let since = monitored_from.map_or(since, |first| since.max(first));
             list.push(ServiceView {
                 id: s.id.to_string(),
                 name: s.name.clone(),
