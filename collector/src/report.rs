@@ -10,8 +10,8 @@ use probity_config::{Agreement, AgreementKind, Catalogue, Service, UnknownPolicy
 use serde::Serialize;
 
 use crate::availability::{
-    self, Attribution, Figures, FiguresSpec, Interval, ProbeViews, ServiceInput, ServiceTimeline, State, intersect,
-    total,
+    self, Attribution, Figures, FiguresSpec, Interval, LatencyOutcome, ProbeViews, ServiceInput, ServiceTimeline,
+    State, Verdict, VerdictSpec, intersect, total,
 };
 use crate::period::{self, Period, PeriodError, PeriodQuery};
 use crate::runs::ViewRun;
@@ -68,9 +68,20 @@ pub struct AgreementReport {
     #[serde(flatten)]
     pub figures: Figures,
     pub latency: Option<LatencyReport>,
+    /// `min_coverage` of the agreement.
+    pub min_coverage_percent: f64,
+    /// SPEC §7's verdict over availability, coverage and latency.
+    #[serde(serialize_with = "serialize_verdict")]
+    pub verdict: Verdict,
+    /// True for met, false for breached, JSON null for insufficient data.
+    pub met: Option<bool>,
     /// Per dependency (direct or further down): the part of `downtime_seconds` during which
     /// that dependency was down too.
     pub attributed_downtime: Vec<Attribution>,
+}
+
+fn serialize_verdict<S: serde::Serializer>(v: &Verdict, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(v.as_str())
 }
 
 /// `GET /api/v1/services/{id}/availability`.
@@ -108,7 +119,12 @@ pub struct ComplianceLine {
     pub downtime_seconds: f64,
     pub error_budget_remaining_seconds: Option<f64>,
     pub latency_met: Option<bool>,
-    pub met: bool,
+    pub coverage_percent: Option<f64>,
+    pub unknown_seconds: f64,
+    #[serde(serialize_with = "serialize_verdict")]
+    pub verdict: Verdict,
+    /// JSON null when there is not enough data for a verdict.
+    pub met: Option<bool>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -116,6 +132,7 @@ pub struct Compliance {
     pub agreements: Vec<ComplianceLine>,
     pub met: usize,
     pub breached: usize,
+    pub insufficient_data: usize,
     /// `None` when there are no agreements.
     pub compliance_rate_percent: Option<f64>,
 }
@@ -266,7 +283,19 @@ pub fn agreement_report_with_timeline(
             })
         }
     };
-    figures = figures.with_latency_met(latency.as_ref().and_then(|l| l.met));
+    let verdict = availability::verdict(
+        &figures.millis,
+        figures.availability_percent,
+        &VerdictSpec {
+            target_percent: agreement.availability,
+            min_coverage_percent: agreement.min_coverage,
+            latency: latency.as_ref().map(|l| LatencyOutcome {
+                samples: l.samples,
+                achieved_ms: l.achieved_ms,
+                target_ms: l.target_ms,
+            }),
+        },
+    );
 
     // Supplier attribution: each outage's counted part against each dependency's downtime.
     let mut attributed_downtime = Vec::new();
@@ -299,6 +328,9 @@ pub fn agreement_report_with_timeline(
         period: period.clone(),
         figures,
         latency,
+        min_coverage_percent: agreement.min_coverage,
+        verdict,
+        met: verdict.met(),
         attributed_downtime,
     };
     Ok((report, timeline))
@@ -429,6 +461,9 @@ pub fn compliance(
     for (agreement, report) in catalogue.agreements.iter().zip(reports) {
         let report = report?;
         lines.push(ComplianceLine {
+            coverage_percent: report.figures.coverage_percent,
+            unknown_seconds: report.figures.unknown_seconds,
+            verdict: report.verdict,
             agreement: report.agreement,
             kind: report.kind,
             service: report.service,
@@ -439,13 +474,22 @@ pub fn compliance(
             downtime_seconds: report.figures.downtime_seconds,
             error_budget_remaining_seconds: report.figures.error_budget_remaining_seconds,
             latency_met: report.latency.as_ref().and_then(|l| l.met),
-            met: report.figures.met.unwrap_or(true),
+            met: report.met,
         });
     }
-    let met = lines.iter().filter(|l| l.met).count();
-    let breached = lines.len() - met;
-    let compliance_rate_percent = (!lines.is_empty()).then(|| 100.0 * met as f64 / lines.len() as f64);
-    Ok(Compliance { agreements: lines, met, breached, compliance_rate_percent })
+    Ok(Compliance::of(lines))
+}
+
+impl Compliance {
+    /// Counts the verdicts: `compliance_rate_percent` = 100 × met / (met + breached +
+    /// insufficient_data), so an agreement without enough data never counts as compliant.
+    pub fn of(lines: Vec<ComplianceLine>) -> Compliance {
+        let count = |v: Verdict| lines.iter().filter(|l| l.verdict == v).count();
+        let (met, breached, insufficient_data) =
+            (count(Verdict::Met), count(Verdict::Breached), count(Verdict::InsufficientData));
+        let compliance_rate_percent = (!lines.is_empty()).then(|| 100.0 * met as f64 / lines.len() as f64);
+        Compliance { agreements: lines, met, breached, insufficient_data, compliance_rate_percent }
+    }
 }
 
 /// A `ReportSource` that remembers what it read, for one batch of reports over the same
@@ -670,8 +714,94 @@ availability = 99.5
         let q = PeriodQuery { period: None, from: Some(&f), to: Some(&t), max_period: None };
         let comp = compliance(&src, &c, q, T0 + 2 * HOUR).unwrap();
         // shop: 600 s down of 3600 (83.3%) < 99; psp: 600 s down too.
-        assert_eq!((comp.met, comp.breached), (0, 2));
+        assert_eq!((comp.met, comp.breached, comp.insufficient_data), (0, 2, 0));
         assert_eq!(comp.compliance_rate_percent, Some(0.0));
+        assert!(comp.agreements.iter().all(|l| l.met == Some(false) && l.coverage_percent == Some(100.0)));
+    }
+
+    /// The agreement report of `agreement` over `[from, to)` at `now`.
+    fn report_over(
+        src: &MemorySource,
+        c: &Catalogue,
+        agreement: &str,
+        from: &str,
+        to: &str,
+        now: i64,
+    ) -> AgreementReport {
+        let q = PeriodQuery { period: None, from: Some(from), to: Some(to), max_period: None };
+        agreement_report(src, &ResolvedAgreement::resolve(c, agreement, q, now).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_month_before_any_data_is_insufficient_data_not_met() {
+        let c = parse_collector_config("t.toml", CONFIG).unwrap().catalogue;
+        let src = source(&c);
+        // December 2025: the collector had no results yet.
+        let q = PeriodQuery { period: Some("2025-12"), from: None, to: None, max_period: None };
+        let r = agreement_report(&src, &ResolvedAgreement::resolve(&c, "psp-uc", q, T0 + 2 * HOUR).unwrap()).unwrap();
+        assert_eq!(r.figures.unknown_seconds, 31.0 * 86_400.0);
+        assert_eq!((r.figures.coverage_percent, r.figures.availability_percent), (Some(0.0), None));
+        assert_eq!((r.verdict, r.met), (Verdict::InsufficientData, None));
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!((json["verdict"].as_str(), json["met"].is_null()), (Some("insufficient_data"), true));
+        assert_eq!(json["min_coverage_percent"], 90.0);
+        // And compliance over that month counts it as neither met nor breached.
+        let comp = compliance(&src, &c, q, T0 + 2 * HOUR).unwrap();
+        assert_eq!((comp.met, comp.breached, comp.insufficient_data), (0, 0, 2));
+        assert_eq!(comp.compliance_rate_percent, Some(0.0));
+    }
+
+    #[test]
+    fn a_week_with_ten_percent_coverage_is_insufficient_data_under_every_unknown_policy() {
+        // 16.8 hours of clean results in a week: 10 % coverage (the last result's view lasts
+        // two intervals, so results stop 20 s before the monitored stretch ends).
+        for policy in ["exclude", "up", "down"] {
+            let text = CONFIG.replace("availability = 99.5", &format!("availability = 99.5\nunknown = \"{policy}\""));
+            let c = parse_collector_config("t.toml", &text).unwrap().catalogue;
+            let mut src = MemorySource::new(&c);
+            for i in 0..6047 {
+                src.add("psp-http", "a1", T0 + i * 10_000, None, 10_000);
+            }
+            let r = report_over(&src, &c, "psp-uc", "2026-01-01T00:00:00Z", "2026-01-08T00:00:00Z", T0 + 200 * HOUR);
+            assert_eq!(r.figures.unknown_seconds, 0.9 * 7.0 * 86_400.0, "{policy}");
+            assert_eq!(r.figures.coverage_percent, Some(10.0), "{policy}");
+            assert_eq!((r.verdict, r.met), (Verdict::InsufficientData, None), "{policy}");
+            // The availability figure still follows the policy: 100 % under exclude and up,
+            // ~10 % under down; none of them is a verdict.
+            let a = r.figures.availability_percent.unwrap();
+            assert!(if policy == "down" { a < 11.0 } else { a == 100.0 }, "{policy}: {a}");
+        }
+    }
+
+    #[test]
+    fn latency_met_is_null_and_the_verdict_insufficient_without_samples() {
+        // shop's only successful results are outside the window asked for: no latency samples.
+        let c = parse_collector_config("t.toml", CONFIG).unwrap().catalogue;
+        let mut src = MemorySource::new(&c);
+        for i in 0..360 {
+            for agent in ["a1", "a2", "a3"] {
+                src.add("shop-http", agent, T0 + i * 10_000, Some(ErrorKind::Status), 1_000);
+            }
+        }
+        // Every result failed: down all hour, so the measured breach wins (rule order).
+        let r = report_over(&src, &c, "shop-sla", "2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z", T0 + 2 * HOUR);
+        let latency = r.latency.as_ref().unwrap();
+        assert_eq!((latency.samples, latency.met), (0, None));
+        assert_eq!(r.verdict, Verdict::Breached);
+    }
+
+    #[test]
+    fn an_outage_still_running_in_a_running_period_is_ongoing() {
+        let c = parse_collector_config("t.toml", CONFIG).unwrap().catalogue;
+        let src = source(&c);
+        // Now is 00:17, inside psp's outage (00:15-00:25).
+        let now = T0 + 17 * 60_000;
+        let q = PeriodQuery { period: None, from: None, to: None, max_period: None };
+        let r = agreement_report(&src, &ResolvedAgreement::resolve(&c, "psp-uc", q, now).unwrap()).unwrap();
+        let last = r.figures.outages.last().unwrap();
+        assert!(last.ongoing && last.end_ms == now, "{:?}", r.figures.outages);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["outages"][0]["ongoing"], true);
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/agreements/{id}/report", get(agreement_report))
         .route("/api/v1/agreements/{id}/periods/{label}/revisions", get(period_revisions))
+        .route("/api/v1/compliance", get(compliance))
         .route("/api/v1/catalogue/versions", get(versions))
         .route("/api/v1/catalogue/versions/{n}", get(version))
 }
@@ -58,6 +59,24 @@ async fn agreement_report(
         let query = period_query(&params, config.api.max_period);
         let store = state.store().as_ref();
         Ok(history::periods::agreement_report(store, store, &config.catalogue, &id, query, now)?)
+    })
+    .await?;
+    Ok(Json(out).into_response())
+}
+
+async fn compliance(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    only(&params, &["period", "from", "to"])?;
+    let now = super::now_ms();
+    let out = blocking(move || {
+        let config = state.config();
+        let query = period_query(&params, config.api.max_period);
+        let store = state.store().as_ref();
+        Ok(history::periods::compliance(store, store, &config.catalogue, query, now)?)
     })
     .await?;
     Ok(Json(out).into_response())

@@ -28,7 +28,6 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/v1/services/{id}/availability", get(service_availability))
         .route("/api/v1/services/{id}/latency", get(service_latency))
         .route("/api/v1/agreements/{id}/evidence", get(evidence))
-        .route("/api/v1/compliance", get(compliance))
         .route("/api/v1/gaps", get(gaps))
         .route("/api/v1/evidence/public-key", get(public_key))
 }
@@ -233,17 +232,6 @@ async fn service_latency(
             report::service_latency(store, c, &id, calendar_param(p), q, &percentiles, now)
         },
     )
-    .await
-}
-
-async fn compliance(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(params): Params,
-) -> Result<Response, ApiError> {
-    report_json(state, &headers, params, &["period", "from", "to"], |store, c, q, _, now| {
-        report::compliance(store, c, q, now)
-    })
     .await
 }
 

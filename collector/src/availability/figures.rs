@@ -70,6 +70,8 @@ pub struct OutageReport {
     /// Filled by agreement reports: the dependencies that were down during the counted part.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attributed_to: Option<Vec<Attribution>>,
+    /// Still running at the end of a running period (its `end` is then the period's `to`).
+    pub ongoing: bool,
 }
 
 /// Downtime of a service that overlaps downtime of one of its dependencies.
@@ -105,9 +107,13 @@ pub struct Figures {
     pub error_budget_seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_budget_remaining_seconds: Option<f64>,
-    /// Availability target only; a report ANDs in its latency target with [`Figures::with_latency_met`].
-    /// With no agreed service time nothing could breach the target, so it is met.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// 100 × monitored base / base (SPEC §7), whatever the unknown policy; `None` (JSON null)
+    /// when base is empty.
+    pub coverage_percent: Option<f64>,
+    /// The availability target alone (availability >= target, true without agreed time).
+    /// Not shown: an agreement report's `met` is its [`super::Verdict`]'s, which also weighs
+    /// coverage and latency.
+    #[serde(skip)]
     pub met: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub burn_rate: Option<BurnRates>,
@@ -117,16 +123,6 @@ pub struct Figures {
     /// Base of the period, kept for the latency figure.
     #[serde(skip)]
     pub base: Vec<Interval>,
-}
-
-impl Figures {
-    /// Folds a latency verdict (`None`: no latency target) into `met`.
-    pub fn with_latency_met(mut self, latency_met: Option<bool>) -> Figures {
-        if let (Some(met), Some(latency)) = (self.met, latency_met) {
-            self.met = Some(met && latency);
-        }
-        self
-    }
 }
 
 /// One local day of the calendar's zone (23, 24 or 25 hours long), clipped to the period.
@@ -192,6 +188,9 @@ pub fn compute(timeline: &ServiceTimeline, spec: &FiguresSpec<'_>, from: i64, to
                 agents: o.agents.clone(),
                 reasons: o.reasons.clone(),
                 attributed_to: None,
+                // The timeline stops at the period's end only when that end is now (a
+                // running period), so a down run reaching it is still going on.
+                ongoing: o.end_ms >= timeline.to_ms && timeline.to_ms == to,
             })
         })
         .collect();
@@ -203,6 +202,7 @@ pub fn compute(timeline: &ServiceTimeline, spec: &FiguresSpec<'_>, from: i64, to
         downtime_seconds: seconds(millis.downtime_ms),
         agreed_service_seconds: seconds(millis.agreed_ms),
         availability_percent,
+        coverage_percent: super::verdict::coverage_percent(&millis),
         target_percent,
         error_budget_seconds,
         error_budget_remaining_seconds,
@@ -363,6 +363,27 @@ mod tests {
         let spec = FiguresSpec { calendar: &calendar, maintenance: &[], unknown: policy, target_percent: Some(target) };
         compute(&timeline, &spec, at(from), at(to))
     }
+    #[test]
+    fn an_outage_running_at_the_end_of_a_running_period_is_ongoing() {
+        let input = service(vec![probe("p", 1, vec![("a", vec![up(0, 50), down(50, 90, ErrorKind::Timeout)])])], 0);
+        // Running period: now is minute 60, the context stops there.
+        let (from, to) = context_window(at(0), at(60), 0, at(60));
+        let calendar = Calendar::always();
+        let spec = FiguresSpec {
+            calendar: &calendar,
+            maintenance: &[],
+            unknown: UnknownPolicy::Exclude,
+            target_percent: Some(99.0),
+        };
+        let running = compute(&service_timeline(&input, from, to), &spec, at(0), at(60));
+        assert_eq!(running.outages.len(), 1);
+        assert!(running.outages[0].ongoing && running.outages[0].end_ms == at(60));
+        // The same period seen later, once it ended: the outage ended after it, not ongoing.
+        let (from, to) = context_window(at(0), at(60), 0, at(200));
+        let ended = compute(&service_timeline(&input, from, to), &spec, at(0), at(60));
+        assert!(!ended.outages[0].ongoing && ended.outages[0].end_ms == at(90));
+    }
+
     #[test]
     fn min_outage_judges_a_down_run_whole_across_the_period_boundary() {
         // The run is 10 minutes, only 3 of them inside the period: still an outage.
@@ -554,8 +575,6 @@ mod tests {
         assert_eq!(f.availability_percent, Some(99.9));
         assert_eq!(f.error_budget_remaining_seconds, Some(0.0));
         assert_eq!(f.met, Some(true));
-        assert_eq!(f.clone().with_latency_met(Some(false)).met, Some(false));
-        assert_eq!(f.with_latency_met(None).met, Some(true));
     }
 
     #[test]
@@ -653,7 +672,7 @@ mod tests {
             "target_percent",
             "error_budget_seconds",
             "error_budget_remaining_seconds",
-            "met",
+            "coverage_percent",
             "outages",
         ] {
             assert!(json.get(key).is_some(), "missing {key} in {json}");
@@ -666,6 +685,8 @@ mod tests {
         assert_eq!(outage["probes"], serde_json::json!(["p"]));
         assert_eq!(outage["agents"], serde_json::json!(["a"]));
         assert_eq!(outage["reasons"], serde_json::json!({"cert_expiry": 1}));
+        assert_eq!(outage["ongoing"], false);
+        assert_eq!(json["coverage_percent"], 100.0);
         // Without a target the target fields are left out (GET …/availability).
         let calendar = Calendar::always();
         let spec = FiguresSpec {

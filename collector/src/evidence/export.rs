@@ -114,7 +114,7 @@ pub fn export<W: Write + Seek>(
     let intervals: BTreeMap<String, i64> =
         service.probes.iter().map(|p| (p.id.to_string(), p.interval.as_millis() as i64)).collect();
     w.add_file("completeness.csv", |o| completeness_csv::write(o, &completeness, &lost, &intervals, period))?;
-    w.add_file("methodology.md", |o| methodology_md::write(o, inputs))?;
+    w.add_file("methodology.md", |o| methodology_md::write(o, inputs, &report))?;
     w.add_file("report.html", |o| {
         report_html::write(o, inputs, &report, daily.len(), daily.iter().cloned(), &completeness, &intervals)
     })?;

@@ -4,10 +4,11 @@
 use std::io::{self, Write};
 
 use crate::availability::rfc3339;
-use crate::report::ResolvedAgreement;
+use crate::report::{AgreementReport, ResolvedAgreement};
 
-/// Writes the rules that produced the figures, from the configuration in force.
-pub(super) fn write(out: &mut dyn Write, inputs: &ResolvedAgreement<'_>) -> io::Result<()> {
+/// Writes the rules that produced the figures, from the configuration in force, and the
+/// verdict they led to with the coverage and unknown time beside it.
+pub(super) fn write(out: &mut dyn Write, inputs: &ResolvedAgreement<'_>, report: &AgreementReport) -> io::Result<()> {
     let ResolvedAgreement { catalogue, agreement, service, calendar, ref period, .. } = *inputs;
     let mut m = io::BufWriter::new(out);
     writeln!(m, "# Methodology: {} ({})\n", agreement.id, agreement.kind.as_str().to_uppercase())?;
@@ -107,8 +108,27 @@ pub(super) fn write(out: &mut dyn Write, inputs: &ResolvedAgreement<'_>) -> io::
     }
     writeln!(
         m,
-        "- met: availability ≥ target{}",
-        if agreement.latency.is_some() { " and latency ≤ its max" } else { "" }
+        "- coverage_percent = 100 × (|base| − unknown) / |base|: the part of agreed time actually monitored, whatever the unknown policy; min_coverage {}%",
+        agreement.min_coverage
+    )?;
+    writeln!(
+        m,
+        "- verdict, in this order: `insufficient_data` when agreed = 0 or coverage < min_coverage; else `breached` when availability < target{}; {}else `met`. `met` is true for met, false for breached, null for insufficient_data: a period without enough monitoring is never reported as met.",
+        if agreement.latency.is_some() { " or latency (with samples) > its max" } else { "" },
+        if agreement.latency.is_some() { "else `insufficient_data` when latency has no samples; " } else { "" }
+    )?;
+    let f = &report.figures;
+    let pct = |v: Option<f64>| v.map_or_else(|| "n/a".to_string(), |x| format!("{x:.3}%"));
+    writeln!(
+        m,
+        "\n**Verdict: {}** — availability {} against {}%, coverage {} (minimum {}%), unknown {:.3} s of {:.3} s of base.",
+        report.verdict.as_str(),
+        pct(f.availability_percent),
+        agreement.availability,
+        pct(f.coverage_percent),
+        agreement.min_coverage,
+        f.unknown_seconds,
+        f.millis.base_ms as f64 / 1000.0
     )?;
     writeln!(
         m,

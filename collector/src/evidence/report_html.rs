@@ -22,7 +22,7 @@ pub(super) fn write(
     intervals: &BTreeMap<String, i64>,
 ) -> io::Result<()> {
     let f = &report.figures;
-    let met = f.met.unwrap_or(true);
+    let verdict = report.verdict;
     let ResolvedAgreement { agreement, service, ref period, .. } = *inputs;
     let mut h = io::BufWriter::with_capacity(64 * 1024, out);
     write!(
@@ -31,15 +31,15 @@ pub(super) fn write(
 body{{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:60em;color:#222}}
 h1{{font-size:1.5em;margin-bottom:.2em}} h2{{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ccc}}
 .verdict{{display:inline-block;padding:.3em .8em;border-radius:4px;color:#fff;font-weight:bold}}
-.met{{background:#2e7d32}} .breached{{background:#c62828}}
+.met{{background:#2e7d32}} .breached{{background:#c62828}} .insufficient_data{{background:#6d6d6d}}
 table{{border-collapse:collapse;margin:.5em 0}} td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:right}}
 th{{background:#f3f3f3}} td:first-child,th:first-child{{text-align:left}}
 @media print{{body{{margin:0}}}}
 </style></head><body>
 <h1>{kind} {id}: {service_name}</h1>
 <p>Counterparty: {cp} &middot; period {label} ({from} to {to}{running}) &middot; calendar {cal}</p>
-<p><span class="verdict {cls}">{verdict}</span> availability {avail} against a target of {target}%</p>
-"#,
+<p><span class="verdict {cls}">{verdict}</span> availability {avail} against a target of {target}% &middot; coverage {coverage} (minimum {min_coverage}%) &middot; unknown {unknown:.3} s</p>
+{why}"#,
         id = esc(&report.agreement),
         label = esc(&period.label),
         kind = agreement.kind.as_str().to_uppercase(),
@@ -49,10 +49,22 @@ th{{background:#f3f3f3}} td:first-child,th:first-child{{text-align:left}}
         to = rfc3339(period.to_ms),
         running = if period.complete { "" } else { ", still running" },
         cal = esc(&report.calendar),
-        cls = if met { "met" } else { "breached" },
-        verdict = if met { "MET" } else { "BREACHED" },
+        cls = verdict.as_str(),
+        verdict = match verdict {
+            crate::availability::Verdict::Met => "MET",
+            crate::availability::Verdict::Breached => "BREACHED",
+            crate::availability::Verdict::InsufficientData => "INSUFFICIENT DATA",
+        },
         avail = fmt_pct(f.availability_percent),
         target = agreement.availability,
+        coverage = fmt_pct(f.coverage_percent),
+        min_coverage = report.min_coverage_percent,
+        unknown = f.unknown_seconds,
+        why = if verdict == crate::availability::Verdict::InsufficientData {
+            "<p><strong>Not enough of the agreed time was monitored (or a latency target has no samples) to say whether the agreement was met.</strong></p>\n"
+        } else {
+            ""
+        },
     )?;
     write!(h, "<h2>Figures</h2><table><tr><th>figure</th><th>seconds</th></tr>")?;
     for (name, v) in [

@@ -141,6 +141,61 @@ pub fn agreement_report(
     Ok(decorate(report_value(&report)?, state, None))
 }
 
+/// `GET /api/v1/compliance` through the history layer: each agreement's line as
+/// `report::compliance` computes it with `catalogue`, except that a closed period of the
+/// agreement's own kind shows its sealed revision; the counts are taken after that.
+pub fn compliance(
+    records: &Store,
+    source: &(dyn ReportSource + Sync),
+    catalogue: &Catalogue,
+    query: PeriodQuery<'_>,
+    now_ms: i64,
+) -> Result<Value, HistoryReadError> {
+    let live = report::compliance(source, catalogue, query, now_ms)?;
+    let mut out =
+        serde_json::to_value(&live).map_err(|e| HistoryError::Decode { what: "compliance", reason: e.to_string() })?;
+    let Some(lines) = out.get_mut("agreements").and_then(Value::as_array_mut) else { return Ok(out) };
+    for (line, computed) in lines.iter_mut().zip(&live.agreements) {
+        let Some(agreement) = catalogue.agreement(&computed.agreement) else { continue };
+        let settle_ms = i64::try_from(agreement.settle.as_millis()).unwrap_or(i64::MAX);
+        let state = state_of(&computed.period, settle_ms, now_ms);
+        line["period"]["state"] = Value::String(state.as_str().into());
+        line["revision"] = Value::Null;
+        if state != PeriodState::Closed || kind_of_label(&computed.period.label) != Some(agreement.period) {
+            continue;
+        }
+        if records.latest_catalogue_version().map_err(HistoryError::from)?.is_none() {
+            versions::record(records, catalogue, versions::Source::File, now_ms)?;
+        }
+        let revision = latest_or_seal(records, source, &computed.agreement, &computed.period.label, now_ms)?;
+        let sealed = &revision.report;
+        for key in [
+            "period",
+            "availability_percent",
+            "target_percent",
+            "downtime_seconds",
+            "error_budget_remaining_seconds",
+            "coverage_percent",
+            "unknown_seconds",
+            "verdict",
+            "met",
+        ] {
+            line[key] = sealed.get(key).cloned().unwrap_or(Value::Null);
+        }
+        line["latency_met"] = sealed.get("latency").and_then(|l| l.get("met")).cloned().unwrap_or(Value::Null);
+        line["revision"] = revision.summary();
+    }
+    let count = |v: &str| lines.iter().filter(|l| l["verdict"] == v).count();
+    let (met, breached, insufficient) = (count("met"), count("breached"), count("insufficient_data"));
+    let total = lines.len();
+    out["met"] = met.into();
+    out["breached"] = breached.into();
+    out["insufficient_data"] = insufficient.into();
+    out["compliance_rate_percent"] =
+        if total == 0 { Value::Null } else { serde_json::json!(100.0 * met as f64 / total as f64) };
+    Ok(out)
+}
+
 /// Every revision of one agreement period, oldest first.
 pub fn revisions(records: &Store, agreement: &str, label: &str) -> Result<Vec<Revision>, HistoryError> {
     records.revisions(agreement, label)?.iter().map(|p| decode(p)).collect()
