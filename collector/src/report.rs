@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::availability::{
     self, Attribution, Figures, FiguresSpec, Interval, LatencyOutcome, ProbeViews, ServiceInput, ServiceTimeline,
-    State, Verdict, VerdictSpec, intersect, total,
+    State, Verdict, VerdictSpec,
 };
 use crate::period::{self, Period, PeriodError, PeriodQuery};
 use crate::runs::ViewRun;
@@ -298,25 +298,11 @@ pub fn agreement_report_with_timeline(
     );
 
     // Supplier attribution: each outage's counted part against each dependency's downtime.
-    let mut attributed_downtime = Vec::new();
-    let counted: Vec<Vec<Interval>> =
-        figures.outages.iter().map(|o| intersect(&figures.base, &[(o.start_ms, o.end_ms)])).collect();
-    let mut per_outage: Vec<Vec<Attribution>> = vec![Vec::new(); figures.outages.len()];
+    let mut dependencies = Vec::new();
     for dep in catalogue.dependencies_transitive(service.id.as_str()) {
-        let dep_down = service_timeline(source, dep, cf, ct)?.intervals(State::Down);
-        let mut dep_total = 0;
-        for (i, parts) in counted.iter().enumerate() {
-            let ms = total(&intersect(parts, &dep_down));
-            if ms > 0 {
-                per_outage[i].push(attribution(dep.id.as_str(), ms));
-                dep_total += ms;
-            }
-        }
-        attributed_downtime.push(attribution(dep.id.as_str(), dep_total));
+        dependencies.push((dep.id.as_str(), service_timeline(source, dep, cf, ct)?));
     }
-    for (outage, attributions) in figures.outages.iter_mut().zip(per_outage) {
-        outage.attributed_to = Some(attributions);
-    }
+    let attributed_downtime = availability::attribute_downtime(&mut figures, &dependencies);
 
     let report = AgreementReport {
         agreement: agreement.id.to_string(),
@@ -334,10 +320,6 @@ pub fn agreement_report_with_timeline(
         attributed_downtime,
     };
     Ok((report, timeline))
-}
-
-fn attribution(service: &str, ms: i64) -> Attribution {
-    Attribution { service: service.to_string(), counted_seconds: ms as f64 / 1000.0, counted_ms: ms }
 }
 
 fn calendar<'c>(catalogue: &'c Catalogue, name: Option<&str>) -> Result<&'c Calendar, ReportError> {

@@ -40,6 +40,12 @@ pub fn total(intervals: &[Interval]) -> i64 {
     intervals.iter().map(|(a, b)| b - a).sum()
 }
 
+/// Where `t` lies in `period` as a share of its length, clamped to `[0, 1]`: how a
+/// report draws an instant on the period's timeline.
+pub fn share_of((from, to): Interval, t: i64) -> f64 {
+    ((t - from) as f64 / (to - from).max(1) as f64).clamp(0.0, 1.0)
+}
+
 pub(super) fn overlaps(sorted: &[Interval], (start, end): Interval) -> bool {
     let i = sorted.partition_point(|iv| iv.1 <= start);
     sorted.get(i).is_some_and(|iv| iv.0 < end)
@@ -76,5 +82,13 @@ mod tests {
             (at(10 * 60) + 1, at(10 * 60) + 2),
         ];
         assert_eq!(latency_minute_ranges(&base), vec![(at(8 * 60 + 1), at(8 * 60 + 3)), (at(9 * 60), at(9 * 60 + 1))]);
+    }
+
+    #[test]
+    fn an_instant_is_placed_on_a_period_as_a_share_clamped_to_it() {
+        let period = (at(0), at(60));
+        assert_eq!([at(0), at(15), at(60)].map(|t| share_of(period, t)), [0.0, 0.25, 1.0]);
+        assert_eq!([at(-5), at(90)].map(|t| share_of(period, t)), [0.0, 1.0]);
+        assert_eq!(share_of((at(0), at(0)), at(0)), 0.0, "an empty period divides by nothing");
     }
 }

@@ -23,9 +23,13 @@
 //! Files by job: `intervals.rs` (half-open interval lists: intersection, length, the
 //! latency minutes), `timeline.rs` (probe and service timelines, quorum, `min_outage`,
 //! outages, the context window) and `figures.rs` (coverage, the SPEC §7 figures, budget,
-//! burn rate, daily rows), `verdict.rs` (coverage and the verdict). The brute-force model the property tests check them against is
+//! burn rate, daily rows), `verdict.rs` (coverage and the verdict), `attribution.rs`
+//! (downtime attributed to dependencies) and `completeness.rs` (results expected,
+//! received and the largest gap, for evidence). The brute-force model the property tests check them against is
 //! `model.rs`; `fixtures.rs` holds the hand-written cases' shorthand.
 
+mod attribution;
+mod completeness;
 mod figures;
 mod intervals;
 mod timeline;
@@ -36,11 +40,13 @@ mod fixtures;
 #[cfg(test)]
 mod model;
 
+pub use attribution::attribute_downtime;
+pub use completeness::{Completeness, ResultTally, expected_results};
 pub use figures::{
     Attribution, BURN_WINDOW_LONG_MS, BURN_WINDOW_SHORT_MS, BurnRates, Coverage, DailyRow, FigureMillis, Figures,
     FiguresSpec, OutageReport, compute, coverage, daily_breakdown, local_midnight_ms,
 };
-pub use intervals::{Interval, intersect, latency_minute_ranges, total};
+pub use intervals::{Interval, intersect, latency_minute_ranges, share_of, total};
 pub use timeline::{
     CONTEXT_PADDING_MS, Outage, ProbeViews, Segment, ServiceInput, ServiceTimeline, State, context_window,
     probe_timeline, service_timeline,

@@ -13,10 +13,9 @@ use probity_config::wire::ErrorKind;
 use serde_json::json;
 
 use super::bundle::{BundleError, BundleWriter};
-use super::completeness_csv::Completeness;
 use super::results_csv::ResultsError;
 use super::{completeness_csv, daily_csv, methodology_md, outages_csv, report_html, results_csv};
-use crate::availability::{self, rfc3339};
+use crate::availability::{self, Completeness, ResultTally, rfc3339};
 use crate::report::{self, ReportError, ReportSource, ResolvedAgreement, SourceError};
 
 /// One raw result as `results.csv` lists it.
@@ -78,17 +77,19 @@ pub fn export<W: Write + Seek>(
     w.add_file("outages.csv", |o| outages_csv::write(o, &report.figures.outages))?;
 
     // One pass over the raw results feeds both results.csv and completeness.csv.
-    let mut completeness: BTreeMap<(String, String), Completeness> = BTreeMap::new();
+    let window = (period.from_ms, period.to_ms);
+    let mut tallies: BTreeMap<(String, String), ResultTally> = BTreeMap::new();
     for p in &service.probes {
         for a in &p.agents {
-            completeness.insert((a.to_string(), p.id.to_string()), Completeness::default());
+            tallies.insert((a.to_string(), p.id.to_string()), ResultTally::new(window));
         }
     }
     let mut source_error = None;
     w.add_file("results.csv", |o| {
         let probes = service.probes.iter().map(|p| p.id.as_str());
         let mut seen = |r: &RawResult<'_>| {
-            completeness.entry((r.agent.to_string(), r.probe.to_string())).or_default().record(r.at, period);
+            let key = (r.agent.to_string(), r.probe.to_string());
+            tallies.entry(key).or_insert_with(|| ResultTally::new(window)).record(r.at);
         };
         match results_csv::write(o, source, probes, period, &mut seen) {
             Ok(()) => Ok(()),
@@ -103,6 +104,11 @@ pub fn export<W: Write + Seek>(
         Some(s) => EvidenceError::Source(s),
         None => EvidenceError::from(e),
     })?;
+    let interval_ms = |probe: &str| {
+        service.probes.iter().find(|p| p.id.as_str() == probe).map_or(0, |p| p.interval.as_millis() as i64)
+    };
+    let completeness: BTreeMap<(String, String), Completeness> =
+        tallies.iter().map(|(key, tally)| (key.clone(), tally.completeness(interval_ms(&key.1)))).collect();
 
     let mut lost = BTreeMap::new();
     for agent in service.probes.iter().flat_map(|p| p.agents.iter()) {
@@ -111,12 +117,10 @@ pub fn export<W: Write + Seek>(
             lost.insert(agent.to_string(), n);
         }
     }
-    let intervals: BTreeMap<String, i64> =
-        service.probes.iter().map(|p| (p.id.to_string(), p.interval.as_millis() as i64)).collect();
-    w.add_file("completeness.csv", |o| completeness_csv::write(o, &completeness, &lost, &intervals, period))?;
+    w.add_file("completeness.csv", |o| completeness_csv::write(o, &completeness, &lost))?;
     w.add_file("methodology.md", |o| methodology_md::write(o, inputs, &report))?;
     w.add_file("report.html", |o| {
-        report_html::write(o, inputs, &report, daily.len(), daily.iter().cloned(), &completeness, &intervals)
+        report_html::write(o, inputs, &report, daily.len(), daily.iter().cloned(), &completeness)
     })?;
 
     let header = json!({

@@ -5,9 +5,8 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
-use super::completeness_csv::{Completeness, expected_results};
 use super::outages_csv::reasons_text;
-use crate::availability::{DailyRow, rfc3339};
+use crate::availability::{Completeness, DailyRow, rfc3339, share_of};
 use crate::report::{AgreementReport, ResolvedAgreement};
 
 /// Writes a self-contained, printable report (inline CSS and SVG, no network) as it goes:
@@ -19,7 +18,6 @@ pub(super) fn write(
     days: usize,
     daily: impl IntoIterator<Item = DailyRow>,
     completeness: &BTreeMap<(String, String), Completeness>,
-    intervals: &BTreeMap<String, i64>,
 ) -> io::Result<()> {
     let f = &report.figures;
     let verdict = report.verdict;
@@ -127,15 +125,14 @@ th{{background:#f3f3f3}} td:first-child,th:first-child{{text-align:left}}
 
     // Outage timeline over the period.
     write!(h, "<h2>Outages</h2>")?;
-    let span = (period.to_ms - period.from_ms).max(1) as f64;
     write!(
         h,
         r##"<svg width="{w}" height="40" viewBox="0 0 {w} 40" role="img" aria-label="outage timeline"><rect x="{pad}" y="10" width="{:.1}" height="16" fill="#e8f5e9"/>"##,
         w - 2.0 * pad
     )?;
     for o in &f.outages {
-        let x0 = pad + (w - 2.0 * pad) * (((o.start_ms - period.from_ms) as f64) / span).clamp(0.0, 1.0);
-        let x1 = pad + (w - 2.0 * pad) * (((o.end_ms - period.from_ms) as f64) / span).clamp(0.0, 1.0);
+        let x0 = pad + (w - 2.0 * pad) * share_of((period.from_ms, period.to_ms), o.start_ms);
+        let x1 = pad + (w - 2.0 * pad) * share_of((period.from_ms, period.to_ms), o.end_ms);
         write!(
             h,
             r##"<rect x="{x0:.1}" y="10" width="{:.1}" height="16" fill="#c62828"><title>{} to {}</title></rect>"##,
@@ -200,8 +197,14 @@ th{{background:#f3f3f3}} td:first-child,th:first-child{{text-align:left}}
         b"<h2>Completeness</h2><table><tr><th>agent</th><th>probe</th><th>expected</th><th>received</th></tr>",
     )?;
     for ((agent, probe), c) in completeness {
-        let expected = expected_results(period, intervals.get(probe).copied().unwrap_or(0));
-        write!(h, "<tr><td>{}</td><td>{}</td><td>{expected}</td><td>{}</td></tr>", esc(agent), esc(probe), c.received)?;
+        write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(agent),
+            esc(probe),
+            c.expected,
+            c.received
+        )?;
     }
     h.write_all(b"</table><p>How these figures were produced: see <code>methodology.md</code> in this bundle. Verify the bundle offline with <code>probity-collector evidence verify</code>.</p></body></html>\n")?;
     h.flush()

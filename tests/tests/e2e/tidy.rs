@@ -265,3 +265,210 @@ fn only_availability_adds_up_time() {
     });
     assert!(found.is_empty(), "interval arithmetic belongs in collector/src/availability/: {found:?}");
 }
+
+/// A source file's code with comments and string and char literals blanked to spaces
+/// (line breaks kept, so positions still give line numbers), and `#[cfg(test)]` items
+/// from the first one on dropped: tests may work figures out by hand.
+fn code_without_comments_strings_or_tests(text: &str) -> String {
+    let text = text.split("#[cfg(test)]").next().unwrap_or("");
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let blank = |c: char| if c == '\n' { '\n' } else { ' ' };
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        let word_before = i > 0 && (chars[i - 1].is_alphanumeric() || chars[i - 1] == '_');
+        if c == '/' && next == Some('/') {
+            while i < chars.len() && chars[i] != '\n' {
+                out.push(' ');
+                i += 1;
+            }
+        } else if c == '/' && next == Some('*') {
+            while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
+                out.push(blank(chars[i]));
+                i += 1;
+            }
+            out.push_str("  ");
+            i += 2;
+        } else if !word_before && (c == 'r' || c == 'b') && matches!(next, Some('#' | '"') | Some('r')) && {
+            // r"…", r#"…"#, br"…", b"…"
+            let mut j = i + 1;
+            if c == 'b' && chars.get(j) == Some(&'r') {
+                j += 1;
+            }
+            while chars.get(j) == Some(&'#') {
+                j += 1;
+            }
+            chars.get(j) == Some(&'"')
+        } {
+            let mut j = i + 1;
+            if chars.get(j) == Some(&'r') {
+                j += 1;
+            }
+            let raw = c == 'r' || chars.get(i + 1) == Some(&'r');
+            let mut hashes = 0;
+            while chars.get(j) == Some(&'#') {
+                hashes += 1;
+                j += 1;
+            }
+            j += 1; // the opening quote
+            loop {
+                match chars.get(j) {
+                    None => break,
+                    Some('\\') if !raw => j += 2,
+                    Some('"') if (1..=hashes).all(|h| chars.get(j + h) == Some(&'#')) => {
+                        j += 1 + hashes;
+                        break;
+                    }
+                    Some(_) => j += 1,
+                }
+            }
+            let end = j.min(chars.len());
+            out.extend(chars[i..end].iter().map(|&c| blank(c)));
+            i = end;
+        } else if c == '"' {
+            let mut j = i + 1;
+            while j < chars.len() && chars[j] != '"' {
+                j += if chars[j] == '\\' { 2 } else { 1 };
+            }
+            let end = (j + 1).min(chars.len());
+            out.extend(chars[i..end].iter().map(|&c| blank(c)));
+            i = end;
+        } else if c == '\'' && (next == Some('\\') || chars.get(i + 2) == Some(&'\'')) {
+            // A char literal ('x', '\n', '\''); a lifetime ('a) has no closing quote.
+            let mut j = i + 1;
+            if next == Some('\\') {
+                j += 2;
+            }
+            while j < chars.len() && chars[j] != '\'' {
+                j += 1;
+            }
+            let end = (j + 1).min(chars.len());
+            out.extend(chars[i..end].iter().map(|&c| blank(c)));
+            i = end;
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Where code adds up or subtracts time itself instead of asking `availability`: a call to
+/// (or an import of) the interval arithmetic — `intersect`, `total`, `subtract`,
+/// `normalize`, `service_intervals`, `last_stretch_of` — or a `+`, `-`, `+=` or `-=` next
+/// to an instant or a length in ms (`…_ms`, `.at`, `.start`, `.end`). One line each.
+fn interval_arithmetic_in(text: &str) -> Vec<String> {
+    const SET_ARITHMETIC: [&str; 6] =
+        ["intersect", "total", "subtract", "normalize", "service_intervals", "last_stretch_of"];
+    let code = code_without_comments_strings_or_tests(text);
+    // Tokens: paths (`a.b_ms`, `availability::total`), numbers, and operators, with lines.
+    let mut tokens: Vec<(usize, String)> = Vec::new();
+    let chars: Vec<char> = code.chars().collect();
+    let (mut i, mut line) = (0, 1);
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\n' {
+            line += 1;
+            i += 1;
+        } else if c.is_whitespace() {
+            i += 1;
+        } else if c.is_alphanumeric() || c == '_' {
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_alphanumeric()
+                    || chars[i] == '_'
+                    || (chars[i] == '.' && chars.get(i + 1).is_some_and(|n| n.is_alphabetic() || *n == '_'))
+                    || (chars[i] == ':' && chars.get(i + 1) == Some(&':')))
+            {
+                i += if chars[i] == ':' { 2 } else { 1 };
+            }
+            tokens.push((line, chars[start..i].iter().collect()));
+        } else {
+            let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
+            let op = if ["->", "=>", "-=", "+=", "::", ".."].contains(&two.as_str()) { two } else { c.to_string() };
+            i += op.chars().count();
+            tokens.push((line, op));
+        }
+    }
+    let last_segment = |t: &str| t.rsplit(['.', ':']).next().unwrap_or("").to_string();
+    let time_like = |t: &str| {
+        let starts_like_a_name = t.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_');
+        starts_like_a_name
+            && t.split(['.', ':'])
+                .enumerate()
+                .any(|(n, seg)| seg.ends_with("_ms") || (n > 0 && ["at", "start", "end"].contains(&seg)))
+    };
+    let mut found = Vec::new();
+    let mut in_use = false;
+    for (k, (line, t)) in tokens.iter().enumerate() {
+        match t.as_str() {
+            "use" => in_use = true,
+            ";" => in_use = false,
+            _ => {}
+        }
+        let next = tokens.get(k + 1).map(|(_, t)| t.as_str());
+        if SET_ARITHMETIC.contains(&last_segment(t).as_str()) && (in_use || next == Some("(")) {
+            found.push(format!("line {line}: {t}"));
+        }
+        if ["-", "+", "-=", "+="].contains(&t.as_str()) {
+            let before = k.checked_sub(1).map(|b| tokens[b].1.as_str()).unwrap_or("");
+            let after = next.unwrap_or("");
+            if time_like(before) || time_like(after) {
+                found.push(format!("line {line}: {before} {t} {after}"));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_interval_arithmetic_check_catches_what_it_is_for_and_nothing_else() {
+    // What report.rs and evidence/ once did themselves.
+    let reintroduced = [
+        "let ms = total(&intersect(parts, &dep_down));",
+        "use crate::availability::{self, Attribution, intersect, total};",
+        "let tail = c.last_at.map_or(period.to_ms - period.from_ms, |last| period.to_ms - last);",
+        "c.largest_gap_ms = c.largest_gap_ms.max(r.at - gap_from);",
+        "dep_total_ms += ms;",
+        "let x0 = pad + w * ((o.start_ms - period.from_ms) as f64 / span);",
+        "let hours = calendar.service_intervals(from, to);",
+    ];
+    for code in reintroduced {
+        assert!(!interval_arithmetic_in(code).is_empty(), "not caught: {code}");
+    }
+    let fine = [
+        "fn f(x: i64) -> Result<i64, E> { Ok(x * 60_000) }",
+        "// period.to_ms - period.from_ms is availability's job",
+        r#"let s = "to_ms - from_ms"; let r = r"a_ms - b"; let c = '-';"#,
+        "let achieved_ms = h.value_at_quantile(p / 100.0) as f64 / 1000.0;",
+        "match x { Some(a) => a, None => -1 }",
+        "availability::context_window(period.from_ms, period.to_ms, min_outage_ms, now)",
+        "fn f<'a>(x: &'a str) -> &'a str { x }",
+        "#[cfg(test)]\nmod tests { fn t() { let d = p.to_ms - p.from_ms; } }",
+    ];
+    for code in fine {
+        assert!(interval_arithmetic_in(code).is_empty(), "wrongly caught: {code}: {:?}", interval_arithmetic_in(code));
+    }
+}
+
+#[test]
+fn reports_and_evidence_leave_adding_up_time_to_availability() {
+    // ARCHITECTURE.md: every seconds figure comes from `availability`; nothing else adds up time.
+    let root = workspace_root();
+    let mut files = vec![root.join("collector/src/report.rs")];
+    rust_files(&root.join("collector/src/evidence"), &mut files);
+    assert!(files.len() > 3, "found only {files:?}");
+    let mut offenders = Vec::new();
+    for f in &files {
+        let name = f.strip_prefix(&root).unwrap().display().to_string();
+        for hit in interval_arithmetic_in(&std::fs::read_to_string(f).unwrap()) {
+            offenders.push(format!("{name}: {hit}"));
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "interval arithmetic outside `availability` (move it there, with a unit test): {offenders:#?}"
+    );
+}
