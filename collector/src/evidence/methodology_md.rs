@@ -117,6 +117,10 @@ pub(super) fn write(out: &mut dyn Write, inputs: &ResolvedAgreement<'_>, report:
         if agreement.latency.is_some() { " or latency (with samples) > its max" } else { "" },
         if agreement.latency.is_some() { "else `insufficient_data` when latency has no samples; " } else { "" }
     )?;
+    writeln!(
+        m,
+        "- outages are listed when they overlap base; `counted_seconds` is the part inside base; `attributed_to` gives the part during which a dependency (from `depends_on`, directly or further down) was down too."
+    )?;
     let f = &report.figures;
     let pct = |v: Option<f64>| v.map_or_else(|| "n/a".to_string(), |x| format!("{x:.3}%"));
     writeln!(
@@ -129,10 +133,6 @@ pub(super) fn write(out: &mut dyn Write, inputs: &ResolvedAgreement<'_>, report:
         agreement.min_coverage,
         f.unknown_seconds,
         f.millis.base_ms as f64 / 1000.0
-    )?;
-    writeln!(
-        m,
-        "- outages are listed when they overlap base; `counted_seconds` is the part inside base; `attributed_to` gives the part during which a dependency (from `depends_on`, directly or further down) was down too."
     )?;
     writeln!(
         m,
