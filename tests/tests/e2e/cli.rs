@@ -26,7 +26,19 @@ fn check_config_accepts_the_quickstart_and_the_agent_example() {
     let out = run("probity-collector", &["check-config", "config/examples/quickstart.toml"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("0 structural gaps"));
+    // The agent's check-config also reads the token file, which on this host is absent...
     let out = run("probity-agent", &["check-config", "config/examples/agent.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("token file /etc/probity/agent.token"), "{}", text(&out.stderr));
+    // ...and once it is there, the example is accepted as it stands.
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("agent.token");
+    std::fs::write(&token, "probity_0123\n").unwrap();
+    let example = std::fs::read_to_string(workspace_root().join("config/examples/agent.toml")).unwrap();
+    let example = example.replace("/etc/probity/agent.token", &token.display().to_string());
+    let config = dir.path().join("agent.toml");
+    std::fs::write(&config, example).unwrap();
+    let out = run("probity-agent", &["check-config", &config.display().to_string()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with("ok: agent lon-1"));
 }
