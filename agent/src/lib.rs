@@ -13,6 +13,7 @@
 pub mod adhoc;
 mod assignment;
 pub mod client;
+pub mod hardening;
 pub mod logging;
 pub mod metrics;
 pub mod probe;
@@ -96,9 +97,14 @@ pub async fn run(
     if !stamps {
         warn!("the kernel gives no receive timestamps here: latencies include this host's scheduling delays");
     }
+    for warning in hardening::warnings(&config) {
+        warn!("{warning}");
+    }
     let collector = Arc::new(client::Collector::new(&config, options.compression)?);
     let spool_error = |error| AgentError::Spool { path: config.spool_dir.clone(), error };
     let spool = Arc::new(Spool::open(&config.spool_dir, config.spool_max).map_err(spool_error)?);
+    // Results and the cached assignment are the agent's own: 0700 / 0600.
+    hardening::make_private(&config.spool_dir).map_err(spool_error)?;
     let metrics = Arc::new(Metrics::default());
     info!(
         agent = %config.id,

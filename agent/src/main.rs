@@ -54,6 +54,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // The spool, its cached assignment and anything else the agent writes: 0600 / 0700.
+    probity_agent::hardening::private_umask();
     if let Err(e) = probity_agent::logging::init(args.log_level.as_deref(), args.log_format) {
         eprintln!("error: {e}");
         return ExitCode::from(2);
@@ -61,6 +63,9 @@ fn main() -> ExitCode {
     match args.command {
         Some(Command::CheckConfig { file }) => match check_config(&file) {
             Ok(c) => {
+                for warning in probity_agent::hardening::warnings(&c) {
+                    eprintln!("warning: {warning}");
+                }
                 println!(
                     "ok: agent {} reports to {}, spool {} (max {} bytes)",
                     c.id,

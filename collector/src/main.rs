@@ -76,6 +76,8 @@ enum EvidenceCommand {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // The database, the signing key and everything else the collector writes: 0600 / 0700.
+    probity_agent::hardening::private_umask();
     if let Err(e) = probity_agent::logging::init(args.log_level.as_deref(), args.log_format) {
         eprintln!("error: {e}");
         return ExitCode::from(2);

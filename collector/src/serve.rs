@@ -32,6 +32,8 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error("cannot create data_dir {}", path.display())]
     DataDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot make data_dir {} private (0700, files 0600)", path.display())]
+    DataDirMode { path: PathBuf, source: std::io::Error },
     #[error("cannot listen on {addr}")]
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error(transparent)]
@@ -85,6 +87,9 @@ pub async fn serve(config: CollectorConfig, spec: ServeSpec) -> Result<(), Serve
     let _ = rustls::crypto::ring::default_provider().install_default();
     let data_dir = config.server.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|source| ServeError::DataDir { path: data_dir.clone(), source })?;
+    // Raw results and the signing key are nobody else's: data_dir 0700, its files 0600.
+    probity_agent::hardening::make_private(&data_dir)
+        .map_err(|source| ServeError::DataDirMode { path: data_dir.clone(), source })?;
     let db_path = data_dir.join("db");
     let options = spec.store.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(&db_path, &options)).await??;

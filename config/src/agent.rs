@@ -30,6 +30,28 @@ pub enum TokenSource {
     Inline(String),
 }
 
+impl AgentConfig {
+    /// A warning when the bearer token would cross the network in plaintext: an `http://`
+    /// collector that is not on this host's loopback (SPEC §15).
+    pub fn plaintext_token_warning(&self) -> Option<String> {
+        if self.collector.scheme() != "http" {
+            return None;
+        }
+        let loopback = match self.collector.host() {
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        (!loopback).then(|| {
+            format!(
+                "collector {} is plain http:// on another host: the agent's bearer token crosses the network in plaintext; use https://",
+                self.collector
+            )
+        })
+    }
+}
+
 /// Parses and validates an agent config; `file` names it in error messages.
 pub fn parse_agent_config(file: &str, text: &str) -> Result<AgentConfig, ConfigErrors> {
     let mut r = Reader { diags: Diagnostics::new(text) };
@@ -148,6 +170,22 @@ mod tests {
         assert_eq!(c.id.as_str(), "lon-1");
         assert_eq!(c.spool_max, DEFAULT_SPOOL_MAX);
         assert_eq!(c.token, TokenSource::Inline("t".into()));
+    }
+
+    #[test]
+    fn a_plaintext_collector_on_another_host_is_warned_about() {
+        let warning = |collector: &str| {
+            let text = format!("id = \"a\"\ncollector = \"{collector}\"\ntoken = \"t\"\nspool_dir = \"/s\"\n");
+            parse_agent_config("a.toml", &text).unwrap().plaintext_token_warning()
+        };
+        let w = warning("http://collector.example.com:7878").expect("a warning");
+        assert!(w.contains("http://collector.example.com:7878/") && w.contains("plaintext; use https://"), "{w}");
+        assert!(warning("http://10.0.0.5:7878").is_some());
+        for quiet in
+            ["https://collector.example.com", "http://127.0.0.1:7878", "http://localhost:7878", "http://[::1]:7878"]
+        {
+            assert_eq!(warning(quiet), None, "{quiet}");
+        }
     }
 
     #[test]

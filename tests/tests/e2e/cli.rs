@@ -94,3 +94,29 @@ fn every_command_answers_help() {
         assert!(text(&out.stdout).contains("Usage:"), "{binary} {args:?}");
     }
 }
+
+#[test]
+fn agent_check_config_warns_about_a_plaintext_token_and_a_token_file_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let token = probity_tests::write_file(dir.path(), "agent.token", b"probity_secret\n");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let config = format!(
+        "id = \"lon-1\"\ncollector = \"http://collector.example.com:7878\"\ntoken_file = \"{}\"\nspool_dir = \"{}\"\n",
+        token.display(),
+        dir.path().join("spool").display()
+    );
+    let path = probity_tests::write_file(dir.path(), "agent.toml", config.as_bytes());
+    let out = run("probity-agent", &["check-config", path.to_str().unwrap()]);
+    assert!(out.status.success(), "warnings do not fail the check: {}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("warning: collector http://collector.example.com:7878/ is plain http:// on another host: the agent's bearer token crosses the network in plaintext; use https://"), "{stderr}");
+    assert!(stderr.contains("is readable by group or others (mode 0644); chmod 600"), "{stderr}");
+    // Loopback and a private token file: nothing to say.
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = config.replace("collector.example.com", "127.0.0.1");
+    let path = probity_tests::write_file(dir.path(), "agent.toml", config.as_bytes());
+    let out = run("probity-agent", &["check-config", path.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(!text(&out.stderr).contains("warning"), "{}", text(&out.stderr));
+}

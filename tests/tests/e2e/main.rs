@@ -3,6 +3,7 @@
 mod cli;
 mod clock;
 mod evidence;
+mod files;
 mod history;
 mod probing;
 mod reports;
