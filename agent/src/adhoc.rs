@@ -8,8 +8,9 @@ use probity_config::probe::{
     DnsSpec, GrpcSpec, HttpSpec, IcmpSpec, IpProtocol, Pattern, ProbeSpec, RecordType, StartTls, StatusRange, TcpSpec,
     TlsSpec, parse_dns_server, unescape,
 };
+use probity_config::units::format_duration;
 
-use crate::probe::{Outcome, expiry_words, human};
+use crate::probe::{Outcome, expiry_words};
 
 const SCHEMES: &str = "http(s)://, tcp://, dns://, tls://, icmp:// or grpc://";
 
@@ -286,19 +287,21 @@ pub fn render_with(spec: &ProbeSpec, outcome: &Outcome, verbose: bool) -> String
         [("dns", p.dns_us), ("connect", p.connect_us), ("tls", p.tls_us), ("first byte", p.first_byte_us)]
     {
         if let Some(us) = value {
-            let _ = writeln!(out, "{name:<11} {}", human(Duration::from_micros(us)));
+            let _ = writeln!(out, "{name:<11} {}", format_duration(Duration::from_micros(us)));
         }
     }
-    let _ = writeln!(out, "total       {}", human(outcome.duration));
+    let _ = writeln!(out, "total       {}", format_duration(outcome.duration));
     for a in &d.attempts {
-        let connect =
-            a.connect_us.map(|c| format!("connected {}, ", human(Duration::from_micros(c)))).unwrap_or_default();
+        let connect = a
+            .connect_us
+            .map(|c| format!("connected {}, ", format_duration(Duration::from_micros(c))))
+            .unwrap_or_default();
         let cut = if a.truncated { ", truncated" } else { "" };
         let _ = writeln!(
             out,
             "query       {} {connect}answer {} ({} bytes{cut})",
             a.transport,
-            human(Duration::from_micros(a.answer_us)),
+            format_duration(Duration::from_micros(a.answer_us)),
             a.bytes
         );
     }

@@ -12,7 +12,7 @@ use jiff::tz::TimeZone;
 use probity_config::PeriodKind;
 use serde::{Serialize, Serializer};
 
-use crate::availability::{local_midnight_ms, rfc3339};
+use probity_config::time::{local_midnight_ms, rfc3339};
 
 /// What every period error ends with, so a 400 always says what is accepted.
 const ACCEPTED: &str = "use period=2026-11 (month), period=2026-Q4 (quarter), period=2026-W47 (ISO week), \

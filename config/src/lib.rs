@@ -12,6 +12,7 @@ pub mod gaps;
 pub mod id;
 pub mod probe;
 mod reader;
+pub mod time;
 pub mod units;
 pub mod wire;
 
@@ -24,7 +25,7 @@ pub use catalogue::*;
 pub use collector::parse_collector_config;
 pub use diag::{ConfigErrors, Diagnostic};
 pub use id::Id;
-pub use reader::parse_instant;
+pub use time::parse_instant;
 
 /// Tokens made by `new-agent` start with this, so a token pasted where its hash belongs is caught.
 pub const TOKEN_PREFIX: &str = "probity_";

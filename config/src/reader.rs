@@ -8,6 +8,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::diag::Diagnostics;
+use crate::time::parse_instant;
 use crate::units::{format_duration, parse_duration};
 
 /// A value with the byte offset it was read from, kept until cross-reference checks are done.
@@ -258,13 +259,6 @@ impl<'s> Reader<'s> {
             }
         }
     }
-}
-
-/// Parses an RFC 3339 instant; an offset (`Z` or `+01:00`) is required.
-pub fn parse_instant(text: &str) -> Result<jiff::Timestamp, String> {
-    text.parse::<jiff::Timestamp>().map_err(|_| {
-        format!("\"{text}\" is not an RFC 3339 instant with an offset; write e.g. \"2026-11-10T22:00:00Z\"")
-    })
 }
 
 fn describe(v: &DeValue<'_>) -> String {

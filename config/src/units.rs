@@ -53,17 +53,22 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(total as u64))
 }
 
-/// Prints a duration in the largest units that keep it exact: `30s`, `1h30m`, `250ms`.
+/// Prints a duration in the largest units that keep it exact to the microsecond: `30s`,
+/// `1h30m`, `250ms`, `1ms250µs`. Whole milliseconds print as config syntax, so a timeout in
+/// a message reads as it was written in the file. The one duration formatter: config
+/// messages, probe failures and `probity-agent probe` all use it.
 pub fn format_duration(d: Duration) -> String {
-    let mut ms = d.as_millis();
-    if ms == 0 {
+    let mut us = d.as_micros();
+    if us == 0 {
         return "0s".into();
     }
     let mut out = String::new();
-    for (unit, size) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
-        if ms >= size {
-            out.push_str(&format!("{}{unit}", ms / size));
-            ms %= size;
+    for (unit, size) in
+        [("d", 86_400_000_000u128), ("h", 3_600_000_000), ("m", 60_000_000), ("s", 1_000_000), ("ms", 1_000), ("µs", 1)]
+    {
+        if us >= size {
+            out.push_str(&format!("{}{unit}", us / size));
+            us %= size;
         }
     }
     out
@@ -136,6 +141,15 @@ mod tests {
         for text in ["500ms", "30s", "5m", "1h", "400d", "1h30m", "1m1s1ms"] {
             assert_eq!(format_duration(parse_duration(text).unwrap()), text);
         }
+    }
+
+    #[test]
+    fn sub_millisecond_durations_print_exact_microseconds() {
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1s500ms");
+        assert_eq!(format_duration(Duration::from_micros(1250)), "1ms250µs");
+        assert_eq!(format_duration(Duration::from_micros(3)), "3µs");
+        assert_eq!(format_duration(Duration::from_nanos(999)), "0s");
+        assert_eq!(format_duration(Duration::ZERO), "0s");
     }
 
     #[test]

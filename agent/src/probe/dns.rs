@@ -16,12 +16,13 @@ use hickory_proto::rr::{Name, RData, Record, RecordType as WireType};
 use hickory_resolver::config::{ResolveHosts, ResolverConfig};
 use hickory_resolver::net::{DnsError, NetError};
 use probity_config::probe::{DnsSpec, DnsTransport, RecordType};
+use probity_config::units::format_duration;
 use probity_config::wire::ErrorKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
-use super::net::{self, Clock, failure, human};
+use super::net::{self, Clock, failure};
 use super::{Attempt, Details, Failure, Outcome};
 
 /// What we advertise over UDP with EDNS: the size DNS Flag Day 2020 settled on, so a
@@ -237,7 +238,7 @@ fn lookup_failure(e: &NetError, what: &str, server: &str, timeout: Duration) -> 
     match e {
         NetError::Timeout => failure(
             ErrorKind::Timeout,
-            format!("timeout: no answer for {what} from {server} within {}", human(timeout)),
+            format!("timeout: no answer for {what} from {server} within {}", format_duration(timeout)),
         ),
         NetError::Dns(DnsError::NoRecordsFound(nr)) if nr.response_code == ResponseCode::NoError => {
             failure(ErrorKind::Answer, format!("answer: no records for {what} from {server} (NOERROR, empty answer)"))
@@ -250,7 +251,7 @@ fn lookup_failure(e: &NetError, what: &str, server: &str, timeout: Duration) -> 
         }
         NetError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => failure(
             ErrorKind::Timeout,
-            format!("timeout: no answer for {what} from {server} within {}", human(timeout)),
+            format!("timeout: no answer for {what} from {server} within {}", format_duration(timeout)),
         ),
         NetError::Io(io) => failure(ErrorKind::Connect, format!("connect: {} ({server})", net::io_reason(io))),
         // hickory keeps the OS's reason to itself here; say what is known, as `connect`.

@@ -12,12 +12,13 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU16, Ordering};
 
 use probity_config::probe::IcmpSpec;
+use probity_config::units::format_duration;
 use probity_config::wire::ErrorKind;
 use socket2::Type as SockType;
 use surge_ping::{Client, Config, ICMP, IcmpPacket, PingIdentifier, PingSequence, SurgeError};
 use tokio::time::Instant;
 
-use super::net::{self, Clock, failure, human};
+use super::net::{self, Clock, failure};
 use super::{Details, Failure, Outcome};
 
 pub async fn run(spec: &IcmpSpec, deadline: Instant) -> Outcome {
@@ -47,7 +48,7 @@ async fn probe(clock: &Clock, spec: &IcmpSpec, deadline: Instant, details: &mut 
             Ok((packet, rtt)) => match reply_kind(&packet) {
                 Reply::Echo => {
                     replies += 1;
-                    details.answers.push(format!("reply from {ip}: icmp_seq={seq} time={}", human(rtt)));
+                    details.answers.push(format!("reply from {ip}: icmp_seq={seq} time={}", format_duration(rtt)));
                     if details.phases.first_byte_us.is_none() {
                         details.phases.first_byte_us = Some(clock.mark());
                     }
@@ -80,7 +81,7 @@ async fn probe(clock: &Clock, spec: &IcmpSpec, deadline: Instant, details: &mut 
                 "timeout: no echo reply from {ip} to {} packet{} within {}",
                 spec.packets,
                 if spec.packets == 1 { "" } else { "s" },
-                human(clock.timeout())
+                format_duration(clock.timeout())
             ),
         )
     }))

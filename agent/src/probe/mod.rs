@@ -13,11 +13,12 @@ pub mod tls;
 use std::time::{Duration, SystemTime};
 
 use probity_config::probe::ProbeSpec;
+use probity_config::units::format_duration;
 use probity_config::wire::{ErrorKind, Phases, ProbeResult, ResultError};
 use tokio::time::Instant;
 
 pub use arrival::arm_receive_stamps;
-pub use net::{days_left, expiry_words, human, trust_extra_root};
+pub use net::{days_left, expiry_words, trust_extra_root};
 
 /// What one probe run saw.
 #[derive(Clone, Debug)]
@@ -95,7 +96,7 @@ pub async fn run_spec(spec: &ProbeSpec, timeout: Duration) -> Outcome {
             details: Details::default(),
             result: Err(Failure {
                 kind: ErrorKind::Timeout,
-                message: format!("timeout: no result within {}", human(timeout)),
+                message: format!("timeout: no result within {}", format_duration(timeout)),
             }),
         },
     }

@@ -12,6 +12,8 @@ use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{LookupIpStrategy, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use probity_config::probe::IpProtocol;
+use probity_config::time::rfc3339;
+use probity_config::units::format_duration;
 use probity_config::wire::ErrorKind;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -71,7 +73,7 @@ impl Clock {
     /// Runs `step`, failing with a `timeout` that says what was being waited for.
     pub(crate) async fn within<T>(&self, waiting_for: &str, step: impl Future<Output = T>) -> Result<T, Failure> {
         tokio::time::timeout_at(self.deadline, step).await.map_err(|_| {
-            failure(ErrorKind::Timeout, format!("timeout: {waiting_for} within {}", human(self.timeout())))
+            failure(ErrorKind::Timeout, format!("timeout: {waiting_for} within {}", format_duration(self.timeout())))
         })
     }
 }
@@ -82,19 +84,6 @@ pub(crate) fn failure(kind: ErrorKind, message: impl Into<String>) -> Failure {
 
 pub(crate) fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-}
-
-/// `1.5s`, `250ms`, `3µs`: durations as operators read them.
-pub fn human(d: Duration) -> String {
-    let us = d.as_micros();
-    if us >= 1_000_000 {
-        let s = d.as_secs_f64();
-        if d.subsec_millis() == 0 { format!("{}s", d.as_secs()) } else { format!("{s:.3}s") }
-    } else if us >= 1_000 {
-        if us.is_multiple_of(1000) { format!("{}ms", us / 1000) } else { format!("{:.3}ms", us as f64 / 1000.0) }
-    } else {
-        format!("{us}µs")
-    }
 }
 
 /// Resolves `host` to addresses of the families `ip` allows, with the end of the lookup
@@ -355,7 +344,7 @@ pub fn days_left(not_after: i64, now: i64) -> i64 {
 /// `expires in 12 days (not after 2026-12-14T10:00:00Z)` or `expired 3 days ago (not
 /// after …)`: the one wording every probe kind and `probity-agent probe` use.
 pub fn expiry_words(not_after: i64, now: i64) -> String {
-    let when = unix_to_rfc3339(not_after);
+    let when = unix_seconds_rfc3339(not_after);
     if not_after < now {
         format!("expired {} days ago (not after {when})", -days_left(not_after, now))
     } else {
@@ -363,20 +352,9 @@ pub fn expiry_words(not_after: i64, now: i64) -> String {
     }
 }
 
-pub(crate) fn unix_to_rfc3339(t: i64) -> String {
-    // Civil-from-days (Howard Hinnant): UTC only, so no calendar library is needed here.
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+/// A certificate instant (Unix seconds, as x509 gives it) as RFC 3339.
+pub(crate) fn unix_seconds_rfc3339(t: i64) -> String {
+    rfc3339(t.saturating_mul(1000))
 }
 
 /// The end-entity certificate's `notAfter`, Unix seconds.
@@ -539,19 +517,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_read_as_operators_write_them() {
-        assert_eq!(human(Duration::from_secs(5)), "5s");
-        assert_eq!(human(Duration::from_millis(1500)), "1.500s");
-        assert_eq!(human(Duration::from_millis(250)), "250ms");
-        assert_eq!(human(Duration::from_micros(1250)), "1.250ms");
-        assert_eq!(human(Duration::from_micros(3)), "3µs");
-    }
-
-    #[test]
     fn unix_seconds_print_as_utc() {
-        assert_eq!(unix_to_rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(unix_to_rfc3339(1_763_812_800), "2025-11-22T12:00:00Z");
-        assert_eq!(unix_to_rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(unix_seconds_rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(unix_seconds_rfc3339(1_763_812_800), "2025-11-22T12:00:00Z");
+        assert_eq!(unix_seconds_rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(unix_seconds_rfc3339(i64::MAX), i64::MAX.to_string());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! `query_response`). Up when every step did; a reply that does not match is `answer`.
 
 use probity_config::probe::{StartTls, TcpSpec};
+use probity_config::units::format_duration;
 use probity_config::wire::ErrorKind;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
@@ -72,7 +73,7 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
         Ok(()) => Ok(()),
         Err(Ended::Timeout) if reply.is_empty() => Err(failure(
             ErrorKind::Timeout,
-            format!("timeout: no reply from {target} within {}", net::human(clock.timeout())),
+            format!("timeout: no reply from {target} within {}", format_duration(clock.timeout())),
         )),
         Err(Ended::Failed(f)) => Err(f),
         Err(_) => Err(failure(
@@ -152,7 +153,7 @@ async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
             Err(Ended::Failed(f)) => Err(f),
             Err(Ended::Timeout) => Err(failure(
                 ErrorKind::Timeout,
-                format!("timeout: no {what} from {name} server {target} within {}", net::human(clock.timeout())),
+                format!("timeout: no {what} from {name} server {target} within {}", format_duration(clock.timeout())),
             )),
             Err(_) => Err(failure(
                 ErrorKind::Tls,

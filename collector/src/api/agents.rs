@@ -8,12 +8,12 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use probity_config::time::rfc3339;
 use serde::Serialize;
 
 use super::ApiError;
 use super::read::authorize;
 use crate::agents::{AgentRow, agent_rows};
-use crate::availability::rfc3339;
 use crate::state::AppState;
 
 pub(super) fn routes() -> Router<AppState> {

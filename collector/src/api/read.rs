@@ -12,10 +12,11 @@ use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use probity_config::Catalogue;
+use probity_config::time::rfc3339;
 use serde::Serialize;
 
 use super::ApiError;
-use crate::availability::{State as ServiceState, rfc3339};
+use crate::availability::State as ServiceState;
 use crate::period::{PeriodError, PeriodQuery};
 use crate::report::{self, ReportError};
 use crate::state::AppState;

@@ -8,11 +8,11 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use probity_config::UnknownPolicy;
 use probity_config::calendar::{Calendar, normalize, subtract};
+use probity_config::time::{local_midnight_ms, rfc3339};
 use probity_config::wire::ErrorKind;
 use serde::{Serialize, Serializer};
 
 use super::intervals::{Interval, intersect, last_stretch_of, overlaps, total};
-use super::rfc3339;
 use super::timeline::{ServiceTimeline, State};
 
 /// Burn-rate windows, in agreed service time.
@@ -248,14 +248,6 @@ pub fn daily_breakdown(timeline: &ServiceTimeline, spec: &FiguresSpec<'_>, from:
         date = next;
     }
     rows
-}
-
-/// The instant a local date starts in `tz` (after the gap if midnight does not exist).
-pub fn local_midnight_ms(tz: &jiff::tz::TimeZone, date: Date) -> i64 {
-    match date.to_zoned(tz.clone()).and_then(|z| z.start_of_day()) {
-        Ok(z) => z.timestamp().as_millisecond(),
-        Err(_) => i64::MAX,
-    }
 }
 
 fn seconds(ms: i64) -> f64 {

@@ -44,7 +44,7 @@ pub use attribution::attribute_downtime;
 pub use completeness::{Completeness, ResultTally, expected_results};
 pub use figures::{
     Attribution, BURN_WINDOW_LONG_MS, BURN_WINDOW_SHORT_MS, BurnRates, Coverage, DailyRow, FigureMillis, Figures,
-    FiguresSpec, OutageReport, compute, coverage, daily_breakdown, local_midnight_ms,
+    FiguresSpec, OutageReport, compute, coverage, daily_breakdown,
 };
 pub use intervals::{Interval, intersect, latency_minute_ranges, share_of, total};
 pub use timeline::{
@@ -52,13 +52,3 @@ pub use timeline::{
     probe_timeline, service_timeline,
 };
 pub use verdict::{LatencyOutcome, Verdict, VerdictSpec, coverage_percent, verdict};
-
-use jiff::Timestamp;
-
-/// An instant as RFC 3339 in UTC (`2026-11-10T22:00:00Z`, with fractions only when needed).
-pub fn rfc3339(ms: i64) -> String {
-    match Timestamp::from_millisecond(ms) {
-        Ok(ts) => ts.to_string(),
-        Err(_) => ms.to_string(),
-    }
-}

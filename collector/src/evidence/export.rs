@@ -9,13 +9,14 @@ use std::io::{self, Seek, Write};
 
 use ed25519_dalek::SigningKey;
 use probity_config::Agreement;
+use probity_config::time::rfc3339;
 use probity_config::wire::ErrorKind;
 use serde_json::json;
 
 use super::bundle::{BundleError, BundleWriter};
 use super::results_csv::ResultsError;
 use super::{completeness_csv, daily_csv, methodology_md, outages_csv, report_html, results_csv};
-use crate::availability::{self, Completeness, ResultTally, rfc3339};
+use crate::availability::{self, Completeness, ResultTally};
 use crate::report::{self, ReportError, ReportSource, ResolvedAgreement, SourceError};
 
 /// One raw result as `results.csv` lists it.

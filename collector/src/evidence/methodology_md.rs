@@ -3,7 +3,8 @@
 
 use std::io::{self, Write};
 
-use crate::availability::rfc3339;
+use probity_config::time::rfc3339;
+
 use crate::report::{AgreementReport, ResolvedAgreement};
 
 /// Writes the rules that produced the figures, from the configuration in force, and the

@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
+use probity_config::time::rfc3339;
 use probity_config::wire::ErrorKind;
 
-use crate::availability::{OutageReport, rfc3339};
+use crate::availability::OutageReport;
 
 pub(super) const HEADER: [&str; 8] =
     ["start", "end", "seconds", "counted_seconds", "probes", "agents", "reasons", "attributed_to"];

@@ -5,8 +5,10 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
+use probity_config::time::rfc3339;
+
 use super::outages_csv::reasons_text;
-use crate::availability::{Completeness, DailyRow, rfc3339, share_of};
+use crate::availability::{Completeness, DailyRow, share_of};
 use crate::report::{AgreementReport, ResolvedAgreement};
 
 /// Writes a self-contained, printable report (inline CSS and SVG, no network) as it goes:

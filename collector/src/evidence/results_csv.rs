@@ -5,8 +5,9 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
+use probity_config::time::rfc3339;
+
 use super::export::{EvidenceSource, RawResult};
-use crate::availability::rfc3339;
 use crate::period::Period;
 use crate::report::SourceError;
 

@@ -9,13 +9,13 @@
 
 use std::collections::BTreeMap;
 
+use probity_config::time::rfc3339;
 use probity_config::{Catalogue, PeriodKind};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::HistoryError;
 use super::versions::{self, CatalogueVersion};
-use crate::availability::rfc3339;
 use crate::period::{self, Period, PeriodQuery};
 use crate::report::{self, ReportError, ReportSource, ResolvedAgreement};
 use crate::store::{Store, StoreError};

@@ -5,11 +5,11 @@
 
 use probity_config::Catalogue;
 use probity_config::canonical::{self, Changes};
+use probity_config::time::rfc3339;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::HistoryError;
-use crate::availability::rfc3339;
 use crate::store::Store;
 
 /// Where a catalogue came from.

@@ -4,6 +4,7 @@
 use std::io::{Cursor, Read, Write};
 use std::process::Command;
 
+use probity_config::time::rfc3339;
 use probity_tests::{Collector, bin, write_file};
 
 use crate::reports::{config, ingest_all};
@@ -29,8 +30,7 @@ fn a_downloaded_bundle_verifies_offline_and_a_tampered_one_does_not() {
     let day = (now / 86_400_000 - 1) * 86_400_000;
     let c = Collector::start(&config(day));
     ingest_all(&c, day);
-    let from = jiff::Timestamp::from_millisecond(day).unwrap();
-    let to = jiff::Timestamp::from_millisecond(day + 86_400_000).unwrap();
+    let (from, to) = (rfc3339(day), rfc3339(day + 86_400_000));
     let reply = c.get(&format!("/api/v1/agreements/shop-sla/evidence?from={from}&to={to}"));
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.header("content-type"), Some("application/zip"));

@@ -1,6 +1,7 @@
 //! Results ingested through the real API for three agents, then reports requested from
 //! the real collector process and checked against figures worked out by hand.
 
+use probity_config::time::rfc3339;
 use probity_tests::Collector;
 use serde_json::{Value, json};
 
@@ -14,10 +15,6 @@ fn hex(bytes: [u8; 32]) -> String {
 fn yesterday_ms() -> i64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     (now / 86_400_000 - 1) * 86_400_000
-}
-
-fn rfc3339(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms).unwrap().to_string()
 }
 
 pub fn config(day: i64) -> String {
