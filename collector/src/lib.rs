@@ -22,6 +22,7 @@ pub mod serve;
 pub mod sources;
 pub mod state;
 pub mod store;
+pub mod views;
 
 pub use api::app;
 pub use state::AppState;

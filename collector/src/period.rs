@@ -10,7 +10,6 @@ use jiff::Timestamp;
 use jiff::civil::{Date, ISOWeekDate, Weekday};
 use jiff::tz::TimeZone;
 use probity_config::PeriodKind;
-use serde::{Serialize, Serializer};
 
 use probity_config::time::{local_midnight_ms, rfc3339};
 
@@ -20,16 +19,13 @@ const ACCEPTED: &str = "use period=2026-11 (month), period=2026-Q4 (quarter), pe
 
 /// A resolved report period `[from_ms, to_ms)` (Unix ms). `to_ms` is already clipped to
 /// now; `complete` says whether the period had ended by then.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Period {
     pub label: String,
-    #[serde(rename = "from", serialize_with = "serialize_instant")]
     pub from_ms: i64,
-    #[serde(rename = "to", serialize_with = "serialize_instant")]
     pub to_ms: i64,
     pub complete: bool,
     /// The end before clipping to now: what `[api] max_period` measures.
-    #[serde(skip)]
     pub end_ms: i64,
 }
 
@@ -206,10 +202,6 @@ fn date(year: i16, month: i8, day: i8) -> Date {
 /// `2026-q4` and `2026-w47` are accepted and labelled in upper case.
 fn canonical_label(text: &str) -> String {
     text.to_ascii_uppercase()
-}
-
-fn serialize_instant<S: Serializer>(ms: &i64, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&rfc3339(*ms))
 }
 
 #[cfg(test)]
@@ -431,14 +423,5 @@ mod tests {
             proptest::prop_assert!(full.from_ms == current.from_ms && now < full.to_ms);
             proptest::prop_assert_eq!(parse_period(&current.label, &tz, now).unwrap(), current);
         }
-    }
-
-    #[test]
-    fn json_has_label_from_to_and_complete() {
-        let p = parse_period("2026-11", &zone("Europe/London"), later()).unwrap();
-        assert_eq!(
-            serde_json::to_value(&p).unwrap(),
-            serde_json::json!({"label": "2026-11", "from": "2026-11-01T00:00:00Z", "to": "2026-12-01T00:00:00Z", "complete": true})
-        );
     }
 }

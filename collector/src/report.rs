@@ -7,11 +7,10 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use probity_config::calendar::Calendar;
 use probity_config::{Agreement, AgreementKind, Catalogue, Service, UnknownPolicy};
-use serde::Serialize;
 
 use crate::availability::{
-    self, Attribution, Figures, FiguresSpec, Interval, LatencyOutcome, ProbeViews, ServiceInput, ServiceTimeline,
-    State, Verdict, VerdictSpec,
+    self, Attribution, FigureMillis, Figures, FiguresSpec, Interval, LatencyOutcome, ProbeViews, ServiceInput,
+    ServiceTimeline, State, Verdict, VerdictSpec,
 };
 use crate::period::{self, Period, PeriodError, PeriodQuery};
 use crate::runs::ViewRun;
@@ -45,7 +44,7 @@ pub enum ReportError {
 }
 
 /// The latency part of an agreement report.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LatencyReport {
     pub percentile: f64,
     pub target_ms: f64,
@@ -56,7 +55,7 @@ pub struct LatencyReport {
 }
 
 /// `GET /api/v1/agreements/{id}/report` (and `summary.json` in evidence).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct AgreementReport {
     pub agreement: String,
     pub kind: AgreementKind,
@@ -65,13 +64,11 @@ pub struct AgreementReport {
     pub calendar: String,
     pub unknown_policy: UnknownPolicy,
     pub period: Period,
-    #[serde(flatten)]
     pub figures: Figures,
     pub latency: Option<LatencyReport>,
     /// `min_coverage` of the agreement.
     pub min_coverage_percent: f64,
     /// SPEC §7's verdict over availability, coverage and latency.
-    #[serde(serialize_with = "serialize_verdict")]
     pub verdict: Verdict,
     /// True for met, false for breached, JSON null for insufficient data.
     pub met: Option<bool>,
@@ -80,22 +77,17 @@ pub struct AgreementReport {
     pub attributed_downtime: Vec<Attribution>,
 }
 
-fn serialize_verdict<S: serde::Serializer>(v: &Verdict, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(v.as_str())
-}
-
 /// `GET /api/v1/services/{id}/availability`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct ServiceAvailability {
     pub service: String,
     pub calendar: String,
     pub period: Period,
-    #[serde(flatten)]
     pub figures: Figures,
 }
 
 /// `GET /api/v1/services/{id}/latency`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LatencySummary {
     pub service: String,
     pub period: Period,
@@ -107,7 +99,7 @@ pub struct LatencySummary {
 }
 
 /// One line of `GET /api/v1/compliance`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct ComplianceLine {
     pub agreement: String,
     pub kind: AgreementKind,
@@ -121,13 +113,15 @@ pub struct ComplianceLine {
     pub latency_met: Option<bool>,
     pub coverage_percent: Option<f64>,
     pub unknown_seconds: f64,
-    #[serde(serialize_with = "serialize_verdict")]
     pub verdict: Verdict,
     /// JSON null when there is not enough data for a verdict.
     pub met: Option<bool>,
+    /// The exact figures behind `availability_percent` and `coverage_percent`, for their
+    /// rounding in `views`.
+    pub millis: FigureMillis,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct Compliance {
     pub agreements: Vec<ComplianceLine>,
     pub met: usize,
@@ -457,6 +451,7 @@ pub fn compliance(
             error_budget_remaining_seconds: report.figures.error_budget_remaining_seconds,
             latency_met: report.latency.as_ref().and_then(|l| l.met),
             met: report.met,
+            millis: report.figures.millis,
         });
     }
     Ok(Compliance::of(lines))
@@ -590,6 +585,7 @@ mod tests {
 
     use super::memory::MemorySource;
     use super::*;
+    use crate::views::View;
 
     const CONFIG: &str = r#"
 [[agents]]
@@ -678,14 +674,15 @@ availability = 99.5
         assert_eq!((attributed[0].service.as_str(), attributed[0].counted_seconds), ("psp", 300.0));
         assert_eq!(r.attributed_downtime[0].counted_seconds, 300.0);
         // Latency p50 over successful results: a3's 40 ms dominate only during the outage.
-        let latency = r.latency.unwrap();
+        let latency = r.latency.as_ref().unwrap();
         assert_eq!(latency.samples, 360 + 2 * 300);
         // HDR with 3 significant digits reports the top of the 20 ms bucket.
         let achieved = latency.achieved_ms.unwrap();
         assert!((20.0..=20.02).contains(&achieved), "{achieved}");
         assert_eq!(latency.met, Some(true));
-        let json = serde_json::to_value(&r.figures).unwrap();
+        let json = serde_json::to_value(r.view()).unwrap();
         assert_eq!(json["outages"][0]["attributed_to"][0]["service"], "psp");
+        assert_eq!(json["attributed_downtime"][0]["counted_seconds"], 300.0);
     }
 
     #[test]
@@ -724,7 +721,7 @@ availability = 99.5
         assert_eq!(r.figures.unknown_seconds, 31.0 * 86_400.0);
         assert_eq!((r.figures.coverage_percent, r.figures.availability_percent), (Some(0.0), None));
         assert_eq!((r.verdict, r.met), (Verdict::InsufficientData, None));
-        let json = serde_json::to_value(&r).unwrap();
+        let json = serde_json::to_value(r.view()).unwrap();
         assert_eq!((json["verdict"].as_str(), json["met"].is_null()), (Some("insufficient_data"), true));
         assert_eq!(json["min_coverage_percent"], 90.0);
         // And compliance over that month counts it as neither met nor breached.
@@ -782,7 +779,7 @@ availability = 99.5
         let r = agreement_report(&src, &ResolvedAgreement::resolve(&c, "psp-uc", q, now).unwrap()).unwrap();
         let last = r.figures.outages.last().unwrap();
         assert!(last.ongoing && last.end_ms == now, "{:?}", r.figures.outages);
-        let json = serde_json::to_value(&r).unwrap();
+        let json = serde_json::to_value(r.view()).unwrap();
         assert_eq!(json["outages"][0]["ongoing"], true);
     }
 

@@ -16,11 +16,11 @@ use probity_config::time::rfc3339;
 use serde::Serialize;
 
 use super::ApiError;
-use crate::availability::State as ServiceState;
 use crate::period::{PeriodError, PeriodQuery};
 use crate::report::{self, ReportError};
 use crate::state::AppState;
 use crate::store::Store;
+use crate::views::View;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -97,7 +97,7 @@ struct ServiceView {
     id: String,
     name: String,
     owner: String,
-    state: ServiceState,
+    state: &'static str,
     since: String,
     depends_on: Vec<String>,
     probes: Vec<ProbeView>,
@@ -145,7 +145,7 @@ async fn services(
                 id: s.id.to_string(),
                 name: s.name.clone(),
                 owner: s.owner.clone(),
-                state: st,
+                state: st.as_str(),
                 since: rfc3339(since),
                 depends_on: s.depends_on.iter().map(|d| d.to_string()).collect(),
                 probes: s
@@ -179,7 +179,7 @@ async fn services(
 
 /// The shape every report endpoint shares: check the token and the parameters, then
 /// compute off the async threads against the configuration in force and answer JSON.
-async fn report_json<T: Serialize>(
+async fn report_json<T: View>(
     state: AppState,
     headers: &HeaderMap,
     params: HashMap<String, String>,
@@ -195,7 +195,7 @@ async fn report_json<T: Serialize>(
         let config = state.config();
         let query = period_query(&params, config.api.max_period);
         let r = compute(state.store(), &config.catalogue, query, &params, now)?;
-        serde_json::to_value(r).map_err(ApiError::internal)
+        serde_json::to_value(r.view()).map_err(ApiError::internal)
     })
     .await?;
     Ok(Json(out).into_response())

@@ -8,9 +8,8 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use probity_config::UnknownPolicy;
 use probity_config::calendar::{Calendar, normalize, subtract};
-use probity_config::time::{local_midnight_ms, rfc3339};
+use probity_config::time::local_midnight_ms;
 use probity_config::wire::ErrorKind;
-use serde::{Serialize, Serializer};
 
 use super::intervals::{Interval, intersect, last_stretch_of, overlaps, total};
 use super::timeline::{ServiceTimeline, State};
@@ -54,45 +53,40 @@ pub struct FigureMillis {
 }
 
 /// One listed outage, as reports and evidence show it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct OutageReport {
-    #[serde(rename = "start", serialize_with = "serialize_instant")]
     pub start_ms: i64,
-    #[serde(rename = "end", serialize_with = "serialize_instant")]
     pub end_ms: i64,
     pub duration_seconds: f64,
     pub counted_seconds: f64,
-    #[serde(skip)]
     pub counted_ms: i64,
     pub probes: Vec<String>,
     pub agents: Vec<String>,
     pub reasons: BTreeMap<ErrorKind, u64>,
     /// Filled by agreement reports: the dependencies that were down during the counted part.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub attributed_to: Option<Vec<Attribution>>,
     /// Still running at the end of a running period (its `end` is then the period's `to`).
     pub ongoing: bool,
 }
 
 /// Downtime of a service that overlaps downtime of one of its dependencies.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Attribution {
     pub service: String,
     pub counted_seconds: f64,
-    #[serde(skip)]
     pub counted_ms: i64,
 }
 
 /// Error-budget burn rates over the last hour and six hours of agreed service time ending
 /// at the period's end: 1.0 spends the budget exactly evenly, above 1.0 faster.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BurnRates {
     pub last_1h: Option<f64>,
     pub last_6h: Option<f64>,
 }
 
 /// The SPEC §7 / §8 figures of one service over one period.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Figures {
     pub service_hours_seconds: f64,
     pub maintenance_seconds: f64,
@@ -101,42 +95,33 @@ pub struct Figures {
     pub agreed_service_seconds: f64,
     /// `None` (JSON null) when there is no agreed service time.
     pub availability_percent: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub target_percent: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error_budget_seconds: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error_budget_remaining_seconds: Option<f64>,
-    /// 100 × monitored base / base (SPEC §7), whatever the unknown policy; `None` (JSON null)
-    /// when base is empty.
+    /// 100 × monitored base / base (SPEC §7), whatever the unknown policy; `None` when base
+    /// is empty.
     pub coverage_percent: Option<f64>,
     /// The availability target alone (availability >= target, true without agreed time).
-    /// Not shown: an agreement report's `met` is its [`super::Verdict`]'s, which also weighs
-    /// coverage and latency.
-    #[serde(skip)]
+    /// Not shown (`views`): an agreement report's `met` is its [`super::Verdict`]'s, which
+    /// also weighs coverage and latency.
     pub met: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub burn_rate: Option<BurnRates>,
     pub outages: Vec<OutageReport>,
-    #[serde(skip)]
     pub millis: FigureMillis,
     /// Base of the period, kept for the latency figure.
-    #[serde(skip)]
     pub base: Vec<Interval>,
 }
 
 /// One local day of the calendar's zone (23, 24 or 25 hours long), clipped to the period.
 /// The rows of a period sum to its totals.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct DailyRow {
-    #[serde(serialize_with = "serialize_date")]
     pub date: Date,
     pub service_hours_seconds: f64,
     pub maintenance_seconds: f64,
     pub unknown_seconds: f64,
     pub downtime_seconds: f64,
     pub availability_percent: Option<f64>,
-    #[serde(skip)]
     pub millis: FigureMillis,
 }
 
@@ -332,14 +317,6 @@ fn burn_rate_over(agreed: &[Interval], counted_down: &[Interval], window_ms: i64
     Some((down_ms as f64 / window_total as f64) / allowed_share)
 }
 
-fn serialize_instant<S: Serializer>(ms: &i64, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&rfc3339(*ms))
-}
-
-fn serialize_date<S: Serializer>(date: &Date, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(date)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,8 +497,6 @@ mod tests {
         assert_eq!(f.met, Some(true));
         assert_eq!(f.error_budget_seconds, Some(0.0));
         assert_eq!(f.burn_rate, Some(BurnRates { last_1h: None, last_6h: None }));
-        let json = serde_json::to_value(&f).unwrap();
-        assert!(json["availability_percent"].is_null());
     }
 
     #[test]
@@ -644,51 +619,5 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].date.to_string(), "2026-03-08");
         assert_eq!(rows[0].service_hours_seconds, 23.0 * 3600.0);
-    }
-
-    #[test]
-    fn json_uses_the_spec_field_names_and_rfc3339_instants() {
-        let input = service(
-            vec![probe("p", 1, vec![("a", vec![up(0, 10), down(10, 20, ErrorKind::CertExpiry), up(20, 60)])])],
-            0,
-        );
-        let f = figures_24x7(&input, UnknownPolicy::Exclude, 99.5, 0, 60);
-        let json = serde_json::to_value(&f).unwrap();
-        for key in [
-            "service_hours_seconds",
-            "maintenance_seconds",
-            "unknown_seconds",
-            "downtime_seconds",
-            "agreed_service_seconds",
-            "availability_percent",
-            "target_percent",
-            "error_budget_seconds",
-            "error_budget_remaining_seconds",
-            "coverage_percent",
-            "outages",
-        ] {
-            assert!(json.get(key).is_some(), "missing {key} in {json}");
-        }
-        let outage = &json["outages"][0];
-        assert_eq!(outage["start"], "2026-11-02T00:10:00Z");
-        assert_eq!(outage["end"], "2026-11-02T00:20:00Z");
-        assert_eq!(outage["duration_seconds"], 600.0);
-        assert_eq!(outage["counted_seconds"], 600.0);
-        assert_eq!(outage["probes"], serde_json::json!(["p"]));
-        assert_eq!(outage["agents"], serde_json::json!(["a"]));
-        assert_eq!(outage["reasons"], serde_json::json!({"cert_expiry": 1}));
-        assert_eq!(outage["ongoing"], false);
-        assert_eq!(json["coverage_percent"], 100.0);
-        // Without a target the target fields are left out (GET …/availability).
-        let calendar = Calendar::always();
-        let spec = FiguresSpec {
-            calendar: &calendar,
-            maintenance: &[],
-            unknown: UnknownPolicy::Exclude,
-            target_percent: None,
-        };
-        let plain =
-            serde_json::to_value(compute(&service_timeline(&input, at(0), at(60)), &spec, at(0), at(60))).unwrap();
-        assert!(plain.get("met").is_none() && plain.get("error_budget_seconds").is_none());
     }
 }

@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use probity_config::calendar::normalize;
 use probity_config::wire::ErrorKind;
-use serde::Serialize;
 
 use super::intervals::{Interval, overlaps};
 use crate::runs::ViewRun;
@@ -33,8 +32,7 @@ pub struct ServiceInput<'a> {
 }
 
 /// The state of a probe or a service at an instant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum State {
     Up,
     Down,

@@ -18,6 +18,7 @@ use super::results_csv::ResultsError;
 use super::{completeness_csv, daily_csv, methodology_md, outages_csv, report_html, results_csv};
 use crate::availability::{self, Completeness, ResultTally};
 use crate::report::{self, ReportError, ReportSource, ResolvedAgreement, SourceError};
+use crate::views::{PeriodView, View};
 
 /// One raw result as `results.csv` lists it.
 #[derive(Clone, Copy, Debug)]
@@ -71,7 +72,7 @@ pub fn export<W: Write + Seek>(
 
     let mut w = BundleWriter::new(out);
     w.add_file("summary.json", |o| {
-        serde_json::to_writer_pretty(&mut *o, &report).map_err(io::Error::other)?;
+        serde_json::to_writer_pretty(&mut *o, &report.view()).map_err(io::Error::other)?;
         o.write_all(b"\n")
     })?;
     w.add_file("daily.csv", |o| daily_csv::write(o, daily.iter().cloned()))?;
@@ -126,7 +127,7 @@ pub fn export<W: Write + Seek>(
 
     let header = json!({
         "agreement": terms(agreement),
-        "period": report.period,
+        "period": PeriodView::from(&report.period),
         "generated_at": rfc3339(now),
         "collector_version": env!("CARGO_PKG_VERSION"),
         "tzdb_version": probity_config::tzdb_version(),

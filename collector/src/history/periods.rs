@@ -19,6 +19,7 @@ use super::versions::{self, CatalogueVersion};
 use crate::period::{self, Period, PeriodQuery};
 use crate::report::{self, ReportError, ReportSource, ResolvedAgreement};
 use crate::store::{Store, StoreError};
+use crate::views::{self, View};
 
 /// Where a period is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,7 +108,7 @@ pub enum HistoryReadError {
 
 /// Turns a computed report into the JSON every reader sees (without history fields).
 pub fn report_value(r: &report::AgreementReport) -> Result<Value, HistoryError> {
-    serde_json::to_value(r).map_err(|e| HistoryError::Decode { what: "report", reason: e.to_string() })
+    serde_json::to_value(r.view()).map_err(|e| HistoryError::Decode { what: "report", reason: e.to_string() })
 }
 
 /// The agreement report a reader gets for `query`: a closed period of the agreement's own
@@ -152,8 +153,8 @@ pub fn compliance(
     now_ms: i64,
 ) -> Result<Value, HistoryReadError> {
     let live = report::compliance(source, catalogue, query, now_ms)?;
-    let mut out =
-        serde_json::to_value(&live).map_err(|e| HistoryError::Decode { what: "compliance", reason: e.to_string() })?;
+    let mut out = serde_json::to_value(live.view())
+        .map_err(|e| HistoryError::Decode { what: "compliance", reason: e.to_string() })?;
     let Some(lines) = out.get_mut("agreements").and_then(Value::as_array_mut) else { return Ok(out) };
     for (line, computed) in lines.iter_mut().zip(&live.agreements) {
         let Some(agreement) = catalogue.agreement(&computed.agreement) else { continue };
@@ -192,7 +193,7 @@ pub fn compliance(
     out["breached"] = breached.into();
     out["insufficient_data"] = insufficient.into();
     out["compliance_rate_percent"] =
-        if total == 0 { Value::Null } else { serde_json::json!(100.0 * met as f64 / total as f64) };
+        if total == 0 { Value::Null } else { serde_json::json!(views::percent_floor(met as i64, total as i64)) };
     Ok(out)
 }
 
