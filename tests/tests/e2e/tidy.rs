@@ -187,6 +187,27 @@ fn only_the_store_calls_sled() {
     assert!(found.is_empty(), "only collector/src/store/ may call sled: {found:?}");
 }
 
+/// A line that serialises: serde by path or import, or a derive of its traits.
+fn mentions_serde(line: &str) -> bool {
+    line.contains("serde") || line.contains("Serialize") || line.contains("Deserialize")
+}
+
+#[test]
+fn the_arithmetics_types_carry_no_serde() {
+    // Core types are not serialisable by design: `views.rs` maps them to SPEC §8's JSON.
+    let found = offenders(&["collector/src/availability"], &[], mentions_serde);
+    assert!(found.is_empty(), "collector/src/availability/ must not know serde (map it in views.rs): {found:?}");
+}
+
+#[test]
+fn the_serde_check_catches_derives_attributes_and_imports() {
+    assert!(mentions_serde("#[derive(Clone, Debug, Serialize)]"));
+    assert!(mentions_serde("    #[serde(skip)]"));
+    assert!(mentions_serde("use serde::{Serialize, Serializer};"));
+    assert!(mentions_serde("#[derive(serde::Deserialize)]"));
+    assert!(!mentions_serde("pub struct Figures {"));
+}
+
 #[test]
 fn only_keys_and_the_store_know_a_byte_layout() {
     let found = offenders(&["collector/src"], &["collector/src/keys.rs", "collector/src/store/"], |l| {
