@@ -216,7 +216,8 @@ fn evidence_child(db: &Path, long: bool) {
     };
     let inputs = ResolvedAgreement::resolve(&catalogue, "payments-sla", q, NOW).unwrap();
     let file =
-        probity_collector::evidence::export::export(std::io::BufWriter::new(out), &store, &inputs, &key, NOW).unwrap();
+        probity_collector::evidence::export::export(std::io::BufWriter::new(out), &store, &inputs, &[], &key, NOW)
+            .unwrap();
     let secs = t.elapsed().as_secs_f64();
     let size = file.into_inner().unwrap().metadata().unwrap().len();
     println!("evidence {secs:.2} {:.1} {size}", peak_rss_mb());

@@ -62,7 +62,7 @@ async fn agents(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
 }
 
 /// The rows as of now (reads the seq state from the store: call off the async threads).
-pub fn current_rows(state: &AppState) -> Result<Vec<AgentRow>, ApiError> {
+pub(super) fn current_rows(state: &AppState) -> Result<Vec<AgentRow>, ApiError> {
     let config = state.config();
     let instances = state.store().all_agent_instances()?.into_iter().map(|i| (i.agent.clone(), i)).collect();
     Ok(agent_rows(&config.catalogue, &state.metrics().agents_seen(), &instances, config.server.max_clock_offset))

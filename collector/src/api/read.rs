@@ -266,10 +266,12 @@ async fn evidence(
         let query = period_query(&params, config.api.max_period);
         let inputs = report::ResolvedAgreement::resolve(&config.catalogue, &id, query, now)?;
         let tmp = tempfile::tempfile().map_err(ApiError::internal)?;
+        let agents = super::agents::current_rows(&state)?;
         let file = crate::evidence::export::export(
             std::io::BufWriter::new(tmp),
             state.store().as_ref(),
             &inputs,
+            &agents,
             state.signing_key(),
             now,
         )

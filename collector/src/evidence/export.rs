@@ -15,7 +15,8 @@ use serde_json::json;
 
 use super::bundle::{BundleError, BundleWriter};
 use super::results_csv::ResultsError;
-use super::{completeness_csv, daily_csv, methodology_md, outages_csv, report_html, results_csv};
+use super::{agents_csv, completeness_csv, daily_csv, methodology_md, outages_csv, report_html, results_csv};
+use crate::agents::AgentRow;
 use crate::availability::{self, Completeness, ResultTally};
 use crate::report::{self, ReportError, ReportSource, ResolvedAgreement, SourceError};
 use crate::views::{PeriodView, View};
@@ -57,11 +58,13 @@ pub enum EvidenceError {
     Source(SourceError),
 }
 
-/// Writes the bundle of `inputs`' agreement over its period into `out`.
+/// Writes the bundle of `inputs`' agreement over its period into `out`; `agents` are the
+/// collector's agent rows (`agents.csv` keeps those that measure the service).
 pub fn export<W: Write + Seek>(
     out: W,
     source: &dyn EvidenceSource,
     inputs: &ResolvedAgreement<'_>,
+    agents: &[AgentRow],
     key: &SigningKey,
     now: i64,
 ) -> Result<W, EvidenceError> {
@@ -120,6 +123,8 @@ pub fn export<W: Write + Seek>(
         }
     }
     w.add_file("completeness.csv", |o| completeness_csv::write(o, &completeness, &lost))?;
+    let measuring = |a: &&AgentRow| service.probes.iter().any(|p| p.agents.iter().any(|id| id.as_str() == a.id));
+    w.add_file("agents.csv", |o| agents_csv::write(o, agents.iter().filter(measuring)))?;
     w.add_file("methodology.md", |o| methodology_md::write(o, inputs, &report))?;
     w.add_file("report.html", |o| {
         report_html::write(o, inputs, &report, daily.len(), daily.iter().cloned(), &completeness)
@@ -273,7 +278,7 @@ availability = 99.9
         let now = "2026-11-22T00:00:00Z".parse::<jiff::Timestamp>().unwrap().as_millisecond();
         let q = PeriodQuery { period: Some("2026-10"), from: None, to: None, max_period: None };
         let inputs = ResolvedAgreement::resolve(&c, agreement, q, now).unwrap();
-        let out = export(Cursor::new(Vec::new()), &src, &inputs, &key, now).unwrap();
+        let out = export(Cursor::new(Vec::new()), &src, &inputs, &[], &key, now).unwrap();
         (out.into_inner(), key)
     }
 

@@ -4,9 +4,10 @@
 //!
 //! One file per output (blackbox_exporter's `prober/`): `export.rs` decides what goes in
 //! the bundle and in which order; `daily_csv.rs`, `outages_csv.rs`, `results_csv.rs`,
-//! `completeness_csv.rs`, `methodology_md.rs` and `report_html.rs` each write one file,
+//! `completeness_csv.rs`, `agents_csv.rs`, `methodology_md.rs` and `report_html.rs` each write one file,
 //! straight into the zip; `bundle.rs` hashes, lists and signs them.
 
+mod agents_csv;
 pub mod bundle;
 mod completeness_csv;
 mod daily_csv;

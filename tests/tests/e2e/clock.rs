@@ -38,6 +38,13 @@ name = "Database"
   interval = "1s"
   timeout = "1s"
   agents = ["slow-1"]
+
+[[agreements]]
+id = "db-ola"
+kind = "ola"
+service = "db"
+period = "month"
+availability = 99.0
 "#,
         hash = hex(probity_config::token_sha256(token)),
         other = hex(probity_config::token_sha256("probity_e2e-never")),
@@ -70,6 +77,18 @@ name = "Database"
     let seconds: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
     assert!((seconds + 7200.0).abs() <= 1.0, "{line}");
     assert!(metrics.contains("probity_agent_last_seen_timestamp_seconds{agent=\"slow-1\"}"));
+    // Evidence lists the same columns in agents.csv, for the agents that measure the service.
+    let bundle = collector.get("/api/v1/agreements/db-ola/evidence");
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bundle.body.clone())).unwrap();
+    let mut csv = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("agents.csv").unwrap(), &mut csv).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "id,labels,instance,last_seen,clock_offset_ms,clock_ok,version,lost_results,resets,probes");
+    assert_eq!(lines.len(), 2, "never-seen measures nothing here: {csv}");
+    let fields: Vec<&str> = lines[1].split(',').collect();
+    assert_eq!((fields[0], fields[1], fields[5], fields[9]), ("slow-1", "site=lab", "false", "db-tcp"), "{csv}");
+    let csv_offset: i64 = fields[4].parse().unwrap();
+    assert!((csv_offset - -7_200_000).abs() <= 1_000, "{csv}");
     // Both sides warn, each once.
     let log = collector.log();
     assert_eq!(log.matches("agent clock is off").count(), 1, "{log}");
