@@ -569,3 +569,39 @@ async fn a_new_collectors_services_are_unknown_since_it_started() {
     let since_ms = since.parse::<jiff::Timestamp>().unwrap().as_millisecond();
     assert!(since_ms >= started - 1000 && since_ms <= now_ms(), "since {since} is before the collector started");
 }
+
+#[tokio::test]
+async fn restating_needs_a_manager_token_and_a_reason() {
+    let h = harness();
+    let data = h.config_path.parent().unwrap().join("data");
+    let hash = |t: &str| hex::encode(probity_config::token_sha256(t));
+    let api = format!(
+        "[[api.tokens]]\nid = \"ops\"\ntoken_sha256 = \"{}\"\nrole = \"operator\"\n\n[[api.tokens]]\nid = \"boss\"\ntoken_sha256 = \"{}\"\nrole = \"manager\"\n\n",
+        hash("probity_ops"),
+        hash("probity_boss")
+    );
+    let agreement = "[[agreements]]\nid = \"shop-sla\"\nkind = \"sla\"\nservice = \"shop\"\navailability = 99.0\n";
+    std::fs::write(&h.config_path, api + &config_text("127.0.0.1:0", &data, agreement)).unwrap();
+    probity_collector::reload::reload(&h.state).await.unwrap();
+    let post = |token: Option<&'static str>, body: &'static str| {
+        let app = h.app.clone();
+        async move {
+            let mut req = Request::post("/api/v1/agreements/shop-sla/periods/2999-01/restate");
+            if let Some(t) = token {
+                req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+            }
+            let (status, _, body) = send(&app, req.body(Body::from(body)).unwrap()).await;
+            (status, error_of(&body))
+        }
+    };
+    assert_eq!(post(None, r#"{"reason": "x"}"#).await.0, StatusCode::UNAUTHORIZED);
+    let (status, message) = post(Some("probity_ops"), r#"{"reason": "x"}"#).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(message.contains("role operator; this needs manager"), "{message}");
+    assert_eq!(post(Some("probity_boss"), r#"{"why": "x"}"#).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(post(Some("probity_boss"), r#"{"reason": " "}"#).await.0, StatusCode::BAD_REQUEST);
+    // A period that has not even started is not closed.
+    let (status, message) = post(Some("probity_boss"), r#"{"reason": "late results"}"#).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{message}");
+    assert!(message.contains("not a closed period"), "{message}");
+}

@@ -23,6 +23,7 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/agreements/{id}/report", get(agreement_report))
         .route("/api/v1/agreements/{id}/periods/{label}/revisions", get(period_revisions))
+        .route("/api/v1/agreements/{id}/periods/{label}/restate", axum::routing::post(restate))
         .route("/api/v1/compliance", get(compliance))
         .route("/api/v1/catalogue/versions", get(versions))
         .route("/api/v1/catalogue/versions/{n}", get(version))
@@ -80,6 +81,47 @@ async fn compliance(
     })
     .await?;
     Ok(Json(out).into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestateBody {
+    reason: String,
+}
+
+/// Stores the recomputation of a closed period (with its sealed catalogue version) as its
+/// next revision. Needs a `manager` token; the reason is required.
+async fn restate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, label)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let caller = super::auth::require(&state, &headers, probity_config::Role::Manager)?;
+    let body: RestateBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!("the body must be {{\"reason\": \"why this period is restated\"}}: {e}"))
+    })?;
+    let reason = body.reason.trim().to_string();
+    if reason.is_empty() {
+        return Err(ApiError::BadRequest("reason is empty; say why this period is restated".into()));
+    }
+    let by = caller.id.unwrap_or_else(|| "manager".into());
+    let now = super::now_ms();
+    let revision = blocking(move || {
+        let config = state.config();
+        let store = state.store().as_ref();
+        let request = history::periods::Restatement { agreement: &id, label: &label, reason: &reason, by: &by };
+        history::periods::restate(store, store, &config.catalogue, &request, now).map_err(|e| match e {
+            history::periods::RestateError::NotClosed { .. } => ApiError::Conflict(e.to_string()),
+            history::periods::RestateError::Unchanged { .. } => ApiError::Conflict(e.to_string()),
+            history::periods::RestateError::Read(r) => ApiError::from(r),
+        })
+    })
+    .await?;
+    tracing::info!(by = %revision.by, revision = revision.number, "closed period restated");
+    let mut out = revision.listing();
+    out["report"] = revision.report;
+    Ok((axum::http::StatusCode::CREATED, Json(out)).into_response())
 }
 
 /// Every revision of a closed period (sealing it first if it has none yet).

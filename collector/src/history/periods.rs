@@ -197,6 +197,102 @@ pub fn compliance(
     Ok(out)
 }
 
+/// The report fields a restatement compares and records (SPEC §10: seconds figures, the
+/// verdict, the outages, and what follows from them).
+pub const RESTATED_FIELDS: [&str; 13] = [
+    "service_hours_seconds",
+    "maintenance_seconds",
+    "unknown_seconds",
+    "downtime_seconds",
+    "agreed_service_seconds",
+    "availability_percent",
+    "coverage_percent",
+    "error_budget_remaining_seconds",
+    "verdict",
+    "met",
+    "latency",
+    "outages",
+    "attributed_downtime",
+];
+
+/// Why a restatement was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RestateError {
+    #[error("{agreement} {label} is not a closed period of the agreement; only closed periods are restated")]
+    NotClosed { agreement: String, label: String },
+    #[error("recomputing {label} with catalogue version {version} changes nothing; there is nothing to restate")]
+    Unchanged { label: String, version: u32 },
+    #[error(transparent)]
+    Read(#[from] HistoryReadError),
+}
+
+/// What a restatement asks for, and who asks.
+#[derive(Clone, Copy, Debug)]
+pub struct Restatement<'a> {
+    pub agreement: &'a str,
+    pub label: &'a str,
+    pub reason: &'a str,
+    /// The manager token's id.
+    pub by: &'a str,
+}
+
+/// `POST …/periods/{label}/restate`: recomputes a closed period with the catalogue version
+/// it was sealed with and stores the result as the next revision, with `reason`, `by` and
+/// the before/after of every field that changed. Nothing changed is refused.
+pub fn restate(
+    records: &Store,
+    source: &dyn ReportSource,
+    catalogue: &Catalogue,
+    request: &Restatement<'_>,
+    now_ms: i64,
+) -> Result<Revision, RestateError> {
+    let Restatement { agreement: agreement_id, label, reason, by } = *request;
+    let query = PeriodQuery { period: Some(label), from: None, to: None, max_period: None };
+    let current = agreement_report(records, source, catalogue, agreement_id, query, now_ms)?;
+    let label = current["period"]["label"].as_str().unwrap_or(label).to_string();
+    if current["revision"].is_null() {
+        return Err(RestateError::NotClosed { agreement: agreement_id.into(), label });
+    }
+    let latest = latest_or_seal(records, source, agreement_id, &label, now_ms)?;
+    let version =
+        versions::get(records, latest.catalogue_version).map_err(HistoryReadError::from)?.ok_or_else(|| {
+            HistoryReadError::from(HistoryError::Decode {
+                what: "catalogue version",
+                reason: format!("version {} is missing", latest.catalogue_version),
+            })
+        })?;
+    let sealed_catalogue = version.catalogue().map_err(HistoryReadError::from)?;
+    let inputs =
+        ResolvedAgreement::resolve(&sealed_catalogue, agreement_id, query, now_ms).map_err(HistoryReadError::from)?;
+    let report = report::agreement_report(source, &inputs).map_err(HistoryReadError::from)?;
+    let mut value = report_value(&report).map_err(HistoryReadError::from)?;
+    value["period"]["state"] = Value::String(PeriodState::Closed.as_str().into());
+    let changed: BTreeMap<String, Change> = RESTATED_FIELDS
+        .iter()
+        .filter_map(|&field| {
+            let before = latest.report.get(field).cloned().unwrap_or(Value::Null);
+            let after = value.get(field).cloned().unwrap_or(Value::Null);
+            (before != after).then(|| (field.to_string(), Change { before, after }))
+        })
+        .collect();
+    if changed.is_empty() {
+        return Err(RestateError::Unchanged { label, version: latest.catalogue_version });
+    }
+    let revision = Revision {
+        number: latest.number + 1,
+        sealed_at: rfc3339(now_ms),
+        catalogue_version: latest.catalogue_version,
+        reason: reason.to_string(),
+        by: by.to_string(),
+        changed,
+        report: value,
+    };
+    records
+        .append_revision(agreement_id, &label, revision.number, &encode(&revision))
+        .map_err(|e| HistoryReadError::from(HistoryError::from(e)))?;
+    Ok(revision)
+}
+
 /// Every revision of one agreement period, oldest first.
 pub fn revisions(records: &Store, agreement: &str, label: &str) -> Result<Vec<Revision>, HistoryError> {
     records.revisions(agreement, label)?.iter().map(|p| decode(p)).collect()
@@ -473,6 +569,56 @@ settle = "1h"
         }
         let again = agreement_report(&records, &src, &c, "web-sla", week("2026-W45"), now + HOUR).unwrap();
         assert_eq!(again, sealed);
+    }
+
+    #[test]
+    fn restating_after_late_results_stores_revision_2_with_before_and_after() {
+        let (_dir, records) = store();
+        let c = catalogue(CONFIG);
+        let mut src = source(&c);
+        versions::record(&records, &c, versions::Source::File, W45 - HOUR).unwrap();
+        let now = W45 + WEEK + 2 * HOUR;
+        let sealed = agreement_report(&records, &src, &c, "web-sla", week("2026-W45"), now).unwrap();
+        // Nothing new: nothing to restate.
+        let same = restate(
+            &records,
+            &src,
+            &c,
+            &Restatement { agreement: "web-sla", label: "2026-W45", reason: "check", by: "boss" },
+            now,
+        );
+        assert!(matches!(same, Err(RestateError::Unchanged { .. })), "{same:?}");
+        // An hour of late down results; the target has meanwhile been raised.
+        for i in 0..60 {
+            src.add("web-tcp", "a1", W45 + 48 * HOUR + i * 60_000 + 30_000, Some(ErrorKind::Connect), 0);
+        }
+        let v2 = catalogue(&CONFIG.replace("availability = 99.0", "availability = 99.9"));
+        versions::record(&records, &v2, versions::Source::File, now).unwrap();
+        let r2 = restate(
+            &records,
+            &src,
+            &v2,
+            &Restatement { agreement: "web-sla", label: "2026-W45", reason: "late results from a1", by: "boss" },
+            now + HOUR,
+        )
+        .unwrap();
+        assert_eq!((r2.number, r2.catalogue_version, r2.by.as_str()), (2, 1, "boss"));
+        assert_eq!(r2.changed["downtime_seconds"].before, sealed["downtime_seconds"]);
+        assert!(r2.changed["downtime_seconds"].after.as_f64().unwrap() > 10_800.0);
+        assert!(!r2.changed.contains_key("service_hours_seconds"));
+        // Reads now return revision 2, still with the sealed terms.
+        let read = agreement_report(&records, &src, &v2, "web-sla", week("2026-W45"), now + 2 * HOUR).unwrap();
+        assert_eq!((read["revision"]["number"].as_u64(), read["target_percent"].as_f64()), (Some(2), Some(99.0)));
+        assert_eq!(revisions(&records, "web-sla", "2026-W45").unwrap().len(), 2);
+        // An open period is not restated.
+        let open = restate(
+            &records,
+            &src,
+            &v2,
+            &Restatement { agreement: "web-sla", label: "2026-W47", reason: "x", by: "boss" },
+            now,
+        );
+        assert!(matches!(open, Err(RestateError::NotClosed { .. })), "{open:?}");
     }
 
     #[test]
