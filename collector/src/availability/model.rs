@@ -1,8 +1,10 @@
-//! A brute-force model of SPEC §7 that walks every minute of the context: every
-//! generated instant lies on a one-minute grid (UTC offsets and calendar hours are
-//! whole minutes), so one sample per minute decides the whole minute exactly.
+//! A brute-force model of SPEC §7 that cuts the context at every minute of the UTC grid
+//! and at every instant an input names (results and their staleness, maintenance, period
+//! and context edges, all generated to the millisecond), then decides each piece by one
+//! sample at its start: calendar hours and UTC offsets are whole minutes, and every other
+//! change happens at a cut, so nothing changes inside a piece.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -69,13 +71,19 @@ fn weekly_strategy() -> impl Strategy<Value = [Vec<DayRange>; 7]> {
     prop::array::uniform7(day)
 }
 
-/// Per agent: (minutes since the previous result, index into `KINDS`).
-type AgentSteps = Vec<(i64, usize)>;
+/// Milliseconds off the minute grid: often none, so that equal instants and minute-aligned
+/// edges stay common, otherwise anywhere within the minute.
+fn jitter() -> impl Strategy<Value = i64> {
+    prop_oneof![Just(0_i64), 1_i64..MINUTE]
+}
 
-/// (quorum, interval in minutes, steps per assigned agent).
-fn probe_strategy() -> impl Strategy<Value = (usize, i64, Vec<AgentSteps>)> {
-    (1_usize..=3, 1_usize..=3, 1_i64..=20).prop_flat_map(|(agents, quorum, interval)| {
-        let observations = prop::collection::vec((0_i64..=60, 0_usize..KINDS.len()), 0..120);
+/// Per agent: (minutes and milliseconds since the previous result, index into `KINDS`).
+type AgentSteps = Vec<(i64, i64, usize)>;
+
+/// (quorum, interval in minutes and milliseconds, steps per assigned agent).
+fn probe_strategy() -> impl Strategy<Value = (usize, (i64, i64), Vec<AgentSteps>)> {
+    (1_usize..=3, 1_usize..=3, (1_i64..=20, jitter())).prop_flat_map(|(agents, quorum, interval)| {
+        let observations = prop::collection::vec((0_i64..=60, jitter(), 0_usize..KINDS.len()), 0..120);
         (Just(quorum), Just(interval), prop::collection::vec(observations, agents))
     })
 }
@@ -85,14 +93,14 @@ prop_compose! {
         zone in 0..ZONES.len(),
         weekly in weekly_strategy(),
         holiday in prop::option::of(0_i64..4),
-        start_minutes in 0_i64..(24 * 60),
-        length_minutes in 1_i64..(60 * 60),
-        pad_minutes in (0_i64..300, 0_i64..300),
-        maintenance in prop::collection::vec((0_i64..(70 * 60), 1_i64..600), 0..3),
+        start in (0_i64..(24 * 60), jitter()),
+        length in (1_i64..(60 * 60), jitter()),
+        pad in (0_i64..300, jitter(), 0_i64..300, jitter()),
+        maintenance in prop::collection::vec((0_i64..(70 * 60), jitter(), 1_i64..600, jitter()), 0..3),
         policy in 0_usize..3,
         target in prop::sample::select(vec![95.0, 99.0, 99.9, 100.0]),
         min_coverage in prop::sample::select(vec![0.5, 50.0, 90.0, 99.5, 100.0]),
-        min_outage_minutes in prop_oneof![Just(0_i64), 1_i64..90],
+        min_outage in prop_oneof![Just((0_i64, 0_i64)), (1_i64..90, jitter())],
         probes in prop::collection::vec(probe_strategy(), 1..=2),
     ) -> Scenario {
         let (zone, anchor) = ZONES[zone];
@@ -105,17 +113,20 @@ prop_compose! {
                 calendar.holidays.insert(first.checked_add(jiff::Span::new().days(days - 1)).unwrap());
             }
         }
-        let from = anchor - 36 * 60 * MINUTE + start_minutes * MINUTE;
-        let to = from + length_minutes * MINUTE;
-        let context = (from - pad_minutes.0 * MINUTE, to + pad_minutes.1 * MINUTE);
+        let from = anchor - 36 * 60 * MINUTE + start.0 * MINUTE + start.1;
+        let to = from + length.0 * MINUTE + length.1;
+        let context = (from - pad.0 * MINUTE - pad.1, to + pad.2 * MINUTE + pad.3);
         let maintenance = maintenance
             .into_iter()
-            .map(|(start, len)| (context.0 + start * MINUTE, context.0 + (start + len) * MINUTE))
+            .map(|(start, start_ms, len, len_ms)| {
+                let start = context.0 + start * MINUTE + start_ms;
+                (start, start + len * MINUTE + len_ms)
+            })
             .collect();
         let policy = [UnknownPolicy::Exclude, UnknownPolicy::Up, UnknownPolicy::Down][policy];
         let probes = probes
             .into_iter()
-            .map(|(quorum, interval, agents)| {
+            .map(|(quorum, (interval_minutes, interval_ms), agents)| {
                 let agents = agents
                     .into_iter()
                     .map(|steps| {
@@ -123,14 +134,14 @@ prop_compose! {
                         let mut at = context.0 - 30 * MINUTE;
                         steps
                             .into_iter()
-                            .map(|(gap, kind)| {
-                                at += gap * MINUTE;
+                            .map(|(gap, gap_ms, kind)| {
+                                at += gap * MINUTE + gap_ms;
                                 Observation { at, down: KINDS[kind] }
                             })
                             .collect()
                     })
                     .collect();
-                ModelProbe { quorum, interval_ms: interval * MINUTE, agents }
+                ModelProbe { quorum, interval_ms: interval_minutes * MINUTE + interval_ms, agents }
             })
             .collect();
         Scenario {
@@ -142,7 +153,7 @@ prop_compose! {
             policy,
             target,
             min_coverage,
-            min_outage_ms: min_outage_minutes * MINUTE,
+            min_outage_ms: min_outage.0 * MINUTE + min_outage.1,
             probes,
         }
     }
@@ -151,10 +162,11 @@ prop_compose! {
 const PROBE_IDS: [&str; 2] = ["p0", "p1"];
 const AGENT_IDS: [&str; 3] = ["a0", "a1", "a2"];
 
-/// What the model knows about one minute.
+/// What the model knows about one piece of the context: `[t, t + len)`.
 #[derive(Clone, Debug)]
-struct Minute {
+struct Piece {
     t: i64,
+    len: i64,
     service: State,
     probe_down: Vec<bool>,
     /// Per probe, per agent: the view (None unknown, Some(None) up, Some(Some(kind)) down).
@@ -181,10 +193,30 @@ fn local_date(calendar: &Calendar, t: i64) -> Date {
     calendar.timezone.to_datetime(Timestamp::from_millisecond(t).unwrap()).date()
 }
 
-fn walk(s: &Scenario) -> Vec<Minute> {
-    let mut minutes: Vec<Minute> = Vec::new();
-    let mut t = s.context.0;
-    while t < s.context.1 {
+/// Every instant of the context where something may change: the UTC minute grid (calendar
+/// hours, holidays and local days change only there) and each instant an input names.
+fn cuts(s: &Scenario) -> Vec<i64> {
+    let mut cuts = BTreeSet::from([s.context.0, s.context.1, s.from, s.to]);
+    let mut minute = s.context.0.div_euclid(MINUTE) * MINUTE;
+    while minute < s.context.1 {
+        cuts.insert(minute);
+        minute += MINUTE;
+    }
+    for &(start, end) in &s.maintenance {
+        cuts.extend([start, end]);
+    }
+    for probe in &s.probes {
+        for o in probe.agents.iter().flatten() {
+            cuts.extend([o.at, o.at + 2 * probe.interval_ms]);
+        }
+    }
+    cuts.into_iter().filter(|t| (s.context.0..=s.context.1).contains(t)).collect()
+}
+
+fn walk(s: &Scenario) -> Vec<Piece> {
+    let mut pieces: Vec<Piece> = Vec::new();
+    for piece in cuts(s).windows(2) {
+        let (t, len) = (piece[0], piece[1] - piece[0]);
         let views: Vec<Vec<Option<Option<ErrorKind>>>> =
             s.probes.iter().map(|p| p.agents.iter().map(|obs| view_at(obs, p.interval_ms, t)).collect()).collect();
         let probe_states: Vec<State> = s
@@ -211,25 +243,24 @@ fn walk(s: &Scenario) -> Vec<Minute> {
             State::Up
         };
         let probe_down = probe_states.iter().map(|p| *p == State::Down).collect();
-        minutes.push(Minute { t, service, probe_down, views });
-        t += MINUTE;
+        pieces.push(Piece { t, len, service, probe_down, views });
     }
     // min_outage over maximal down runs of the context.
     let mut i = 0;
-    while i < minutes.len() {
-        if minutes[i].service != State::Down {
+    while i < pieces.len() {
+        if pieces[i].service != State::Down {
             i += 1;
             continue;
         }
-        let j = (i..minutes.len()).find(|&j| minutes[j].service != State::Down).unwrap_or(minutes.len());
-        if ((j - i) as i64) * MINUTE < s.min_outage_ms {
-            for m in &mut minutes[i..j] {
+        let j = (i..pieces.len()).find(|&j| pieces[j].service != State::Down).unwrap_or(pieces.len());
+        if pieces[i..j].iter().map(|m| m.len).sum::<i64>() < s.min_outage_ms {
+            for m in &mut pieces[i..j] {
                 m.service = State::Up;
             }
         }
         i = j;
     }
-    minutes
+    pieces
 }
 
 #[derive(Debug, PartialEq)]
@@ -247,35 +278,35 @@ struct ModelFigures {
     daily: BTreeMap<Date, FigureMillis>,
     outages: Vec<ModelOutage>,
     burn: (Option<f64>, Option<f64>),
-    /// Base minutes whose service state was known, counted on their own.
+    /// Base time whose service state was known, counted on its own.
     monitored_ms: i64,
 }
 
 fn model(s: &Scenario) -> ModelFigures {
-    let minutes = walk(s);
+    let pieces = walk(s);
     let in_period = |t: i64| s.from <= t && t < s.to;
     let in_maintenance = |t: i64| s.maintenance.iter().any(|&(a, b)| a <= t && t < b);
     let in_base = |t: i64| in_period(t) && in_service_hours(&s.calendar, t) && !in_maintenance(t);
     let mut millis = FigureMillis::default();
     let mut daily: BTreeMap<Date, FigureMillis> = BTreeMap::new();
-    // (agreed, counted down) per base minute, in order, for the burn rates.
-    let mut agreed_minutes: Vec<bool> = Vec::new();
-    for m in minutes.iter().filter(|m| in_period(m.t)) {
+    // (length, counted down) per agreed base piece, in order, for the burn rates.
+    let mut agreed_pieces: Vec<(i64, bool)> = Vec::new();
+    for m in pieces.iter().filter(|m| in_period(m.t)) {
         let day = daily.entry(local_date(&s.calendar, m.t)).or_default();
         for f in [&mut millis, day] {
             if !in_service_hours(&s.calendar, m.t) {
                 continue;
             }
-            f.service_hours_ms += MINUTE;
+            f.service_hours_ms += m.len;
             if in_maintenance(m.t) {
-                f.maintenance_ms += MINUTE;
+                f.maintenance_ms += m.len;
                 continue;
             }
-            f.base_ms += MINUTE;
+            f.base_ms += m.len;
             let unknown = m.service == State::Unknown;
             let down = m.service == State::Down;
             if unknown {
-                f.unknown_ms += MINUTE;
+                f.unknown_ms += m.len;
             }
             let (agreed, counted_down) = match s.policy {
                 UnknownPolicy::Exclude => (!unknown, down),
@@ -283,10 +314,10 @@ fn model(s: &Scenario) -> ModelFigures {
                 UnknownPolicy::Down => (true, down || unknown),
             };
             if agreed {
-                f.agreed_ms += MINUTE;
+                f.agreed_ms += m.len;
             }
             if counted_down {
-                f.downtime_ms += MINUTE;
+                f.downtime_ms += m.len;
             }
         }
         if in_base(m.t) {
@@ -298,32 +329,42 @@ fn model(s: &Scenario) -> ModelFigures {
                 UnknownPolicy::Down => (true, down || unknown),
             };
             if agreed {
-                agreed_minutes.push(counted_down);
+                agreed_pieces.push((m.len, counted_down));
             }
         }
     }
-    let burn_over = |window_minutes: usize| -> Option<f64> {
+    let burn_over = |window_ms: i64| -> Option<f64> {
         let allowed = (100.0 - s.target) / 100.0;
-        let window: Vec<bool> = agreed_minutes.iter().rev().take(window_minutes).copied().collect();
-        if allowed <= 0.0 || window.is_empty() {
+        // The last `window_ms` of agreed time, the earliest piece cut to fit.
+        let (mut taken, mut down) = (0_i64, 0_i64);
+        for &(len, counted_down) in agreed_pieces.iter().rev() {
+            let part = len.min(window_ms - taken);
+            taken += part;
+            if counted_down {
+                down += part;
+            }
+            if taken == window_ms {
+                break;
+            }
+        }
+        if allowed <= 0.0 || taken == 0 {
             return None;
         }
-        let down = window.iter().filter(|d| **d).count() as i64 * MINUTE;
-        Some((down as f64 / (window.len() as i64 * MINUTE) as f64) / allowed)
+        Some((down as f64 / taken as f64) / allowed)
     };
-    let burn = (burn_over(60), burn_over(360));
+    let burn = (burn_over(60 * MINUTE), burn_over(360 * MINUTE));
 
-    // Outages: maximal down runs of the context that touch a base minute.
+    // Outages: maximal down runs of the context that touch base time.
     let mut outages = Vec::new();
     let mut i = 0;
-    while i < minutes.len() {
-        if minutes[i].service != State::Down {
+    while i < pieces.len() {
+        if pieces[i].service != State::Down {
             i += 1;
             continue;
         }
-        let j = (i..minutes.len()).find(|&j| minutes[j].service != State::Down).unwrap_or(minutes.len());
-        let run = &minutes[i..j];
-        let counted_ms = run.iter().filter(|m| in_base(m.t)).count() as i64 * MINUTE;
+        let j = (i..pieces.len()).find(|&j| pieces[j].service != State::Down).unwrap_or(pieces.len());
+        let run = &pieces[i..j];
+        let counted_ms = run.iter().filter(|m| in_base(m.t)).map(|m| m.len).sum::<i64>();
         if counted_ms > 0 {
             let mut probes = Vec::new();
             let mut agents = std::collections::BTreeSet::new();
@@ -336,15 +377,15 @@ fn model(s: &Scenario) -> ModelFigures {
                 for (a, agent_id) in AGENT_IDS.iter().enumerate().take(probe.agents.len()) {
                     // The agent's maximal same-kind down stretches over the context.
                     let mut k = 0;
-                    while k < minutes.len() {
-                        let Some(Some(kind)) = minutes[k].views[p][a] else {
+                    while k < pieces.len() {
+                        let Some(Some(kind)) = pieces[k].views[p][a] else {
                             k += 1;
                             continue;
                         };
-                        let end = (k..minutes.len())
-                            .find(|&e| minutes[e].views[p][a] != Some(Some(kind)))
-                            .unwrap_or(minutes.len());
-                        let seen = minutes[k..end]
+                        let end = (k..pieces.len())
+                            .find(|&e| pieces[e].views[p][a] != Some(Some(kind)))
+                            .unwrap_or(pieces.len());
+                        let seen = pieces[k..end]
                             .iter()
                             .any(|m| m.t >= run[0].t && m.t <= run[run.len() - 1].t && m.probe_down[p]);
                         if seen {
@@ -357,7 +398,7 @@ fn model(s: &Scenario) -> ModelFigures {
             }
             outages.push(ModelOutage {
                 start: run[0].t,
-                end: run[run.len() - 1].t + MINUTE,
+                end: run[run.len() - 1].t + run[run.len() - 1].len,
                 counted_ms,
                 probes,
                 agents: agents.into_iter().collect(),
@@ -366,7 +407,7 @@ fn model(s: &Scenario) -> ModelFigures {
         }
         i = j;
     }
-    let monitored_ms = minutes.iter().filter(|m| in_base(m.t) && m.service != State::Unknown).count() as i64 * MINUTE;
+    let monitored_ms = pieces.iter().filter(|m| in_base(m.t) && m.service != State::Unknown).map(|m| m.len).sum();
     ModelFigures { millis, daily, outages, burn, monitored_ms }
 }
 
@@ -401,7 +442,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
     #[test]
-    fn engine_matches_a_minute_by_minute_model_of_spec_section_7(s in scenario()) {
+    fn engine_matches_a_piece_by_piece_model_of_spec_section_7_to_the_millisecond(s in scenario()) {
         let expected = model(&s);
         let (figures, daily) = engine(&s);
         prop_assert_eq!(figures.millis, expected.millis);
@@ -432,7 +473,7 @@ proptest! {
         prop_assert!((remaining - (budget - m.downtime_ms as f64 / 1000.0)).abs() < 1e-6);
         prop_assert_eq!(figures.met, Some(availability.is_none_or(|a| a >= s.target)));
 
-        // Coverage and the verdict, restated from the model's own minutes in SPEC §7's order.
+        // Coverage and the verdict, restated from the model's own pieces in SPEC §7's order.
         let monitored = expected.monitored_ms;
         let coverage = (m.base_ms > 0).then(|| 100.0 * monitored as f64 / m.base_ms as f64);
         prop_assert_eq!(coverage_percent(&figures.millis), coverage);
