@@ -202,37 +202,83 @@ pub fn compute(timeline: &ServiceTimeline, spec: &FiguresSpec<'_>, from: i64, to
 /// One row per local day of the calendar's zone that overlaps `[from, to)`, each clipped to
 /// the period; the rows' milliseconds sum exactly to [`compute`]'s.
 pub fn daily_breakdown(timeline: &ServiceTimeline, spec: &FiguresSpec<'_>, from: i64, to: i64) -> Vec<DailyRow> {
-    let states = StateIntervals::of(timeline);
-    let tz = &spec.calendar.timezone;
-    let mut rows = Vec::new();
-    if from >= to {
-        return rows;
+    daily_rows(timeline, spec, from, to).collect()
+}
+
+/// [`daily_breakdown`]'s rows one at a time, each day computed when it is asked for, so a
+/// long period's rows are never held together (evidence writes them as they come).
+pub fn daily_rows<'a>(timeline: &ServiceTimeline, spec: &FiguresSpec<'a>, from: i64, to: i64) -> DailyRows<'a> {
+    DailyRows {
+        states: StateIntervals::of(timeline),
+        spec: *spec,
+        days: LocalDays::new(&spec.calendar.timezone, from, to),
     }
-    let Ok(from_ts) = Timestamp::from_millisecond(from) else { return rows };
-    let mut date = tz.to_datetime(from_ts).date();
-    loop {
-        let day_start = local_midnight_ms(tz, date).max(from);
-        let Ok(next) = date.tomorrow() else { break };
-        let day_end = local_midnight_ms(tz, next).min(to);
-        if day_start < day_end {
-            let coverage = coverage(spec.calendar, spec.maintenance, day_start, day_end);
-            let (millis, _) = measure(&coverage, &states, spec.unknown);
-            rows.push(DailyRow {
-                date,
-                service_hours_seconds: seconds(millis.service_hours_ms),
-                maintenance_seconds: seconds(millis.maintenance_ms),
-                unknown_seconds: seconds(millis.unknown_ms),
-                downtime_seconds: seconds(millis.downtime_ms),
-                availability_percent: availability_percent(&millis),
-                millis,
-            });
-        }
-        if day_end >= to {
-            break;
-        }
-        date = next;
+}
+
+/// How many rows [`daily_rows`] yields: the local days of the calendar's zone that overlap
+/// `[from, to)`, counted without computing their figures.
+pub fn daily_row_count(spec: &FiguresSpec<'_>, from: i64, to: i64) -> usize {
+    LocalDays::new(&spec.calendar.timezone, from, to).count()
+}
+
+/// The iterator [`daily_rows`] returns.
+pub struct DailyRows<'a> {
+    states: StateIntervals,
+    spec: FiguresSpec<'a>,
+    days: LocalDays<'a>,
+}
+
+impl Iterator for DailyRows<'_> {
+    type Item = DailyRow;
+
+    fn next(&mut self) -> Option<DailyRow> {
+        let (date, day_start, day_end) = self.days.next()?;
+        let coverage = coverage(self.spec.calendar, self.spec.maintenance, day_start, day_end);
+        let (millis, _) = measure(&coverage, &self.states.within(day_start, day_end), self.spec.unknown);
+        Some(DailyRow {
+            date,
+            service_hours_seconds: seconds(millis.service_hours_ms),
+            maintenance_seconds: seconds(millis.maintenance_ms),
+            unknown_seconds: seconds(millis.unknown_ms),
+            downtime_seconds: seconds(millis.downtime_ms),
+            availability_percent: availability_percent(&millis),
+            millis,
+        })
     }
-    rows
+}
+
+/// The local days of a zone that overlap `[from, to)`: each date with its stretch, clipped.
+struct LocalDays<'a> {
+    tz: &'a jiff::tz::TimeZone,
+    to: i64,
+    from: i64,
+    date: Option<Date>,
+}
+
+impl<'a> LocalDays<'a> {
+    fn new(tz: &'a jiff::tz::TimeZone, from: i64, to: i64) -> Self {
+        let date = Timestamp::from_millisecond(from).ok().filter(|_| from < to).map(|t| tz.to_datetime(t).date());
+        LocalDays { tz, from, to, date }
+    }
+}
+
+impl Iterator for LocalDays<'_> {
+    type Item = (Date, i64, i64);
+
+    fn next(&mut self) -> Option<(Date, i64, i64)> {
+        loop {
+            let date = self.date.take()?;
+            let day_start = local_midnight_ms(self.tz, date).max(self.from);
+            let next = date.tomorrow().ok()?;
+            let day_end = local_midnight_ms(self.tz, next).min(self.to);
+            if day_end < self.to {
+                self.date = Some(next);
+            }
+            if day_start < day_end {
+                return Some((date, day_start, day_end));
+            }
+        }
+    }
 }
 
 fn seconds(ms: i64) -> f64 {
@@ -264,6 +310,17 @@ impl StateIntervals {
         let mut unknown = timeline.intervals(State::Unknown);
         unknown.extend(subtract(&[(i64::MIN, i64::MAX)], &covered));
         StateIntervals { down: timeline.intervals(State::Down), unknown: normalize(unknown) }
+    }
+
+    /// The intervals that overlap `[from, to)` (whole, not clipped), so a day's figures
+    /// look at that day's stretch of the timeline only.
+    fn within(&self, from: i64, to: i64) -> StateIntervals {
+        let overlapping = |list: &[Interval]| {
+            let first = list.partition_point(|iv| iv.1 <= from);
+            let end = list.partition_point(|iv| iv.0 < to).max(first);
+            list[first..end].to_vec()
+        };
+        StateIntervals { down: overlapping(&self.down), unknown: overlapping(&self.unknown) }
     }
 }
 
@@ -619,5 +676,28 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].date.to_string(), "2026-03-08");
         assert_eq!(rows[0].service_hours_seconds, 23.0 * 3600.0);
+    }
+
+    #[test]
+    fn daily_rows_come_one_at_a_time_and_are_counted_without_computing_them() {
+        // Mid-day to mid-day over a year in London: 366 local dates, the first and last clipped.
+        let calendar = calendar("Europe/London", &["mon-fri 09:00-17:00"], &[]);
+        let (from, to) = (ms("2026-01-01T12:00:00Z"), ms("2027-01-01T12:00:00Z"));
+        let input = service(vec![probe("p", 1, vec![("a", vec![up(0, 60), down(60, 120, ErrorKind::Timeout)])])], 0);
+        let timeline = service_timeline(&input, from, to);
+        let spec =
+            FiguresSpec { calendar: &calendar, maintenance: &[], unknown: UnknownPolicy::Down, target_percent: None };
+        let rows: Vec<DailyRow> = daily_rows(&timeline, &spec, from, to).collect();
+        assert_eq!(daily_row_count(&spec, from, to), 366);
+        assert_eq!(rows, daily_breakdown(&timeline, &spec, from, to));
+        assert_eq!(
+            (rows.len(), rows[0].date.to_string(), rows[365].date.to_string()),
+            (366, "2026-01-01".into(), "2027-01-01".into())
+        );
+        let total = compute(&timeline, &spec, from, to).millis;
+        let summed: i64 = rows.iter().map(|r| r.millis.downtime_ms).sum();
+        assert_eq!(summed, total.downtime_ms);
+        assert_eq!(daily_row_count(&spec, to, from), 0);
+        assert_eq!(daily_rows(&timeline, &spec, to, to).count(), 0);
     }
 }

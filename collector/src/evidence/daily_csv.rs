@@ -1,5 +1,5 @@
 //! `daily.csv`: one row per local day of the agreement's calendar, as
-//! `availability::daily_breakdown` computes it; the rows sum to `summary.json`.
+//! `availability::daily_rows` computes them; the rows sum to `summary.json`.
 
 use std::io::{self, Write};
 

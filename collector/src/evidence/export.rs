@@ -71,14 +71,16 @@ pub fn export<W: Write + Seek>(
     let ResolvedAgreement { agreement, service, ref period, .. } = *inputs;
     let (report, timeline) = report::agreement_report_with_timeline(source, inputs)?;
     let spec = inputs.figures_spec();
-    let daily = availability::daily_breakdown(&timeline, &spec, period.from_ms, period.to_ms);
+    // The daily rows are computed as they are written, once for daily.csv and once for
+    // report.html's bars, so a long period's days are never all in memory.
+    let daily = || availability::daily_rows(&timeline, &spec, period.from_ms, period.to_ms);
 
     let mut w = BundleWriter::new(out);
     w.add_file("summary.json", |o| {
         serde_json::to_writer_pretty(&mut *o, &report.view()).map_err(io::Error::other)?;
         o.write_all(b"\n")
     })?;
-    w.add_file("daily.csv", |o| daily_csv::write(o, daily.iter().cloned()))?;
+    w.add_file("daily.csv", |o| daily_csv::write(o, daily()))?;
     w.add_file("outages.csv", |o| outages_csv::write(o, &report.figures.outages))?;
 
     // One pass over the raw results feeds both results.csv and completeness.csv.
@@ -127,7 +129,8 @@ pub fn export<W: Write + Seek>(
     w.add_file("agents.csv", |o| agents_csv::write(o, agents.iter().filter(measuring)))?;
     w.add_file("methodology.md", |o| methodology_md::write(o, inputs, &report))?;
     w.add_file("report.html", |o| {
-        report_html::write(o, inputs, &report, daily.len(), daily.iter().cloned(), &completeness)
+        let days = availability::daily_row_count(&spec, period.from_ms, period.to_ms);
+        report_html::write(o, inputs, &report, days, daily(), &completeness)
     })?;
 
     let header = json!({
