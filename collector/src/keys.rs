@@ -11,6 +11,9 @@ pub type Num = u32;
 /// (`hist_min`) and is migrated on open.
 pub const SCHEMA_VERSION: u32 = 2;
 pub const SCHEMA_VERSION_KEY: &[u8] = b"schema_version";
+/// `meta` key present while a collector has the database open: found at open, the last
+/// run did not close it, and the hours still pending are derived again from raw.
+pub const OPEN_KEY: &[u8] = b"open";
 
 /// Milliseconds in a minute, an hour, a day: the histogram levels.
 pub const MINUTE_MS: i64 = 60_000;
@@ -122,6 +125,16 @@ pub fn seq_key(agent: Num, instance: Num) -> Vec<u8> {
     if instance != LEGACY_INSTANCE {
         k.extend_from_slice(&instance.to_be_bytes());
     }
+    k
+}
+
+/// `meta` key of the results recorded as lost for an agent instance (`--accept-loss`:
+/// acknowledged, then lost with the database), a `u64`.
+pub fn loss_key(agent: Num, instance: Num) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..4].copy_from_slice(b"loss");
+    k[4..8].copy_from_slice(&agent.to_be_bytes());
+    k[8..].copy_from_slice(&instance.to_be_bytes());
     k
 }
 

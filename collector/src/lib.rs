@@ -13,6 +13,7 @@ pub mod history;
 pub mod ingest;
 pub mod jobs;
 pub mod keys;
+pub mod ledger;
 pub mod metrics;
 pub mod period;
 pub mod reload;

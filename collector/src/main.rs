@@ -17,6 +17,11 @@ struct Args {
     /// Collector configuration file (serve mode).
     #[arg(long, short, default_value = "probity-collector.toml", global = false)]
     config: PathBuf,
+    /// Start even if the database holds less than the collector acknowledged (its ledger
+    /// says so: a damaged, emptied or older database), recording the missing results as
+    /// lost; without it such a database is refused.
+    #[arg(long)]
+    accept_loss: bool,
     /// Log filter, e.g. `info`, `debug`, `probity_collector=trace`; `RUST_LOG` is used when unset.
     #[arg(long, global = true)]
     log_level: Option<String>,
@@ -128,7 +133,7 @@ fn main() -> ExitCode {
             print!("{report}");
             if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
-        None => match serve(&args.config) {
+        None => match serve(&args.config, args.accept_loss) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 // Once, through the log, so that a JSON log stays JSON.
@@ -139,8 +144,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config: &std::path::Path) -> anyhow::Result<()> {
+fn serve(config: &std::path::Path, accept_loss: bool) -> anyhow::Result<()> {
     use anyhow::Context;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    Ok(runtime.block_on(probity_collector::serve::run(config))?)
+    Ok(runtime.block_on(probity_collector::serve::run(config, accept_loss))?)
 }

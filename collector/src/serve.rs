@@ -48,6 +48,15 @@ pub enum ServeError {
     History(#[from] crate::history::HistoryError),
     #[error("a blocking storage task panicked")]
     Blocking(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
+    #[error(
+        "the database {db} holds less than this collector acknowledged to agents (ledger {ledger}): {missing}. \
+         It was damaged, truncated, emptied, removed or replaced by an older copy. Either put back a good \
+         copy of {db} (from your backups) and start again, or start with --accept-loss to go on and record \
+         the missing results as lost (they show as lost results in completeness)"
+    )]
+    LedgerAhead { db: String, ledger: String, missing: String },
 }
 
 /// Why `tls_cert` / `tls_key` cannot be served.
@@ -74,12 +83,56 @@ pub struct ServeSpec {
     pub store: StoreOptions,
     /// Timeouts per connection; `max_connections` is taken from the config.
     pub connections: ConnectionLimits,
+    /// Start even when the database holds less than the acknowledged ledger, recording
+    /// the missing results as lost (`--accept-loss`).
+    pub accept_loss: bool,
 }
 
 /// Loads the config file and serves until SIGTERM/SIGINT.
-pub async fn run(config_path: &Path) -> Result<(), ServeError> {
+pub async fn run(config_path: &Path, accept_loss: bool) -> Result<(), ServeError> {
     let config = probity_config::load_collector_config(config_path)?;
-    serve(config, ServeSpec { config_path: Some(config_path.to_path_buf()), ..ServeSpec::default() }).await
+    let spec = ServeSpec { config_path: Some(config_path.to_path_buf()), accept_loss, ..ServeSpec::default() };
+    serve(config, spec).await
+}
+
+/// Compares the database with the acknowledged ledger: refuses one that holds less, or
+/// (`accept_loss`) records what it lacks as lost; then writes the ledger afresh.
+fn check_ledger(store: &Store, ledger_path: &Path, accept_loss: bool) -> Result<(), ServeError> {
+    let ledger = crate::ledger::Ledger::new(ledger_path.to_path_buf());
+    if let Some(entries) = ledger.read()? {
+        let short = store.held_less_than(&entries);
+        if !short.is_empty() && !accept_loss {
+            let described: Vec<String> = short
+                .iter()
+                .take(5)
+                .map(|(e, missing)| {
+                    let count: u64 = missing.iter().map(|(lo, hi)| hi - lo + 1).sum();
+                    let ranges: Vec<String> = missing.iter().take(3).map(|(lo, hi)| format!("{lo}-{hi}")).collect();
+                    format!(
+                        "{}: {count} of {} acknowledged results missing (seqs {}{})",
+                        e.label(),
+                        e.count(),
+                        ranges.join(", "),
+                        if missing.len() > 3 { ", …" } else { "" }
+                    )
+                })
+                .collect();
+            let more =
+                if short.len() > 5 { format!("; and {} more instances", short.len() - 5) } else { String::new() };
+            return Err(ServeError::LedgerAhead {
+                db: store.path().display().to_string(),
+                ledger: ledger_path.display().to_string(),
+                missing: described.join("; ") + &more,
+            });
+        }
+        for (e, missing) in &short {
+            let count: u64 = missing.iter().map(|(lo, hi)| hi - lo + 1).sum();
+            warn!(agent = %e.agent, instance = e.instance.as_deref().unwrap_or("legacy"), lost = count, "--accept-loss: acknowledged results missing from the database recorded as lost");
+            store.record_loss(&e.agent, e.instance.as_deref(), missing)?;
+        }
+    }
+    ledger.write(store.acknowledged())?;
+    Ok(())
 }
 
 /// Serves `config` until SIGTERM/SIGINT, then drains connections and flushes the store.
@@ -94,6 +147,9 @@ pub async fn serve(config: CollectorConfig, spec: ServeSpec) -> Result<(), Serve
     let options = spec.store.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(&db_path, &options)).await??;
     let store = Arc::new(store);
+    let ledger_path = data_dir.join("ledger");
+    let (checked, checked_path, accept_loss) = (store.clone(), ledger_path.clone(), spec.accept_loss);
+    tokio::task::spawn_blocking(move || check_ledger(&checked, &checked_path, accept_loss)).await??;
     let signing_key = crate::evidence::signing::load_or_generate(config.evidence.signing_key.as_deref(), &data_dir)?;
     let tls = match &config.server.tls {
         Some(files) => Some(tls_acceptor(&files.cert, &files.key)?),
@@ -109,6 +165,7 @@ pub async fn serve(config: CollectorConfig, spec: ServeSpec) -> Result<(), Serve
             limits: spec.limits,
             embedded_token: embedded_token.as_ref().map(|t| probity_config::token_sha256(t)),
             signing_key: Some(signing_key),
+            ledger: Some(ledger_path),
         },
     );
     // The catalogue in force is a stored version before anything is measured against it.
@@ -158,7 +215,7 @@ pub async fn serve(config: CollectorConfig, spec: ServeSpec) -> Result<(), Serve
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
     let flushed = store.clone();
-    tokio::task::spawn_blocking(move || flushed.flush()).await??;
+    tokio::task::spawn_blocking(move || flushed.close()).await??;
     info!("stopped");
     Ok(())
 }

@@ -50,7 +50,8 @@ struct Shared {
 impl AppState {
     /// Must be called inside a tokio runtime (it starts the group-commit task).
     pub fn new(config: CollectorConfig, store: Arc<Store>, spec: StateSpec) -> AppState {
-        let commit = GroupCommit::start(store.db().clone());
+        let ledger = spec.ledger.map(|path| Arc::new(crate::ledger::Ledger::new(path)));
+        let commit = GroupCommit::start(store.clone(), ledger);
         AppState {
             inner: Arc::new(Shared {
                 config: RwLock::new(Arc::new(config)),
@@ -126,6 +127,8 @@ pub struct StateSpec {
     pub embedded_token: Option<TokenHash>,
     /// The evidence signing key; `None` makes a throwaway one (tests).
     pub signing_key: Option<SigningKey>,
+    /// The acknowledged ledger the group commit keeps (`data_dir/ledger`); `None`: none.
+    pub ledger: Option<PathBuf>,
 }
 
 /// A random key for states built without one: bundles it signs verify, but only until restart.

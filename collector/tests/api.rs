@@ -33,7 +33,13 @@ fn harness_with(limits: Limits) -> Harness {
     let state = AppState::new(
         config,
         store,
-        StateSpec { config_path: Some(config_path.clone()), limits, embedded_token: None, signing_key: None },
+        StateSpec {
+            config_path: Some(config_path.clone()),
+            limits,
+            embedded_token: None,
+            signing_key: None,
+            ledger: None,
+        },
     );
     let app = probity_collector::app(state.clone());
     Harness { _dir: dir, config_path, state, app }

@@ -3,6 +3,7 @@
 //! flushed before the call returns; nothing here updates or deletes one. A record is one
 //! key, so a crash leaves it whole or absent, and its checksum (keys.rs) is checked on read.
 
+use super::tree::Tree;
 use super::{Store, StoreError};
 use crate::keys;
 
@@ -73,11 +74,11 @@ fn record(v: &[u8], tree: &'static str) -> Result<Vec<u8>, StoreError> {
     keys::decode_record(v).map(<[u8]>::to_vec).ok_or(StoreError::Corrupt { tree })
 }
 
-fn write_once(tree: &sled::Tree, key: &[u8], payload: &[u8], name: &'static str) -> Result<(), StoreError> {
+fn write_once(tree: &Tree, key: &[u8], payload: &[u8], name: &'static str) -> Result<(), StoreError> {
     let value = keys::encode_record(payload);
     match tree.compare_and_swap(key, None as Option<&[u8]>, Some(value))? {
-        Ok(()) => Ok(()),
-        Err(_) => Err(StoreError::RecordExists { tree: name }),
+        true => Ok(()),
+        false => Err(StoreError::RecordExists { tree: name }),
     }
 }
 

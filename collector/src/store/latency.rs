@@ -1,15 +1,17 @@
 //! Latency and result counts per (probe, agent): minute HDR histograms of successful
 //! results' `duration_us` (3 significant digits, V2; an hour's minutes deflated together
 //! in one value) with hourly and daily rollups (V2+deflate). Ingest rewrites the hour of
-//! the minutes it touches and marks it pending; `roll_up` builds the
-//! rollups of complete hours and days; a query uses a rollup only when nothing is pending
-//! under it, so a late result is never missed.
+//! the minutes it touches (its raw transaction marked the hour pending); `roll_up` derives
+//! each complete pending hour once more from raw (`derive.rs`) and builds the rollups of
+//! complete hours and days; a query uses a rollup only when nothing is pending under it,
+//! so a late result is never missed.
 
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 
+use super::tree::Tree;
 use super::{PairState, Store, StoreError};
 use crate::keys::{self, BlockEntry, DAY_MS, HOUR_MS, LEVEL_DAY, LEVEL_HOUR, MINUTE_MS, MinuteHist, Num};
 
@@ -34,7 +36,6 @@ impl Store {
         a: Num,
         pair: &mut PairState,
         items: &[BlockEntry],
-        marker: u64,
     ) -> Result<(), StoreError> {
         // hour → minute of the hour → (results, durations of the successful ones)
         let mut by_hour: BTreeMap<i64, BTreeMap<u8, (u64, Vec<u64>)>> = BTreeMap::new();
@@ -83,7 +84,6 @@ impl Store {
             buf.clear();
             keys::encode_minutes(&minutes, &mut buf);
             self.hist_minutes.insert(keys::pair_time_key(p, a, hour), buf.as_slice())?;
-            self.pending.insert(keys::pending_key(LEVEL_HOUR, p, a, hour), &keys::encode_u64(marker))?;
             if pair.hour.as_ref().is_none_or(|(h, _)| *h <= hour) {
                 pair.hour = Some((hour, minutes));
             }
@@ -92,7 +92,9 @@ impl Store {
     }
 
     /// Builds the rollups of complete hours and days (end <= `now_ms`) that have pending
-    /// changes. Returns how many rollups were written.
+    /// changes. A complete hour is first derived again from its raw results, so what a
+    /// failed write or a crash left behind is gone before the hour is rolled up and its
+    /// pending mark cleared. Returns how many rollups were written.
     pub fn roll_up(&self, now_ms: i64) -> Result<usize, StoreError> {
         let mut written = 0;
         let mut buf = Vec::new();
@@ -102,6 +104,11 @@ impl Store {
             if hour + HOUR_MS > now_ms {
                 continue;
             }
+            // Under the agent's lock, so no batch of the pair is half applied meanwhile.
+            let state = self.agent_state(a)?;
+            let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+            self.derive_hour(p, a, hour)?;
+            state.pairs.remove(&p);
             let (total, hist) = self.merge_hour(p, a, hour)?;
             buf.clear();
             serialize(&hist, &mut buf)?;
@@ -196,7 +203,7 @@ impl Store {
         Ok(self.pending.range(range).next().transpose()?.is_some())
     }
 
-    fn add_bucket(&self, tree: &sled::Tree, p: Num, a: Num, t: i64, out: &mut Latency) -> Result<(), StoreError> {
+    fn add_bucket(&self, tree: &Tree, p: Num, a: Num, t: i64, out: &mut Latency) -> Result<(), StoreError> {
         if let Some(v) = tree.get(keys::pair_time_key(p, a, t))? {
             add_value(&v, out)?;
         }
@@ -205,7 +212,7 @@ impl Store {
 
     fn merge_range(
         &self,
-        tree: &sled::Tree,
+        tree: &Tree,
         p: Num,
         a: Num,
         from: i64,
@@ -220,7 +227,7 @@ impl Store {
     }
 
     /// The minutes stored for `(p, a)` in `hour`, ascending; none when nothing is.
-    fn read_minutes(&self, p: Num, a: Num, hour: i64) -> Result<Vec<MinuteHist>, StoreError> {
+    pub(super) fn read_minutes(&self, p: Num, a: Num, hour: i64) -> Result<Vec<MinuteHist>, StoreError> {
         match self.hist_minutes.get(keys::pair_time_key(p, a, hour))? {
             Some(v) => keys::decode_minutes(&v).ok_or(StoreError::Corrupt { tree: "hist_minutes" }),
             None => Ok(Vec::new()),
@@ -243,7 +250,7 @@ fn add_minute(m: &MinuteHist, out: &mut Latency) -> Result<(), StoreError> {
 
 /// A stored histogram (any serialisation) decoded straight into one that can grow, or a
 /// new one for none.
-fn decode_growable(bytes: &[u8]) -> Result<Histogram<u64>, StoreError> {
+pub(super) fn decode_growable(bytes: &[u8]) -> Result<Histogram<u64>, StoreError> {
     if bytes.is_empty() {
         return Ok(new_histogram());
     }
@@ -254,7 +261,7 @@ fn decode_growable(bytes: &[u8]) -> Result<Histogram<u64>, StoreError> {
 }
 
 /// Plain V2 (no deflate of its own: an hour's minutes are deflated together).
-fn serialize_v2(h: &Histogram<u64>, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+pub(super) fn serialize_v2(h: &Histogram<u64>, buf: &mut Vec<u8>) -> Result<(), StoreError> {
     thread_local! {
         static V2: std::cell::RefCell<V2Serializer> = std::cell::RefCell::new(V2Serializer::new());
     }

@@ -4,11 +4,14 @@
 //! raw results. Every call here blocks: async callers use `spawn_blocking`.
 //! Layout: `keys.rs` and ARCHITECTURE.md ("collector storage layout").
 
+mod check;
+mod derive;
 mod history;
 mod latency;
 mod raw;
 mod seqs;
 mod timeline;
+mod tree;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -16,7 +19,6 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use probity_config::wire::{ErrorKind, ProbeResult};
 use sled::Transactional;
-use sled::Tree;
 
 use crate::keys::{self, BlockEntry, LastResult, Num, RawValue};
 use crate::runs::ViewRun;
@@ -24,6 +26,8 @@ use crate::runs::ViewRun;
 pub use latency::{Latency, new_histogram};
 pub use seqs::{AgentInstances, SeqSet, SeqSummary};
 pub use timeline::NewObservation;
+pub use tree::Faults;
+use tree::Tree;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +56,8 @@ pub enum StoreError {
     Histogram(String),
     #[error("a record in tree {tree} already exists and is never rewritten")]
     RecordExists { tree: &'static str },
+    #[error("injected write failure (write {write}, tree {tree})")]
+    Injected { tree: &'static str, write: u64 },
 }
 
 /// Tuning that tests and the benchmark change.
@@ -86,7 +92,15 @@ pub struct Store {
     interned: RwLock<HashMap<(u8, String), Num>>,
     intern_lock: Mutex<()>,
     agent_states: Mutex<HashMap<Num, Arc<Mutex<AgentState>>>>,
+    /// Interval (ms) of each probe's stored runs, as `meta` records it.
+    intervals: RwLock<HashMap<Num, i64>>,
+    /// Every instance's seqs as last committed to sled, for the acknowledged ledger.
+    committed: Mutex<BTreeMap<InstanceId, Vec<(u64, u64)>>>,
+    faults: Arc<Faults>,
 }
+
+/// An agent instance by ids: agent, instance (`None`: legacy).
+type InstanceId = (String, Option<String>);
 
 /// The result of one ingest call; `R` is the caller's reject reason.
 #[derive(Debug)]
@@ -126,6 +140,9 @@ struct AgentState {
     /// Seqs answered for, per instance (`keys::LEGACY_INSTANCE` for requests without one).
     instances: BTreeMap<Num, SeqSet>,
     pairs: HashMap<Num, PairState>,
+    /// A derived write failed after raw results were stored: the agent's pending hours
+    /// are rederived from raw before its next batch.
+    repair: bool,
 }
 
 #[derive(Default)]
@@ -196,9 +213,11 @@ impl Store {
                 return Err(StoreError::Access { path: shown, source });
             }
             Ok(Err(e)) => return Err(StoreError::Open { path: shown, reason: e.to_string() }),
+
             Err(_) => return Err(StoreError::Open { path: shown, reason: "sled panicked while recovering it".into() }),
         };
-        let tree = |name: &str| db.open_tree(name);
+        let faults = Arc::new(Faults::default());
+        let tree = |name: &'static str| Tree::open(&db, name, &faults);
         let meta = tree("meta")?;
         match meta.get(keys::SCHEMA_VERSION_KEY)? {
             Some(v) => {
@@ -222,7 +241,7 @@ impl Store {
                 db.flush()?;
             }
         }
-        Ok(Store {
+        let store = Store {
             names: tree("names")?,
             raw: tree("raw")?,
             runs: tree("runs")?,
@@ -240,7 +259,119 @@ impl Store {
             interned: RwLock::default(),
             intern_lock: Mutex::default(),
             agent_states: Mutex::default(),
-        })
+            intervals: RwLock::default(),
+            committed: Mutex::default(),
+            faults,
+        };
+        // Raw results and seq state are written (one transaction) before what is derived
+        // from them, and the hours they touch are marked pending in that transaction; after
+        // a crash, those hours are derived again from raw.
+        if store.meta.contains_key(keys::OPEN_KEY)? {
+            let repaired = store.repair_all_pending()?;
+            tracing::warn!(path = %shown, hours = repaired, "the database was not closed cleanly: derived data rebuilt from raw results for the hours written last");
+        }
+        store.meta.insert(keys::OPEN_KEY, &[1u8])?;
+        store.db.flush()?;
+        store.load_committed()?;
+        Ok(store)
+    }
+
+    fn load_committed(&self) -> Result<(), StoreError> {
+        let mut committed = BTreeMap::new();
+        for kv in self.agents.iter() {
+            let (k, v) = kv?;
+            let (a, i) = keys::decode_seq_key(&k).ok_or(StoreError::Corrupt { tree: "agents" })?;
+            let ranges = keys::decode_seq_ranges(&v).ok_or(StoreError::Corrupt { tree: "agents" })?;
+            let agent = self.name_of(keys::KIND_AGENT, a)?.ok_or(StoreError::Corrupt { tree: "names" })?;
+            committed.insert((agent, self.instance_id(i)?), ranges);
+        }
+        *self.committed.lock().unwrap_or_else(|e| e.into_inner()) = committed;
+        Ok(())
+    }
+
+    /// What the database holds of every agent instance's seqs: the acknowledged ledger's
+    /// content once the writes so far are flushed.
+    pub fn acknowledged(&self) -> Vec<crate::ledger::LedgerEntry> {
+        let committed = self.committed.lock().unwrap_or_else(|e| e.into_inner());
+        committed
+            .iter()
+            .map(|((agent, instance), ranges)| crate::ledger::LedgerEntry {
+                agent: agent.clone(),
+                instance: instance.clone(),
+                ranges: ranges.clone(),
+            })
+            .collect()
+    }
+
+    /// The ledger's instances this database holds less of, with the seqs it lacks.
+    pub fn held_less_than(
+        &self,
+        ledger: &[crate::ledger::LedgerEntry],
+    ) -> Vec<(crate::ledger::LedgerEntry, Vec<(u64, u64)>)> {
+        let committed = self.committed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for e in ledger {
+            let held = committed.get(&(e.agent.clone(), e.instance.clone())).map_or(&[][..], Vec::as_slice);
+            let missing = crate::ledger::missing(&e.ranges, held);
+            if !missing.is_empty() {
+                out.push((e.clone(), missing));
+            }
+        }
+        out
+    }
+
+    /// Records acknowledged results the database lost (`--accept-loss`): their seqs join
+    /// the instance's seq state (answered for, never re-sent) and count as lost results.
+    pub fn record_loss(&self, agent: &str, instance: Option<&str>, missing: &[(u64, u64)]) -> Result<(), StoreError> {
+        let a = self.intern(keys::KIND_AGENT, agent)?;
+        let i = match instance {
+            None => keys::LEGACY_INSTANCE,
+            Some(name) => self.intern(keys::KIND_INSTANCE, &keys::instance_name(a, name))?,
+        };
+        let state = self.agent_state(a)?;
+        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seqs = state.instances.get(&i).cloned().unwrap_or_default();
+        let mut lost = self.recorded_loss(a, i)?;
+        for &(lo, hi) in missing {
+            seqs.insert_range(lo, hi);
+            lost += hi - lo + 1;
+        }
+        self.agents.insert(keys::seq_key(a, i), keys::encode_seq_ranges(seqs.ranges()))?;
+        self.meta.insert(keys::loss_key(a, i), &keys::encode_u64(lost))?;
+        self.db.flush()?;
+        self.committed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((agent.to_string(), instance.map(str::to_string)), seqs.ranges().to_vec());
+        state.instances.insert(i, seqs);
+        Ok(())
+    }
+
+    /// Results recorded as lost with `--accept-loss` for an instance.
+    fn recorded_loss(&self, a: Num, i: Num) -> Result<u64, StoreError> {
+        Ok(self.meta.get(keys::loss_key(a, i))?.and_then(|v| keys::decode_u64(&v)).unwrap_or(0))
+    }
+
+    /// The id of instance number `i` (`None`: legacy).
+    fn instance_id(&self, i: Num) -> Result<Option<String>, StoreError> {
+        if i == keys::LEGACY_INSTANCE {
+            return Ok(None);
+        }
+        let name = self.name_of(keys::KIND_INSTANCE, i)?.ok_or(StoreError::Corrupt { tree: "names" })?;
+        Ok(Some(keys::instance_from_name(&name).ok_or(StoreError::Corrupt { tree: "names" })?.to_string()))
+    }
+
+    /// Flushes and marks the database closed cleanly, so the next open skips the repair.
+    pub fn close(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        self.meta.remove(keys::OPEN_KEY)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The write-fault plan (tests fail the N-th write with it).
+    pub fn faults(&self) -> &Faults {
+        &self.faults
     }
 
     pub fn path(&self) -> &Path {
@@ -307,30 +438,48 @@ impl Store {
         };
         let state = self.agent_state(a)?;
         let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.repair {
+            self.repair_agent(a)?;
+            state.pairs.clear();
+            state.repair = false;
+        }
         let reset = !state.instances.contains_key(&i) && !state.instances.is_empty();
-        // Worked on a copy: on a storage error nothing is acknowledged, so what this call
-        // marked as seen is forgotten, or the agent's retry would be taken for a duplicate.
-        let mut seqs = state.instances.get(&i).cloned().unwrap_or_default();
-        let result = self.ingest_locked(a, i, &mut state.pairs, &mut seqs, results, check);
-        match result {
-            Ok(mut summary) => {
-                state.instances.insert(i, seqs);
-                summary.reset = reset;
-                Ok(summary)
-            }
-            Err(e) => {
-                state.pairs.clear();
-                Err(e)
+        let result = self.ingest_locked(a, i, &mut state, results, check);
+        if result.is_err() {
+            state.pairs.clear();
+        }
+        // Committed or not (a derived write may fail after the raw transaction), what the
+        // state says is what sled holds.
+        if let Some(seqs) = state.instances.get(&i) {
+            let mut committed = self.committed.lock().unwrap_or_else(|e| e.into_inner());
+            let key = (agent.to_string(), instance.map(str::to_string));
+            match committed.get_mut(&key) {
+                Some(ranges) => {
+                    ranges.clear();
+                    ranges.extend_from_slice(seqs.ranges());
+                }
+                None => {
+                    committed.insert(key, seqs.ranges().to_vec());
+                }
             }
         }
+        result.map(|mut summary| {
+            summary.reset = reset;
+            summary
+        })
     }
 
+    /// Two steps. First the acknowledgement: the raw results, the instance's seq state and a
+    /// pending mark on every hour touched, in one transaction. Then what is derived from
+    /// them (runs, minute histograms, `last`), which a crash or a storage error can leave
+    /// behind: the pending marks make the next open (or the agent's next batch, or the
+    /// hour's rollup) derive those hours again from raw. A replayed batch is a duplicate by
+    /// then, so nothing is ever counted twice.
     fn ingest_locked<R>(
         &self,
         a: Num,
         i: Num,
-        pairs: &mut HashMap<Num, PairState>,
-        seqs: &mut SeqSet,
+        state: &mut AgentState,
         results: &[ProbeResult],
         check: impl Fn(&ProbeResult) -> Result<i64, R>,
     ) -> Result<IngestSummary<R>, StoreError> {
@@ -342,6 +491,9 @@ impl Store {
             reset: false,
             latest: Vec::new(),
         };
+        // Worked on a copy until the transaction commits: otherwise a storage error would
+        // leave this call's seqs marked as seen and the agent's retry taken for a duplicate.
+        let mut seqs = state.instances.get(&i).cloned().unwrap_or_default();
         let mut by_probe: BTreeMap<Num, ProbeBatch> = BTreeMap::new();
         for r in results {
             if !seqs.insert(r.seq) {
@@ -365,34 +517,22 @@ impl Store {
                 value,
             });
         }
-        // Derived data first, then raw results and seq state in one transaction: a crash in
-        // between leaves the batch unacknowledged, its re-sent copy is not a duplicate, and
-        // re-applying it repaints the same runs (only its latency samples count twice).
-        let marker = if by_probe.is_empty() { 0 } else { self.db.generate_id()? };
+        let marker = if by_probe.is_empty() { Vec::new() } else { keys::encode_u64(self.db.generate_id()?).to_vec() };
         let mut blocks = raw::BlockWrites::default();
-        for (p, (interval_ms, items)) in by_probe {
-            let pair = self.pair_state(pairs, p, a)?;
-            let newest_before = pair.last.map(|l| (l.at, l.seq));
-            let observations =
-                items.iter().map(|e| NewObservation { at: e.at, seq: e.seq, down: e.value.down }).collect();
-            let mut lookup = raw::RawLookup::new(&self.raw, p, a);
-            timeline::apply(&self.runs, &mut lookup, p, a, interval_ms, newest_before, observations)?;
-            self.add_to_minutes(p, a, pair, &items, marker)?;
-            let newest = items.iter().max_by_key(|e| (e.at, e.seq)).expect("non-empty");
-            let candidate = LastResult { at: newest.at, seq: newest.seq, value: newest.value };
-            if pair.last.is_none_or(|l| (l.at, l.seq) < (candidate.at, candidate.seq)) {
-                pair.last = Some(candidate);
-                self.last.insert(keys::pair_prefix(p, a), keys::encode_last(&candidate))?;
-            }
-            if let (Some(name), Some(l)) = (self.name_of(keys::KIND_PROBE, p)?, pair.last) {
-                summary.latest.push((name, l));
-            }
-            raw::blocks(&self.raw, p, a, items, &mut blocks)?;
+        let mut marks: Vec<[u8; 17]> = Vec::new();
+        for (&p, (interval_ms, items)) in &by_probe {
+            self.ensure_interval(p, *interval_ms)?;
+            raw::blocks(&self.raw, p, a, items.clone(), &mut blocks)?;
+            let mut hours: Vec<i64> = items.iter().map(|e| raw::hour_of(e.at)).collect();
+            hours.sort_unstable();
+            hours.dedup();
+            marks.extend(hours.into_iter().map(|h| keys::pending_key(keys::LEVEL_HOUR, p, a, h)));
         }
         let seq_key = keys::seq_key(a, i);
         let seq_value = keys::encode_seq_ranges(seqs.ranges());
-        (&self.raw, &self.agents)
-            .transaction(|(raw, agents)| {
+        self.raw.will_write()?;
+        (self.raw.sled(), self.agents.sled(), self.pending.sled())
+            .transaction(|(raw, agents, pending)| {
                 for k in &blocks.remove {
                     raw.remove(k)?;
                 }
@@ -400,6 +540,9 @@ impl Store {
                     raw.insert(&k[..], v.as_slice())?;
                 }
                 agents.insert(&seq_key[..], seq_value.as_slice())?;
+                for m in &marks {
+                    pending.insert(&m[..], marker.as_slice())?;
+                }
                 Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
             })
             .map_err(|e| match e {
@@ -407,7 +550,63 @@ impl Store {
                 sled::transaction::TransactionError::Abort(()) => StoreError::Corrupt { tree: "raw" },
             })?;
         summary.seq = seqs.summary();
+        state.instances.insert(i, seqs);
+        if let Err(e) = self.derive_batch(a, &mut state.pairs, by_probe, &mut summary.latest) {
+            state.repair = true;
+            return Err(e);
+        }
         Ok(summary)
+    }
+
+    /// The derived half of an ingest: runs, minute histograms and `last` of the batch's
+    /// pairs, from the cached pair state (raw already holds the batch).
+    fn derive_batch(
+        &self,
+        a: Num,
+        pairs: &mut HashMap<Num, PairState>,
+        by_probe: BTreeMap<Num, ProbeBatch>,
+        latest: &mut Vec<(String, LastResult)>,
+    ) -> Result<(), StoreError> {
+        for (p, (interval_ms, items)) in by_probe {
+            let pair = self.pair_state(pairs, p, a)?;
+            let newest_before = pair.last.map(|l| (l.at, l.seq));
+            let observations =
+                items.iter().map(|e| NewObservation { at: e.at, seq: e.seq, down: e.value.down }).collect();
+            let mut lookup = raw::RawLookup::new(&self.raw, p, a);
+            timeline::apply(&self.runs, &mut lookup, p, a, interval_ms, newest_before, observations)?;
+            self.add_to_minutes(p, a, pair, &items)?;
+            let newest = items.iter().max_by_key(|e| (e.at, e.seq)).expect("non-empty");
+            let candidate = LastResult { at: newest.at, seq: newest.seq, value: newest.value };
+            if pair.last.is_none_or(|l| (l.at, l.seq) < (candidate.at, candidate.seq)) {
+                self.last.insert(keys::pair_prefix(p, a), keys::encode_last(&candidate))?;
+                pair.last = Some(candidate);
+            }
+            if let (Some(name), Some(l)) = (self.name_of(keys::KIND_PROBE, p)?, pair.last) {
+                latest.push((name, l));
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the interval a probe's runs are painted with, when `meta` has none yet.
+    fn ensure_interval(&self, p: Num, interval_ms: i64) -> Result<(), StoreError> {
+        if self.interval_of(p)?.is_none() {
+            self.meta.insert(keys::interval_key(p), &keys::encode_u64(interval_ms as u64))?;
+            self.intervals.write().unwrap_or_else(|e| e.into_inner()).insert(p, interval_ms);
+        }
+        Ok(())
+    }
+
+    /// The interval (ms) of a probe's stored runs.
+    fn interval_of(&self, p: Num) -> Result<Option<i64>, StoreError> {
+        if let Some(i) = self.intervals.read().unwrap_or_else(|e| e.into_inner()).get(&p) {
+            return Ok(Some(*i));
+        }
+        let stored = self.meta.get(keys::interval_key(p))?.and_then(|v| keys::decode_u64(&v)).map(|v| v as i64);
+        if let Some(i) = stored {
+            self.intervals.write().unwrap_or_else(|e| e.into_inner()).insert(p, i);
+        }
+        Ok(stored)
     }
 
     /// The view runs of `(probe, agent)` overlapping `[from, to)`, clipped to it: exactly
@@ -488,7 +687,7 @@ impl Store {
         if instances.is_empty() {
             return Ok(None);
         }
-        Ok(Some(self.describe_instances(agent.to_string(), instances)?))
+        Ok(Some(self.describe_instances(a, agent.to_string(), instances)?))
     }
 
     /// Every agent with a seq state: its instances and resets, in agent-number order.
@@ -503,7 +702,7 @@ impl Store {
         let mut out = Vec::new();
         for (a, instances) in by_agent {
             if let Some(name) = self.name_of(keys::KIND_AGENT, a)? {
-                out.push(self.describe_instances(name, instances)?);
+                out.push(self.describe_instances(a, name, instances)?);
             }
         }
         Ok(out)
@@ -511,16 +710,17 @@ impl Store {
 
     /// Names an agent's instances; `instances` in instance-number order, which is the order
     /// they were first seen in (the legacy instance, number 0, first).
-    fn describe_instances(&self, agent: String, instances: Vec<(Num, SeqSet)>) -> Result<AgentInstances, StoreError> {
+    fn describe_instances(
+        &self,
+        a: Num,
+        agent: String,
+        instances: Vec<(Num, SeqSet)>,
+    ) -> Result<AgentInstances, StoreError> {
         let mut named = Vec::with_capacity(instances.len());
         for (i, seqs) in instances {
-            let instance = if i == keys::LEGACY_INSTANCE {
-                None
-            } else {
-                let name = self.name_of(keys::KIND_INSTANCE, i)?.ok_or(StoreError::Corrupt { tree: "names" })?;
-                Some(keys::instance_from_name(&name).ok_or(StoreError::Corrupt { tree: "names" })?.to_string())
-            };
-            named.push((instance, seqs.summary()));
+            let mut summary = seqs.summary();
+            summary.lost += self.recorded_loss(a, i)?;
+            named.push((self.instance_id(i)?, summary));
         }
         Ok(AgentInstances { agent, instances: named })
     }
@@ -590,6 +790,7 @@ impl Store {
                 rebuilt.push(probe.clone());
             }
             self.meta.insert(keys::interval_key(p), &keys::encode_u64(*interval_ms as u64))?;
+            self.intervals.write().unwrap_or_else(|e| e.into_inner()).insert(p, *interval_ms);
         }
         self.db.flush()?;
         Ok(rebuilt)
@@ -607,7 +808,7 @@ impl Store {
             let ranges = keys::decode_seq_ranges(&v).ok_or(StoreError::Corrupt { tree: "agents" })?;
             instances.insert(i, SeqSet::from_ranges(ranges));
         }
-        let s = Arc::new(Mutex::new(AgentState { instances, pairs: HashMap::new() }));
+        let s = Arc::new(Mutex::new(AgentState { instances, pairs: HashMap::new(), repair: false }));
         states.insert(a, s.clone());
         Ok(s)
     }

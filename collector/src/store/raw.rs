@@ -7,9 +7,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use sled::Tree;
-
 use super::StoreError;
+use super::tree::Tree;
 use crate::keys::{self, BlockEntry, HOUR_MS, Num};
 
 /// The start of the UTC hour holding `t` (saturating at the ends of time, which only

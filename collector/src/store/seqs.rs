@@ -98,6 +98,20 @@ impl SeqSet {
         true
     }
 
+    /// Adds every seq of `lo..=hi`.
+    pub fn insert_range(&mut self, lo: u64, hi: u64) {
+        self.ranges.push((lo, hi));
+        self.ranges.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(self.ranges.len());
+        for &(lo, hi) in &self.ranges {
+            match merged.last_mut() {
+                Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+                _ => merged.push((lo, hi)),
+            }
+        }
+        self.ranges = merged;
+    }
+
     pub fn summary(&self) -> SeqSummary {
         let received = self.ranges.iter().map(|&(lo, hi)| hi - lo + 1).sum();
         let gaps = self.ranges.windows(2).map(|w| w[1].0 - w[0].1 - 1);
@@ -133,6 +147,15 @@ mod tests {
         }
         assert_eq!(s.ranges(), &[(1, 10)]);
         assert!(s.contains(7) && !s.contains(11) && !s.contains(0));
+    }
+
+    #[test]
+    fn ranges_insert_and_merge() {
+        let mut s = SeqSet::from_ranges(vec![(1, 5), (20, 30)]);
+        s.insert_range(6, 10);
+        s.insert_range(25, 40);
+        s.insert_range(50, 50);
+        assert_eq!(s.ranges(), &[(1, 10), (20, 40), (50, 50)]);
     }
 
     #[test]

@@ -320,7 +320,7 @@ fn a_schema_1_database_is_migrated_to_hourly_minute_values_on_open() {
                 old.insert(keys::pair_time_key(p, a, minute), keys::encode_hist_value(m.total, &deflated)).unwrap();
             }
         }
-        store.hist_minutes.clear().unwrap();
+        store.hist_minutes.sled().clear().unwrap();
         store.meta.insert(keys::SCHEMA_VERSION_KEY, &1u32.to_be_bytes()).unwrap();
         store.flush().unwrap();
         assert_eq!(store.latency("p", &window).unwrap().results, 0, "the new tree is empty now");
@@ -379,4 +379,105 @@ fn results_sent_one_per_batch_share_their_hours_block_until_it_is_full() {
     assert_eq!(sizes.iter().sum::<usize>(), 1920);
     assert!(sizes.iter().all(|&n| n <= raw::BLOCK_MAX + 1), "{sizes:?}");
     assert!(sizes.len() <= 2 * 1920 / raw::BLOCK_MAX + 2, "{} blocks: {sizes:?}", sizes.len());
+}
+
+/// Results of two probes of one agent over three hours, with collisions on `at`, stale
+/// gaps, failures, in random order and random batches.
+fn random_batches(rng: &mut Rng, day0: i64) -> (Vec<Vec<ProbeResult>>, usize) {
+    let mut results = Vec::new();
+    let mut seq = 0;
+    for probe in ["p", "q"] {
+        let mut at = day0 + rng.below(100_000) as i64;
+        for _ in 0..(10 + rng.below(40)) {
+            at += [0, 1_000, 60_000, 300_000, 600_000, 1_500_000][rng.below(6) as usize];
+            let down = [None, None, Some(ErrorKind::Timeout), Some(ErrorKind::Dns)][rng.below(4) as usize];
+            seq += 1;
+            results.push(result(seq, probe, at, down, 1000 + rng.below(50_000)));
+        }
+    }
+    for i in (1..results.len()).rev() {
+        results.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    let n = results.len();
+    let mut batches = Vec::new();
+    while !results.is_empty() {
+        let take = (1 + rng.below(8) as usize).min(results.len());
+        batches.push(results.drain(..take).collect());
+    }
+    (batches, n)
+}
+
+#[test]
+fn derived_data_equals_a_fresh_derivation_from_raw_after_a_crash_or_a_write_error_anywhere() {
+    let day0 = 1_763_769_600_000i64;
+    let interval = 600_000;
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for case in 0..24 {
+        let (batches, n) = random_batches(&mut rng, day0);
+        // How many writes a clean run makes, to pick the failing one among them.
+        let writes = {
+            let dir = tempfile::tempdir().unwrap();
+            let store = open(&dir);
+            let before = store.faults().writes();
+            for b in &batches {
+                store.ingest("a", None, b, accept_all(interval)).unwrap();
+            }
+            store.faults().writes() - before
+        };
+        let fail_at = 1 + rng.below(writes);
+        let crash = rng.below(2) == 0;
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir);
+        if crash {
+            // A crash at that write: it and every later one never happen.
+            store.faults().fail_writes_from(fail_at);
+            for b in &batches {
+                if store.ingest("a", None, b, accept_all(interval)).is_err() {
+                    break;
+                }
+            }
+            drop(store);
+        } else {
+            // One storage error; the agent goes on (and re-sends below).
+            store.faults().fail_nth_write(fail_at);
+            for b in &batches {
+                let _ = store.ingest("a", None, b, accept_all(interval));
+            }
+            drop(store);
+        }
+        let store = open(&dir);
+        // The agent re-sends whatever was not acknowledged: here, all of it.
+        for b in &batches {
+            store.ingest("a", None, b, accept_all(interval)).unwrap();
+        }
+        let what = format!("case {case}: {} write {fail_at} of {writes}", if crash { "crash at" } else { "error at" });
+        assert_eq!(store.check_derived(10).unwrap(), Vec::<String>::new(), "{what}");
+        let stored =
+            ["p", "q"].iter().map(|p| store.raw_results(p, i64::MIN, i64::MAX).unwrap().count()).sum::<usize>();
+        assert_eq!(stored, n, "{what}: every result stored once");
+        let counted: u64 =
+            ["p", "q"].iter().map(|p| store.latency(p, &[(day0 - DAY_MS, day0 + 3 * DAY_MS)]).unwrap().results).sum();
+        assert_eq!(counted, n as u64, "{what}: every result counted once");
+        store.roll_up(day0 + 2 * DAY_MS).unwrap();
+        assert_eq!(store.check_derived(10).unwrap(), Vec::<String>::new(), "{what}, rolled up");
+    }
+}
+
+#[test]
+fn a_failed_derived_write_is_repaired_before_the_agents_next_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let day0 = 1_763_769_600_000i64;
+    let all: Vec<ProbeResult> = (1..=10)
+        .map(|s| result(s, "p", day0 + s as i64 * 10_000, Some(ErrorKind::Dns).filter(|_| s > 5), 100))
+        .collect();
+    store.ingest("a", None, &all[..5], accept_all(10_000)).unwrap();
+    // The ids are known now: write 1 of the next batch is its raw transaction, then derived ones.
+    store.faults().fail_nth_write(2);
+    assert!(matches!(store.ingest("a", None, &all[5..], accept_all(10_000)), Err(StoreError::Injected { .. })));
+    assert!(!store.check_derived(10).unwrap().is_empty(), "the derived data is behind raw");
+    let again = store.ingest("a", None, &all, accept_all(10_000)).unwrap();
+    assert_eq!((again.accepted, again.duplicates), (0, 10), "the raw results were stored: the retry is a duplicate");
+    assert_eq!(store.check_derived(10).unwrap(), Vec::<String>::new());
+    assert_eq!(store.latency("p", &[(day0, day0 + DAY_MS)]).unwrap().results, 10, "counted once");
 }

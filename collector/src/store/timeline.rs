@@ -4,12 +4,12 @@
 //! inserting results in any order is "paint that extent", touching a few keys.
 
 use probity_config::wire::ErrorKind;
-use sled::Tree;
 
 use crate::keys::{self, Num};
 use crate::runs::{Observation, ViewRun, runs_from_observations};
 use crate::store::StoreError;
 use crate::store::raw::{PairCursor, RawLookup};
+use crate::store::tree::Tree;
 
 /// One new observation of a (probe, agent), as the timeline needs it.
 #[derive(Clone, Copy, Debug)]
@@ -99,6 +99,35 @@ pub fn paint(runs: &Tree, probe: Num, agent: Num, run: ViewRun) -> Result<(), St
         if !affected.contains(m) {
             runs.insert(keys::pair_time_key(probe, agent, m.start), &keys::encode_run_value(m.end, m.down))?;
         }
+    }
+    Ok(())
+}
+
+/// Paints the view over the extents of one hour's stored results (`entries`, sorted by
+/// (at, seq), all of `raw`'s results of that hour), the last one's cut at the next stored
+/// result after the hour. Painting sets, never adds: doing it again changes nothing.
+pub fn repaint_hour(
+    runs: &Tree,
+    raw: &Tree,
+    probe: Num,
+    agent: Num,
+    interval_ms: i64,
+    hour: i64,
+    entries: &[crate::keys::BlockEntry],
+) -> Result<(), StoreError> {
+    let observations: Vec<Observation> = entries.iter().map(|e| Observation { at: e.at, down: e.value.down }).collect();
+    let mut extents = runs_from_observations(&observations, interval_ms);
+    let after = hour.saturating_add(keys::HOUR_MS);
+    let next = raw
+        .range(keys::raw_key(probe, agent, after, 0)..=keys::raw_key(probe, agent, i64::MAX, u64::MAX))
+        .next()
+        .transpose()?
+        .map(|(k, _)| keys::decode_raw_key(&k).2);
+    if let (Some(last), Some(next)) = (extents.last_mut(), next) {
+        last.end = last.end.min(next);
+    }
+    for e in extents {
+        paint(runs, probe, agent, e)?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use probity_tests::{Collector, bin, wait_for};
+use probity_tests::{Collector, Reply, bin, blocking_client, wait_for};
 
 fn hex(bytes: [u8; 32]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -119,4 +119,178 @@ name = "Web"
     assert_eq!(metric(&c, "probity_agent_lost_results_total{agent=\"edge-1\"}"), Some(0.0));
     assert!(strip_ansi(&c.log()).contains("agent reset"), "{}", c.log());
     drop(target);
+}
+
+/// One request with the harness's blocking client; `None` when nobody answers.
+fn http(method: &str, addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Option<Reply> {
+    let client = blocking_client(None);
+    let mut req = client.request(method.parse().unwrap(), format!("http://{addr}{path}")).body(body.to_vec());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().ok().map(Reply::read)
+}
+
+/// A collector started on a data directory that may be refused: its address, or
+/// `Err(log)` when it exits first.
+fn start_or_refused(dir: &Path, extra: &[&str]) -> Result<(Child, std::net::SocketAddr), String> {
+    let log_path = dir.join("collector.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = Command::new(bin("probity-collector"))
+        .arg("--config")
+        .arg(dir.join("collector.toml"))
+        .args(extra)
+        .current_dir(dir)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let addr = wait_for("the collector listening or gone", Duration::from_secs(60), || {
+        if let Ok(Some(status)) = child.try_wait() {
+            assert!(!status.success(), "a refusal exits non-zero");
+            return Some(Err(strip_ansi(&std::fs::read_to_string(&log_path).unwrap())));
+        }
+        let log = strip_ansi(&std::fs::read_to_string(&log_path).unwrap_or_default());
+        let line = log.lines().find(|l| l.contains("listening"))?;
+        let addr: std::net::SocketAddr = line.split("addr=").nth(1)?.split_whitespace().next()?.parse().ok()?;
+        http("GET", addr, "/readyz", &[], b"").filter(|r| r.status == 200).map(|_| Ok(addr))
+    })?;
+    Ok((child, addr))
+}
+
+/// A way to damage a copied data directory.
+type Damage = fn(&Path);
+
+fn stop(mut child: Child) {
+    Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_damaged_emptied_or_removed_database_is_refused_or_served_unchanged_and_accept_loss_records_the_loss() {
+    let token = "probity_e2e-ledger-1";
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\n[[agents]]\nid = \"edge-1\"\ntoken_sha256 = \"{}\"\n\n\
+         [[services]]\nid = \"web\"\nname = \"Web\"\n  [[services.probes]]\n  id = \"web-tcp\"\n  kind = \"tcp\"\n  \
+         target = \"127.0.0.1:9\"\n  interval = \"10s\"\n  timeout = \"5s\"\n",
+        hex(probity_config::token_sha256(token))
+    );
+    let pristine = tempfile::tempdir().unwrap();
+    std::fs::write(pristine.path().join("collector.toml"), &config).unwrap();
+    let now = jiff::Timestamp::now().as_millisecond();
+    let start = now - 3 * 3_600_000;
+    let (c, addr) = start_or_refused(pristine.path(), &[]).unwrap();
+    for batch in 0..6u64 {
+        let results: Vec<serde_json::Value> = (1..=100u64)
+            .map(|i| {
+                let seq = batch * 100 + i;
+                let ok = seq % 13 != 0;
+                let mut r = serde_json::json!({"seq": seq, "probe": "web-tcp", "at": start + seq as i64 * 10_000,
+                    "duration_us": 1000 + seq * 7, "ok": ok});
+                if !ok {
+                    r["error"] = serde_json::json!({"kind": "connect", "message": "refused"});
+                }
+                r
+            })
+            .collect();
+        let body = serde_json::to_vec(&serde_json::json!({"agent": "edge-1", "instance": "e2e1", "results": results}))
+            .unwrap();
+        let auth = format!("Bearer {token}");
+        let reply = http(
+            "POST",
+            addr,
+            "/api/v1/ingest",
+            &[("Authorization", &auth), ("Content-Type", "application/json")],
+            &body,
+        )
+        .unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    let figures_path = format!(
+        "/api/v1/services/web/availability?from={}&to={}",
+        jiff::Timestamp::from_millisecond(start).unwrap(),
+        jiff::Timestamp::from_millisecond(now).unwrap()
+    );
+    let figures = |addr: std::net::SocketAddr| http("GET", addr, &figures_path, &[], b"").unwrap();
+    let original = figures(addr);
+    assert_eq!(original.status, 200, "{}", original.text());
+    stop(c);
+    assert!(pristine.path().join("data/ledger").exists());
+
+    let db_file = |dir: &Path| dir.join("data/db/db");
+    let variants: [(&str, Damage); 4] = [
+        ("db dir removed", |d| std::fs::remove_dir_all(d.join("data/db")).unwrap()),
+        ("db file emptied", |d| std::fs::write(d.join("data/db/db"), b"").unwrap()),
+        ("db file truncated to 90 %", |d| {
+            let f = std::fs::OpenOptions::new().write(true).open(d.join("data/db/db")).unwrap();
+            let len = f.metadata().unwrap().len();
+            f.set_len(len * 9 / 10).unwrap();
+        }),
+        ("20 bytes flipped", |d| {
+            let path = d.join("data/db/db");
+            let mut bytes = std::fs::read(&path).unwrap();
+            let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+            for _ in 0..20 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let i = (x % bytes.len() as u64) as usize;
+                bytes[i] ^= 0x5a;
+            }
+            std::fs::write(&path, bytes).unwrap();
+        }),
+    ];
+    for (name, damage) in variants {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(pristine.path(), dir.path());
+        assert!(name == "db dir removed" || db_file(dir.path()).exists());
+        damage(dir.path());
+        match start_or_refused(dir.path(), &[]) {
+            Err(log) => {
+                assert!(log.to_lowercase().contains("error"), "{name}: refused with a message: {log}");
+                if name == "db dir removed" {
+                    assert!(
+                        log.contains("--accept-loss") && log.contains("600 of 600 acknowledged results missing"),
+                        "{name}: {log}"
+                    );
+                }
+            }
+            Ok((child, addr)) => {
+                assert!(name != "db dir removed", "{name}: must be refused");
+                let now = figures(addr);
+                // Reported (an error naming what is wrong) or the very same figures.
+                assert!(
+                    now.status != 200 || now.json() == original.json(),
+                    "{name}: served different figures: {}",
+                    now.text()
+                );
+                stop(child);
+            }
+        }
+    }
+
+    // Accepting the loss starts, and the loss is counted.
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(pristine.path(), dir.path());
+    std::fs::remove_dir_all(dir.path().join("data/db")).unwrap();
+    let (child, addr) = start_or_refused(dir.path(), &["--accept-loss"]).unwrap();
+    let metrics = http("GET", addr, "/metrics", &[], b"").unwrap().text();
+    assert!(metrics.contains("probity_agent_lost_results_total{agent=\"edge-1\"} 600"), "{metrics}");
+    stop(child);
+    let (child, _) = start_or_refused(dir.path(), &[]).expect("the loss is recorded: the next start is not refused");
+    stop(child);
 }
