@@ -32,7 +32,12 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error("cannot create data_dir {}", path.display())]
     DataDir { path: PathBuf, source: std::io::Error },
-    #[error("cannot make data_dir {} private (0700, files 0600)", path.display())]
+    #[error(
+        "cannot make data_dir {} private (0700, files 0600): the collector may not change it; give the user it \
+         runs as ownership of data_dir, or remount its filesystem read-write; this is not corruption, so do not \
+         move the database aside",
+        path.display()
+    )]
     DataDirMode { path: PathBuf, source: std::io::Error },
     #[error("cannot listen on {addr}")]
     Bind { addr: SocketAddr, source: std::io::Error },
