@@ -227,6 +227,15 @@ impl Agent {
         Agent::start_with(id, token, collector, command)
     }
 
+    /// Starts `command --config CONFIG` (a wrapper such as `ip netns exec NS` with
+    /// `probity-agent`'s path from [`crate::bin`] as its arguments) with a config the caller
+    /// wrote in `dir`, which the agent keeps and runs in.
+    pub fn start_command(command: Command, config: &Path, dir: tempfile::TempDir) -> Agent {
+        let mut child = spawn_command(command, config, dir.path());
+        let log = Log::follow(&mut child);
+        Agent { child, dir, log, cursor: 0 }
+    }
+
     fn start_with(id: &str, token: &str, collector: &str, command: Command) -> Agent {
         let dir = tempfile::tempdir().unwrap();
         let config = format!(

@@ -216,7 +216,13 @@ pub struct HttpTarget {
 
 impl HttpTarget {
     pub fn start(status: u16) -> HttpTarget {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        HttpTarget::start_on(status, "127.0.0.1:0")
+    }
+
+    /// Listens on `bind` (an address such as `10.213.1.1:0`, for a target reached from a
+    /// network namespace) instead of 127.0.0.1.
+    pub fn start_on(status: u16, bind: &str) -> HttpTarget {
+        let listener = std::net::TcpListener::bind(bind).unwrap_or_else(|e| panic!("bind {bind}: {e}"));
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let status = Arc::new(AtomicU16::new(status));

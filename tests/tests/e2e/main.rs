@@ -5,6 +5,7 @@ mod clock;
 mod evidence;
 mod files;
 mod history;
+mod install;
 mod probing;
 mod reports;
 mod storage;
