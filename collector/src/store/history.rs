@@ -100,7 +100,7 @@ mod tests {
             store.append_revision("web-sla", "2026-11", 2, b"r2").unwrap();
             store.append_revision("web-sla", "2026-1", 1, b"x").unwrap();
         }
-        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        let store = Store::open_waiting(dir.path(), &StoreOptions::default());
         assert_eq!(store.latest_catalogue_version().unwrap(), Some((2, b"{\"a\":2}".to_vec())));
         assert_eq!(store.catalogue_version(1).unwrap(), Some(b"{\"a\":1}".to_vec()));
         assert_eq!(store.catalogue_versions().unwrap().len(), 2);

@@ -4,9 +4,11 @@
 //! raw results. Every call here blocks: async callers use `spawn_blocking`.
 //! Layout: `keys.rs` and ARCHITECTURE.md ("collector storage layout").
 
+mod acks;
 mod check;
 mod derive;
 mod history;
+mod ingest;
 mod latency;
 mod raw;
 mod seqs;
@@ -276,91 +278,6 @@ impl Store {
         Ok(store)
     }
 
-    fn load_committed(&self) -> Result<(), StoreError> {
-        let mut committed = BTreeMap::new();
-        for kv in self.agents.iter() {
-            let (k, v) = kv?;
-            let (a, i) = keys::decode_seq_key(&k).ok_or(StoreError::Corrupt { tree: "agents" })?;
-            let ranges = keys::decode_seq_ranges(&v).ok_or(StoreError::Corrupt { tree: "agents" })?;
-            let agent = self.name_of(keys::KIND_AGENT, a)?.ok_or(StoreError::Corrupt { tree: "names" })?;
-            committed.insert((agent, self.instance_id(i)?), ranges);
-        }
-        *self.committed.lock().unwrap_or_else(|e| e.into_inner()) = committed;
-        Ok(())
-    }
-
-    /// What the database holds of every agent instance's seqs: the acknowledged ledger's
-    /// content once the writes so far are flushed.
-    pub fn acknowledged(&self) -> Vec<crate::ledger::LedgerEntry> {
-        let committed = self.committed.lock().unwrap_or_else(|e| e.into_inner());
-        committed
-            .iter()
-            .map(|((agent, instance), ranges)| crate::ledger::LedgerEntry {
-                agent: agent.clone(),
-                instance: instance.clone(),
-                ranges: ranges.clone(),
-            })
-            .collect()
-    }
-
-    /// The ledger's instances this database holds less of, with the seqs it lacks.
-    pub fn held_less_than(
-        &self,
-        ledger: &[crate::ledger::LedgerEntry],
-    ) -> Vec<(crate::ledger::LedgerEntry, Vec<(u64, u64)>)> {
-        let committed = self.committed.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out = Vec::new();
-        for e in ledger {
-            let held = committed.get(&(e.agent.clone(), e.instance.clone())).map_or(&[][..], Vec::as_slice);
-            let missing = crate::ledger::missing(&e.ranges, held);
-            if !missing.is_empty() {
-                out.push((e.clone(), missing));
-            }
-        }
-        out
-    }
-
-    /// Records acknowledged results the database lost (`--accept-loss`): their seqs join
-    /// the instance's seq state (answered for, never re-sent) and count as lost results.
-    pub fn record_loss(&self, agent: &str, instance: Option<&str>, missing: &[(u64, u64)]) -> Result<(), StoreError> {
-        let a = self.intern(keys::KIND_AGENT, agent)?;
-        let i = match instance {
-            None => keys::LEGACY_INSTANCE,
-            Some(name) => self.intern(keys::KIND_INSTANCE, &keys::instance_name(a, name))?,
-        };
-        let state = self.agent_state(a)?;
-        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
-        let mut seqs = state.instances.get(&i).cloned().unwrap_or_default();
-        let mut lost = self.recorded_loss(a, i)?;
-        for &(lo, hi) in missing {
-            seqs.insert_range(lo, hi);
-            lost += hi - lo + 1;
-        }
-        self.agents.insert(keys::seq_key(a, i), keys::encode_seq_ranges(seqs.ranges()))?;
-        self.meta.insert(keys::loss_key(a, i), &keys::encode_u64(lost))?;
-        self.db.flush()?;
-        self.committed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert((agent.to_string(), instance.map(str::to_string)), seqs.ranges().to_vec());
-        state.instances.insert(i, seqs);
-        Ok(())
-    }
-
-    /// Results recorded as lost with `--accept-loss` for an instance.
-    fn recorded_loss(&self, a: Num, i: Num) -> Result<u64, StoreError> {
-        Ok(self.meta.get(keys::loss_key(a, i))?.and_then(|v| keys::decode_u64(&v)).unwrap_or(0))
-    }
-
-    /// The id of instance number `i` (`None`: legacy).
-    fn instance_id(&self, i: Num) -> Result<Option<String>, StoreError> {
-        if i == keys::LEGACY_INSTANCE {
-            return Ok(None);
-        }
-        let name = self.name_of(keys::KIND_INSTANCE, i)?.ok_or(StoreError::Corrupt { tree: "names" })?;
-        Ok(Some(keys::instance_from_name(&name).ok_or(StoreError::Corrupt { tree: "names" })?.to_string()))
-    }
-
     /// Flushes and marks the database closed cleanly, so the next open skips the repair.
     pub fn close(&self) -> Result<(), StoreError> {
         self.db.flush()?;
@@ -416,175 +333,6 @@ impl Store {
     /// Flushes everything to disk (blocking).
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
-        Ok(())
-    }
-
-    /// Stores one batch of an agent instance (`None`: a request without `instance`, the
-    /// legacy instance). `check` validates a result and returns its probe's interval (ms)
-    /// or a reject reason. Duplicates (a seq this instance was answered for) are found
-    /// before validation; rejected seqs join the seq state (answered for, so not lost) but
-    /// nothing else is stored. Not durable until `flush`/the group commit.
-    pub fn ingest<R>(
-        &self,
-        agent: &str,
-        instance: Option<&str>,
-        results: &[ProbeResult],
-        check: impl Fn(&ProbeResult) -> Result<i64, R>,
-    ) -> Result<IngestSummary<R>, StoreError> {
-        let a = self.intern(keys::KIND_AGENT, agent)?;
-        let i = match instance {
-            None => keys::LEGACY_INSTANCE,
-            Some(name) => self.intern(keys::KIND_INSTANCE, &keys::instance_name(a, name))?,
-        };
-        let state = self.agent_state(a)?;
-        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
-        if state.repair {
-            self.repair_agent(a)?;
-            state.pairs.clear();
-            state.repair = false;
-        }
-        let reset = !state.instances.contains_key(&i) && !state.instances.is_empty();
-        let result = self.ingest_locked(a, i, &mut state, results, check);
-        if result.is_err() {
-            state.pairs.clear();
-        }
-        // Committed or not (a derived write may fail after the raw transaction), what the
-        // state says is what sled holds.
-        if let Some(seqs) = state.instances.get(&i) {
-            let mut committed = self.committed.lock().unwrap_or_else(|e| e.into_inner());
-            let key = (agent.to_string(), instance.map(str::to_string));
-            match committed.get_mut(&key) {
-                Some(ranges) => {
-                    ranges.clear();
-                    ranges.extend_from_slice(seqs.ranges());
-                }
-                None => {
-                    committed.insert(key, seqs.ranges().to_vec());
-                }
-            }
-        }
-        result.map(|mut summary| {
-            summary.reset = reset;
-            summary
-        })
-    }
-
-    /// Two steps. First the acknowledgement: the raw results, the instance's seq state and a
-    /// pending mark on every hour touched, in one transaction. Then what is derived from
-    /// them (runs, minute histograms, `last`), which a crash or a storage error can leave
-    /// behind: the pending marks make the next open (or the agent's next batch, or the
-    /// hour's rollup) derive those hours again from raw. A replayed batch is a duplicate by
-    /// then, so nothing is ever counted twice.
-    fn ingest_locked<R>(
-        &self,
-        a: Num,
-        i: Num,
-        state: &mut AgentState,
-        results: &[ProbeResult],
-        check: impl Fn(&ProbeResult) -> Result<i64, R>,
-    ) -> Result<IngestSummary<R>, StoreError> {
-        let mut summary = IngestSummary {
-            accepted: 0,
-            duplicates: 0,
-            rejected: Vec::new(),
-            seq: SeqSummary::default(),
-            reset: false,
-            latest: Vec::new(),
-        };
-        // Worked on a copy until the transaction commits: otherwise a storage error would
-        // leave this call's seqs marked as seen and the agent's retry taken for a duplicate.
-        let mut seqs = state.instances.get(&i).cloned().unwrap_or_default();
-        let mut by_probe: BTreeMap<Num, ProbeBatch> = BTreeMap::new();
-        for r in results {
-            if !seqs.insert(r.seq) {
-                summary.duplicates += 1;
-                continue;
-            }
-            let interval_ms = match check(r) {
-                Ok(i) => i,
-                Err(reason) => {
-                    summary.rejected.push((r.seq, reason));
-                    continue;
-                }
-            };
-            let p = self.intern(keys::KIND_PROBE, &r.probe)?;
-            let value =
-                RawValue { down: r.error.as_ref().map(|e| e.kind), duration_us: r.duration_us, status: r.status };
-            summary.accepted += 1;
-            by_probe.entry(p).or_insert_with(|| (interval_ms, Vec::new())).1.push(BlockEntry {
-                at: r.at,
-                seq: r.seq,
-                value,
-            });
-        }
-        let marker = if by_probe.is_empty() { Vec::new() } else { keys::encode_u64(self.db.generate_id()?).to_vec() };
-        let mut blocks = raw::BlockWrites::default();
-        let mut marks: Vec<[u8; 17]> = Vec::new();
-        for (&p, (interval_ms, items)) in &by_probe {
-            self.ensure_interval(p, *interval_ms)?;
-            raw::blocks(&self.raw, p, a, items.clone(), &mut blocks)?;
-            let mut hours: Vec<i64> = items.iter().map(|e| raw::hour_of(e.at)).collect();
-            hours.sort_unstable();
-            hours.dedup();
-            marks.extend(hours.into_iter().map(|h| keys::pending_key(keys::LEVEL_HOUR, p, a, h)));
-        }
-        let seq_key = keys::seq_key(a, i);
-        let seq_value = keys::encode_seq_ranges(seqs.ranges());
-        self.raw.will_write()?;
-        (self.raw.sled(), self.agents.sled(), self.pending.sled())
-            .transaction(|(raw, agents, pending)| {
-                for k in &blocks.remove {
-                    raw.remove(k)?;
-                }
-                for (k, v) in &blocks.insert {
-                    raw.insert(&k[..], v.as_slice())?;
-                }
-                agents.insert(&seq_key[..], seq_value.as_slice())?;
-                for m in &marks {
-                    pending.insert(&m[..], marker.as_slice())?;
-                }
-                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| match e {
-                sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
-                sled::transaction::TransactionError::Abort(()) => StoreError::Corrupt { tree: "raw" },
-            })?;
-        summary.seq = seqs.summary();
-        state.instances.insert(i, seqs);
-        if let Err(e) = self.derive_batch(a, &mut state.pairs, by_probe, &mut summary.latest) {
-            state.repair = true;
-            return Err(e);
-        }
-        Ok(summary)
-    }
-
-    /// The derived half of an ingest: runs, minute histograms and `last` of the batch's
-    /// pairs, from the cached pair state (raw already holds the batch).
-    fn derive_batch(
-        &self,
-        a: Num,
-        pairs: &mut HashMap<Num, PairState>,
-        by_probe: BTreeMap<Num, ProbeBatch>,
-        latest: &mut Vec<(String, LastResult)>,
-    ) -> Result<(), StoreError> {
-        for (p, (interval_ms, items)) in by_probe {
-            let pair = self.pair_state(pairs, p, a)?;
-            let newest_before = pair.last.map(|l| (l.at, l.seq));
-            let observations =
-                items.iter().map(|e| NewObservation { at: e.at, seq: e.seq, down: e.value.down }).collect();
-            let mut lookup = raw::RawLookup::new(&self.raw, p, a);
-            timeline::apply(&self.runs, &mut lookup, p, a, interval_ms, newest_before, observations)?;
-            self.add_to_minutes(p, a, pair, &items)?;
-            let newest = items.iter().max_by_key(|e| (e.at, e.seq)).expect("non-empty");
-            let candidate = LastResult { at: newest.at, seq: newest.seq, value: newest.value };
-            if pair.last.is_none_or(|l| (l.at, l.seq) < (candidate.at, candidate.seq)) {
-                self.last.insert(keys::pair_prefix(p, a), keys::encode_last(&candidate))?;
-                pair.last = Some(candidate);
-            }
-            if let (Some(name), Some(l)) = (self.name_of(keys::KIND_PROBE, p)?, pair.last) {
-                latest.push((name, l));
-            }
-        }
         Ok(())
     }
 
@@ -879,6 +627,24 @@ impl Store {
 
     fn name_of(&self, kind: u8, num: Num) -> Result<Option<String>, StoreError> {
         Ok(self.names.get(keys::num_key(kind, num))?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+}
+
+#[cfg(test)]
+impl Store {
+    /// Opens in a test that reopens in the same process: sled lets go of its file lock from
+    /// a background thread after the last handle is dropped, so a reopen can race it on a
+    /// loaded machine.
+    pub(crate) fn open_waiting(path: &Path, options: &StoreOptions) -> Store {
+        for _ in 0..200 {
+            match Store::open(path, options) {
+                Err(e) if e.to_string().contains("could not acquire lock") => {
+                    std::thread::sleep(std::time::Duration::from_millis(50))
+                }
+                other => return other.unwrap(),
+            }
+        }
+        panic!("the previous handle never released the database lock at {}", path.display())
     }
 }
 

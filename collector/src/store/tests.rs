@@ -9,17 +9,7 @@ use crate::keys::{DAY_MS, HOUR_MS, MINUTE_MS};
 use crate::runs::{Observation, runs_from_observations};
 
 fn open(dir: &tempfile::TempDir) -> Store {
-    // sled lets go of its file lock from a background thread after the last handle is
-    // dropped, so a reopen in the same process can race it on a loaded machine: wait for it.
-    for _ in 0..200 {
-        match Store::open(&dir.path().join("db"), &StoreOptions { cache_capacity: 8 << 20 }) {
-            Err(e) if e.to_string().contains("could not acquire lock") => {
-                std::thread::sleep(std::time::Duration::from_millis(50))
-            }
-            other => return other.unwrap(),
-        }
-    }
-    panic!("the previous handle never released the database lock")
+    Store::open_waiting(&dir.path().join("db"), &StoreOptions { cache_capacity: 8 << 20 })
 }
 
 fn result(seq: u64, probe: &str, at: i64, down: Option<ErrorKind>, duration_us: u64) -> ProbeResult {
