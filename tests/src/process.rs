@@ -222,8 +222,14 @@ impl Agent {
     pub fn start_with_clock_shift(id: &str, token: &str, collector: &str, shift: &str) -> Agent {
         let found = Command::new("faketime").args(["-f", "+0", "true"]).status().is_ok_and(|s| s.success());
         assert!(found, "this test needs faketime: apt-get install -y faketime (.ci/run installs it)");
-        let mut command = Command::new("faketime");
-        command.arg("-f").arg(shift).arg(crate::bin("probity-agent")).env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        // libfaketime preloaded into the agent itself rather than through the `faketime`
+        // wrapper, which forks: killing the wrapper would leave the agent running. The
+        // loader expands `$LIB` to the multiarch library directory.
+        let mut command = Command::new(crate::bin("probity-agent"));
+        command
+            .env("LD_PRELOAD", "/usr/$LIB/faketime/libfaketime.so.1")
+            .env("FAKETIME", shift)
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
         Agent::start_with(id, token, collector, command)
     }
 
