@@ -50,18 +50,8 @@ async fn probe(clock: &Clock, spec: &GrpcSpec, details: &mut Details) -> Result<
             ca_file: spec.ca_file.as_deref(),
             ..TlsOptions::new(name)
         };
-        let handshake = match net::tls_handshake(clock, tcp, options).await {
-            Ok(h) => h,
-            Err(f) => {
-                details.cert_not_after = f.not_after;
-                details.chain = f.chain;
-                return Err(f.failure);
-            }
-        };
-        details.phases.tls_us = Some(handshake.tls_us);
-        details.cert_not_after = handshake.not_after;
-        details.chain = handshake.chain;
-        check(clock, spec, handshake.stream, request, details).await
+        let (stream, _) = net::tls_handshake_recorded(clock, tcp, options, details).await?;
+        check(clock, spec, stream, request, details).await
     } else {
         check(clock, spec, tcp, request, details).await
     }

@@ -192,19 +192,8 @@ async fn exchange(
             client_cert: spec.client_cert.as_deref().zip(spec.client_key.as_deref()),
             ..TlsOptions::new(server)
         };
-        let handshake = match net::tls_handshake(clock, tcp, options).await {
-            Ok(h) => h,
-            Err(f) => {
-                details.cert_not_after = f.not_after;
-                details.chain = f.chain;
-                return Err(f.failure);
-            }
-        };
-        details.phases.tls_us = Some(handshake.tls_us);
-        details.cert_not_after = handshake.not_after;
-        details.chain = handshake.chain;
-        let h2 = handshake.alpn.as_deref() == Some(b"h2");
-        (Box::new(handshake.stream), h2)
+        let (stream, alpn) = net::tls_handshake_recorded(clock, tcp, options, details).await?;
+        (Box::new(stream), alpn.as_deref() == Some(b"h2"))
     } else {
         (Box::new(tcp), spec.http_version == HttpVersion::Http2)
     };

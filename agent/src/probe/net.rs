@@ -223,6 +223,30 @@ pub(crate) struct HandshakeFailure {
     pub chain: Vec<Vec<u8>>,
 }
 
+/// [`tls_handshake`] with what it learnt of the peer recorded in `details` whether or not it
+/// succeeded: the chain and its expiry, and when the handshake completed. Returns the stream
+/// and the protocol ALPN settled on.
+pub(crate) async fn tls_handshake_recorded<S: AsyncRead + AsyncWrite + Unpin>(
+    clock: &Clock,
+    tcp: S,
+    options: TlsOptions<'_>,
+    details: &mut super::Details,
+) -> Result<(TlsStream<S>, Option<Vec<u8>>), Failure> {
+    match tls_handshake(clock, tcp, options).await {
+        Ok(h) => {
+            details.phases.tls_us = Some(h.tls_us);
+            details.cert_not_after = h.not_after;
+            details.chain = h.chain;
+            Ok((h.stream, h.alpn))
+        }
+        Err(f) => {
+            details.cert_not_after = f.not_after;
+            details.chain = f.chain;
+            Err(f.failure)
+        }
+    }
+}
+
 /// How one probe's TLS client is set up.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct TlsOptions<'a> {

@@ -36,19 +36,7 @@ async fn probe(clock: &Clock, spec: &TcpSpec, details: &mut Details) -> Result<(
     }
     let name = spec.effective_server_name().trim_start_matches('[').trim_end_matches(']');
     let options = TlsOptions { ca_file: spec.ca_file.as_deref(), ..TlsOptions::new(name) };
-    let mut tls = match net::tls_handshake(clock, stream, options).await {
-        Ok(h) => {
-            details.phases.tls_us = Some(h.tls_us);
-            details.cert_not_after = h.not_after;
-            details.chain = h.chain;
-            h.stream
-        }
-        Err(f) => {
-            details.cert_not_after = f.not_after;
-            details.chain = f.chain;
-            return Err(f.failure);
-        }
-    };
+    let (mut tls, _) = net::tls_handshake_recorded(clock, stream, options, details).await?;
     converse(clock, spec, &mut tls, Vec::new(), details).await
 }
 
