@@ -1,6 +1,7 @@
 //! Background work off the request path: hourly/daily histogram rollups (every minute),
-//! sealing closed periods (every minute), raw-result retention (every hour), and keeping stored runs in step with probe
-//! intervals. Each pass runs in `spawn_blocking`: they are long sled scans.
+//! sealing closed periods (every minute), recomputing the closed periods marked as touched
+//! (every 5 s; a pass over no marks is one empty scan), raw-result retention (every hour),
+//! and keeping stored runs in step with probe intervals. Each pass runs in `spawn_blocking`: they are long sled scans.
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use crate::state::AppState;
 const ROLLUP_EVERY: Duration = Duration::from_secs(60);
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 const SEAL_EVERY: Duration = Duration::from_secs(60);
+const RESTATEMENTS_EVERY: Duration = Duration::from_secs(5);
 
 /// Runs the periodic jobs until `stop` turns true.
 pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
@@ -21,9 +23,12 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seal = tokio::time::interval(SEAL_EVERY);
     seal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut restatements = tokio::time::interval(RESTATEMENTS_EVERY);
+    restatements.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = seal.tick() => seal_closed_periods(&state).await,
+            _ = restatements.tick() => recompute_touched_periods(&state).await,
             _ = rollup.tick() => roll_up(&state).await,
             _ = retention.tick() => apply_retention(&state).await,
             _ = stop.changed() => return,
@@ -57,6 +62,22 @@ pub async fn seal_closed_periods(state: &AppState) {
         Ok(Ok(n)) => info!(periods = n, "closed periods sealed as revision 1"),
         Ok(Err(e)) => warn!(error = %e, "sealing closed periods failed"),
         Err(e) => warn!(error = %e, "sealing closed periods panicked"),
+    }
+}
+
+/// Recomputes the closed periods that late results or maintenance changes touched (SPEC
+/// §10's restatement pending), each with its sealed catalogue version.
+pub async fn recompute_touched_periods(state: &AppState) {
+    let store = state.store().clone();
+    let now = crate::api::now_ms();
+    let done = tokio::task::spawn_blocking(move || {
+        crate::history::restatements::recompute_marked(store.as_ref(), store.as_ref(), now)
+    });
+    match done.await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => info!(periods = n, "touched closed periods recomputed"),
+        Ok(Err(e)) => warn!(error = %e, "recomputing touched closed periods failed"),
+        Err(e) => warn!(error = %e, "recomputing touched closed periods panicked"),
     }
 }
 

@@ -520,6 +520,15 @@ pub fn revision_key(agreement: &str, label: &str, number: u32) -> Vec<u8> {
     k
 }
 
+/// The agreement id and period label of a `revisions` prefix (the `restatements` key).
+pub fn decode_revision_prefix(k: &[u8]) -> Option<(String, String)> {
+    let body = k.strip_suffix(&[0])?;
+    let zero = body.iter().position(|&b| b == 0)?;
+    let agreement = std::str::from_utf8(&body[..zero]).ok()?;
+    let label = std::str::from_utf8(&body[zero + 1..]).ok()?;
+    Some((agreement.to_string(), label.to_string()))
+}
+
 /// The revision number at the end of a `revisions` key.
 pub fn decode_revision_number(k: &[u8]) -> Option<u32> {
     k.get(k.len().checked_sub(4)?..)?.try_into().ok().map(u32::from_be_bytes)
@@ -700,6 +709,9 @@ mod tests {
         assert_eq!((decode_revision_number(&one), decode_revision_number(&two)), (Some(1), Some(256)));
         // One agreement's periods never share a prefix with another's.
         assert!(!revision_key("web", "2026-11", 1).starts_with(&revision_prefix("web", "2026-1")));
+        let prefix = revision_prefix("web-sla", "2026-Q4");
+        assert_eq!(decode_revision_prefix(&prefix), Some(("web-sla".to_string(), "2026-Q4".to_string())));
+        assert_eq!(decode_revision_prefix(b"web-sla\x002026"), None);
         assert!(!revision_key("web-sla", "2026-11", 1).starts_with(&revision_prefix("web", "2026-11")));
     }
 }

@@ -258,6 +258,14 @@ impl Metrics {
                 l.at as f64 / 1000.0
             );
         }
+        let pending = crate::history::restatements::pending_count(store).map_err(|e| match e {
+            crate::history::HistoryError::Store(e) => e,
+            _ => StoreError::Corrupt { tree: "restatements" },
+        })?;
+        let _ = writeln!(
+            out,
+            "# HELP probity_restatements_pending Closed periods whose recomputation differs from their latest revision.\n# TYPE probity_restatements_pending gauge\nprobity_restatements_pending {pending}"
+        );
         let _ = writeln!(
             out,
             "# HELP probity_storage_bytes Size of the database on disk.\n# TYPE probity_storage_bytes gauge\nprobity_storage_bytes {}",

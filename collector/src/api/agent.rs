@@ -163,6 +163,9 @@ fn ingest_blocking(
     let highest = state.store().instance_highest(agent, instance)?;
     let (results, out_of_range): (Vec<_>, Vec<_>) =
         request.results.into_iter().partition(|r| check_seq(r.seq, highest).is_ok());
+    // Closed periods these results fall in are marked first (SPEC §10, restatement pending):
+    // a crash in between leaves a mark too many, never a late result without one.
+    crate::history::restatements::note_results(state.store(), &config, agent, &results, now_ms)?;
     let mut summary = state.store().ingest(agent, instance, &results, |r| check_result(&config, agent, r, now_ms))?;
     for r in &out_of_range {
         if let Err(reason) = check_seq(r.seq, highest) {

@@ -4,7 +4,10 @@
 //! through `report`, and history never adds up time itself.
 
 pub mod periods;
+pub mod restatements;
 pub mod versions;
+
+pub use restatements::{Reason, mark_touched};
 
 /// A history failure (our fault: a 500), or a stored record that cannot be read.
 #[derive(Debug, thiserror::Error)]

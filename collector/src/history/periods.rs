@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::HistoryError;
+use super::restatements;
 use super::versions::{self, CatalogueVersion};
 use crate::period::{self, Period, PeriodQuery};
 use crate::report::{self, ReportError, ReportSource, ResolvedAgreement};
@@ -136,10 +137,12 @@ pub fn agreement_report(
             versions::record(records, catalogue, versions::Source::File, now_ms)?;
         }
         let revision = latest_or_seal(records, source, agreement_id, &period.label, now_ms)?;
-        return Ok(decorate(revision.report.clone(), PeriodState::Closed, Some(&revision)));
+        let mark = restatements::mark_of(records, agreement_id, &period.label)?;
+        let pending = mark.map_or(Value::Null, |m| m.pending(revision.number));
+        return Ok(decorate(revision.report.clone(), PeriodState::Closed, Some(&revision), pending));
     }
     let report = report::agreement_report(source, &inputs)?;
-    Ok(decorate(report_value(&report)?, state, None))
+    Ok(decorate(report_value(&report)?, state, None, Value::Null))
 }
 
 /// `GET /api/v1/compliance` through the history layer: each agreement's line as
@@ -253,28 +256,9 @@ pub fn restate(
     if current["revision"].is_null() {
         return Err(RestateError::NotClosed { agreement: agreement_id.into(), label });
     }
-    let latest = latest_or_seal(records, source, agreement_id, &label, now_ms)?;
-    let version =
-        versions::get(records, latest.catalogue_version).map_err(HistoryReadError::from)?.ok_or_else(|| {
-            HistoryReadError::from(HistoryError::Decode {
-                what: "catalogue version",
-                reason: format!("version {} is missing", latest.catalogue_version),
-            })
-        })?;
-    let sealed_catalogue = version.catalogue().map_err(HistoryReadError::from)?;
-    let inputs =
-        ResolvedAgreement::resolve(&sealed_catalogue, agreement_id, query, now_ms).map_err(HistoryReadError::from)?;
-    let report = report::agreement_report(source, &inputs).map_err(HistoryReadError::from)?;
-    let mut value = report_value(&report).map_err(HistoryReadError::from)?;
-    value["period"]["state"] = Value::String(PeriodState::Closed.as_str().into());
-    let changed: BTreeMap<String, Change> = RESTATED_FIELDS
-        .iter()
-        .filter_map(|&field| {
-            let before = latest.report.get(field).cloned().unwrap_or(Value::Null);
-            let after = value.get(field).cloned().unwrap_or(Value::Null);
-            (before != after).then(|| (field.to_string(), Change { before, after }))
-        })
-        .collect();
+    // Read before the recomputation: a touch that comes in while it runs keeps the mark.
+    let seen = restatements::mark_of(records, agreement_id, &label).map_err(HistoryReadError::from)?;
+    let Recomputation { latest, report: value, changed } = recompute(records, source, agreement_id, &label, now_ms)?;
     if changed.is_empty() {
         return Err(RestateError::Unchanged { label, version: latest.catalogue_version });
     }
@@ -290,7 +274,51 @@ pub fn restate(
     records
         .append_revision(agreement_id, &label, revision.number, &encode(&revision))
         .map_err(|e| HistoryReadError::from(HistoryError::from(e)))?;
+    restatements::clear_after_restatement(records, agreement_id, &label, seen.as_ref())
+        .map_err(HistoryReadError::from)?;
     Ok(revision)
+}
+
+/// A closed period computed again with the catalogue version of its latest revision.
+#[derive(Clone, Debug)]
+pub struct Recomputation {
+    /// The latest revision (sealed first if the period had none).
+    pub latest: Revision,
+    /// The recomputed report.
+    pub report: Value,
+    /// Per field of `RESTATED_FIELDS` that differs from `latest`: before and after.
+    pub changed: BTreeMap<String, Change>,
+}
+
+/// Recomputes the closed period `label` of an agreement with its latest revision's
+/// catalogue version, from the data as it is now, and compares it with that revision.
+pub fn recompute(
+    records: &Store,
+    source: &dyn ReportSource,
+    agreement_id: &str,
+    label: &str,
+    now_ms: i64,
+) -> Result<Recomputation, HistoryReadError> {
+    let latest = latest_or_seal(records, source, agreement_id, label, now_ms)?;
+    let version = versions::get(records, latest.catalogue_version)?.ok_or_else(|| HistoryError::Decode {
+        what: "catalogue version",
+        reason: format!("version {} is missing", latest.catalogue_version),
+    })?;
+    let sealed_catalogue = version.catalogue()?;
+    let query = PeriodQuery { period: Some(label), from: None, to: None, max_period: None };
+    let inputs = ResolvedAgreement::resolve(&sealed_catalogue, agreement_id, query, now_ms)?;
+    let report = report::agreement_report(source, &inputs)?;
+    let mut value = report_value(&report)?;
+    value["period"]["state"] = Value::String(PeriodState::Closed.as_str().into());
+    let changed: BTreeMap<String, Change> = RESTATED_FIELDS
+        .iter()
+        .filter_map(|&field| {
+            let before = latest.report.get(field).cloned().unwrap_or(Value::Null);
+            let after = value.get(field).cloned().unwrap_or(Value::Null);
+            (before != after).then(|| (field.to_string(), Change { before, after }))
+        })
+        .collect();
+    Ok(Recomputation { latest, report: value, changed })
 }
 
 /// Every revision of one agreement period, oldest first.
@@ -375,10 +403,10 @@ fn sealing_version<'v>(
 }
 
 /// Adds the history fields to a report's JSON.
-fn decorate(mut report: Value, state: PeriodState, revision: Option<&Revision>) -> Value {
+fn decorate(mut report: Value, state: PeriodState, revision: Option<&Revision>, pending: Value) -> Value {
     report["period"]["state"] = Value::String(state.as_str().into());
     report["revision"] = revision.map_or(Value::Null, Revision::summary);
-    report["restatement_pending"] = Value::Null;
+    report["restatement_pending"] = pending;
     report
 }
 

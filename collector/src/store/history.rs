@@ -2,6 +2,11 @@
 //! closed periods. Each is written once, by compare-and-swap against an absent key, and
 //! flushed before the call returns; nothing here updates or deletes one. A record is one
 //! key, so a crash leaves it whole or absent, and its checksum (keys.rs) is checked on read.
+//!
+//! Beside them, the `restatements` marks: one key per closed period touched (late results,
+//! a maintenance change) since its latest revision, with what its recomputation found.
+//! A mark is updated by compare-and-swap (it is bookkeeping, not a record a reader was
+//! shown) and removed once the period is restated or found unchanged.
 
 use super::tree::Tree;
 use super::{Store, StoreError};
@@ -68,6 +73,38 @@ impl Store {
         self.db.flush()?;
         Ok(())
     }
+
+    /// The restatement mark of one agreement period, as its payload.
+    pub fn restatement(&self, agreement: &str, label: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.restatements.get(keys::revision_prefix(agreement, label))?.map(|v| record(&v, "restatements")).transpose()
+    }
+
+    /// Every restatement mark as (agreement, label, payload).
+    pub fn restatements(&self) -> Result<Vec<(String, String, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.restatements.iter() {
+            let (k, v) = kv?;
+            let (agreement, label) =
+                keys::decode_revision_prefix(&k).ok_or(StoreError::Corrupt { tree: "restatements" })?;
+            out.push((agreement, label, record(&v, "restatements")?));
+        }
+        Ok(out)
+    }
+
+    /// Replaces the mark of one agreement period with `new` (`None`: removes it) if it still
+    /// holds `old` (`None`: absent); false when another writer changed it first.
+    pub fn swap_restatement(
+        &self,
+        agreement: &str,
+        label: &str,
+        old: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool, StoreError> {
+        let key = keys::revision_prefix(agreement, label);
+        // The stored bytes are compared, so `old` is encoded the way it was written.
+        let (old, new) = (old.map(keys::encode_record), new.map(keys::encode_record));
+        self.restatements.compare_and_swap(&key, old, new)
+    }
 }
 
 fn record(v: &[u8], tree: &'static str) -> Result<Vec<u8>, StoreError> {
@@ -106,5 +143,22 @@ mod tests {
         assert_eq!(store.catalogue_versions().unwrap().len(), 2);
         assert_eq!(store.revisions("web-sla", "2026-11").unwrap(), vec![b"r1".to_vec(), b"r2".to_vec()]);
         assert_eq!(store.revisions("web-sla", "2026-12").unwrap(), Vec::<Vec<u8>>::new());
+    }
+
+    #[test]
+    fn restatement_marks_change_only_from_the_value_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        assert!(store.swap_restatement("web-sla", "2026-11", None, Some(b"m1")).unwrap());
+        assert!(!store.swap_restatement("web-sla", "2026-11", None, Some(b"other")).unwrap());
+        assert!(!store.swap_restatement("web-sla", "2026-11", Some(b"stale"), None).unwrap());
+        assert!(store.swap_restatement("web-sla", "2026-11", Some(b"m1"), Some(b"m2")).unwrap());
+        assert!(store.swap_restatement("web-sla", "2026-10", None, Some(b"x")).unwrap());
+        assert_eq!(store.restatement("web-sla", "2026-11").unwrap(), Some(b"m2".to_vec()));
+        let all = store.restatements().unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[1], ("web-sla".to_string(), "2026-11".to_string(), b"m2".to_vec()));
+        assert!(store.swap_restatement("web-sla", "2026-11", Some(b"m2"), None).unwrap());
+        assert_eq!(store.restatement("web-sla", "2026-11").unwrap(), None);
     }
 }

@@ -91,6 +91,8 @@ pub struct Store {
     pending: Tree,
     catalogue_versions: Tree,
     revisions: Tree,
+    /// Closed periods touched since their latest revision (history/restatements.rs).
+    restatements: Tree,
     interned: RwLock<HashMap<(u8, String), Num>>,
     intern_lock: Mutex<()>,
     agent_states: Mutex<HashMap<Num, Arc<Mutex<AgentState>>>>,
@@ -255,6 +257,7 @@ impl Store {
             pending: tree("rollup_pending")?,
             catalogue_versions: tree("catalogue_versions")?,
             revisions: tree("revisions")?,
+            restatements: tree("restatements")?,
             meta,
             db,
             path: path.to_path_buf(),
