@@ -21,6 +21,12 @@ pub fn check_config_summary(config: &CollectorConfig) -> String {
     for gap in &gaps {
         let _ = writeln!(out, "warning: structural gap ({}): {}", rule_name(gap.rule), gap.message);
     }
+    if config.api.metrics_open && config.api.needs_token() {
+        let _ = writeln!(
+            out,
+            "warning: [api] metrics_open = true: /metrics (agent, probe and service ids and states) answers without a token"
+        );
+    }
     let plural = |n: usize, word: &str| if n == 1 { format!("{n} {word}") } else { format!("{n} {word}s") };
     let _ = writeln!(
         out,
@@ -171,6 +177,21 @@ mod tests {
         assert_eq!(config.api.tokens[0].role, probity_config::Role::Manager);
         assert_eq!(config.api.tokens[0].services[0].as_str(), "s");
         assert!(new_token("x", "admin", &[], &[]).unwrap_err().contains("not a role"));
+    }
+
+    #[test]
+    fn check_config_warns_when_metrics_are_open_beside_tokens() {
+        let service = "[embedded_agent]\nenabled = true\n[[services]]\nid = \"s\"\n[[services.probes]]\nid = \"p\"\nkind = \"tcp\"\ntarget = \"127.0.0.1:1\"\n";
+        let hash = hex::encode(token_sha256("probity_x"));
+        let open = format!("[api]\nmetrics_open = true\nread_tokens_sha256 = [\"{hash}\"]\n{service}");
+        let summary = check_config_summary(&probity_config::parse_collector_config("t.toml", &open).unwrap());
+        assert!(summary.contains("warning: [api] metrics_open = true"), "{summary}");
+        let closed = format!("[api]\nread_tokens_sha256 = [\"{hash}\"]\n{service}");
+        let config = probity_config::parse_collector_config("t.toml", &closed).unwrap();
+        assert!(!config.api.metrics_open && !check_config_summary(&config).contains("metrics_open"));
+        let wrong = format!("[api]\nmetrics_open = \"yes\"\n{service}");
+        let e = probity_config::parse_collector_config("t.toml", &wrong).unwrap_err().to_string();
+        assert!(e.contains("api.metrics_open"), "{e}");
     }
 
     #[test]

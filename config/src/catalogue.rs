@@ -54,6 +54,8 @@ pub struct ApiConfig {
     pub max_period: Duration,
     /// `[[api.tokens]]` (SPEC §12).
     pub tokens: Vec<ApiToken>,
+    /// `/metrics` open to anyone even with tokens configured (SPEC §12); default false.
+    pub metrics_open: bool,
 }
 
 /// `[api] max_period` when not set.
@@ -61,7 +63,12 @@ pub const DEFAULT_MAX_PERIOD: Duration = Duration::from_secs(400 * 86_400);
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { read_tokens_sha256: Vec::new(), tokens: Vec::new(), max_period: DEFAULT_MAX_PERIOD }
+        ApiConfig {
+            read_tokens_sha256: Vec::new(),
+            tokens: Vec::new(),
+            max_period: DEFAULT_MAX_PERIOD,
+            metrics_open: false,
+        }
     }
 }
 
@@ -79,8 +86,8 @@ pub struct ApiToken {
     pub id: Id,
     pub token_sha256: TokenHash,
     pub role: Role,
-    /// Scope lists as written (empty: unscoped). Filtering by scope is SPEC §12's next step;
-    /// they are validated references already.
+    /// Scope lists as written (empty: unscoped), validated references; the collector's
+    /// `api::auth::Scope` resolves what they let a token see.
     pub agreements: Vec<Id>,
     pub services: Vec<Id>,
 }

@@ -1,32 +1,125 @@
-//! Who is calling the read and write API (SPEC §12): `[[api.tokens]]` with roles, plus
-//! `read_tokens_sha256` as unscoped readers. With no token of either kind configured the
-//! read API is open and writes are refused. Scopes are parsed and kept on the token;
-//! filtering by them is the next step of SPEC §12.
+//! Who is calling the read and write API (SPEC §12): `[[api.tokens]]` with roles and
+//! scopes, plus `read_tokens_sha256` as unscoped readers. With no token of either kind
+//! configured the read API is open and writes are refused. A [`Principal`] carries the
+//! caller's role and what its scope lets it see, resolved once against the catalogue in
+//! force; handlers ask it (`sees_agreement`, `sees_service`, `covers_services`) and answer
+//! an id it does not see exactly as an unknown one.
+
+use std::collections::BTreeSet;
 
 use axum::http::{HeaderMap, header};
-use probity_config::Role;
+use probity_config::{ApiToken, Catalogue, Role};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::ApiError;
 use crate::state::AppState;
 
-/// The caller a token identifies.
+/// The caller a token identifies, with what its scope covers.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Caller {
+pub struct Principal {
     /// The `[[api.tokens]]` id; `None` for a `read_tokens_sha256` token or an open read API.
     pub id: Option<String>,
     pub role: Role,
+    pub scope: Scope,
+}
+
+/// What a token sees. A scoped token sees its agreements and the services they are on,
+/// plus its services and the agreements on them (SPEC §12); nothing else, not even the
+/// services those depend on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    Only { agreements: BTreeSet<String>, services: BTreeSet<String> },
+}
+
+impl Scope {
+    /// The scope of one `[[api.tokens]]` entry against the catalogue in force: no lists
+    /// written is unscoped.
+    pub fn of(token: &ApiToken, catalogue: &Catalogue) -> Scope {
+        if token.agreements.is_empty() && token.services.is_empty() {
+            return Scope::All;
+        }
+        let mut agreements: BTreeSet<String> = token.agreements.iter().map(|a| a.to_string()).collect();
+        let mut services: BTreeSet<String> = token.services.iter().map(|s| s.to_string()).collect();
+        for a in &catalogue.agreements {
+            if agreements.contains(a.id.as_str()) {
+                services.insert(a.service.to_string());
+            }
+        }
+        for a in &catalogue.agreements {
+            if token.services.contains(&a.service) {
+                agreements.insert(a.id.to_string());
+            }
+        }
+        Scope::Only { agreements, services }
+    }
+}
+
+impl Principal {
+    /// The caller of an open read API (no token configured).
+    pub fn anonymous_reader() -> Principal {
+        Principal { id: None, role: Role::Reader, scope: Scope::All }
+    }
+
+    pub fn is_scoped(&self) -> bool {
+        matches!(self.scope, Scope::Only { .. })
+    }
+
+    pub fn sees_agreement(&self, id: &str) -> bool {
+        match &self.scope {
+            Scope::All => true,
+            Scope::Only { agreements, .. } => agreements.contains(id),
+        }
+    }
+
+    pub fn sees_service(&self, id: &str) -> bool {
+        match &self.scope {
+            Scope::All => true,
+            Scope::Only { services, .. } => services.contains(id),
+        }
+    }
+
+    /// Whether every service named is in this caller's scope: what a maintenance write
+    /// needs (SPEC §11, §12). An empty list is covered.
+    pub fn covers_services<S: AsRef<str>>(&self, ids: &[S]) -> bool {
+        ids.iter().all(|s| self.sees_service(s.as_ref()))
+    }
+
+    /// [`Principal::covers_services`] as the `403` a write outside the scope answers,
+    /// naming the first service it does not cover (the caller named it, so nothing is
+    /// disclosed).
+    pub fn require_services<S: AsRef<str>>(&self, ids: &[S]) -> Result<(), ApiError> {
+        match ids.iter().find(|s| !self.sees_service(s.as_ref())) {
+            None => Ok(()),
+            Some(s) => Err(ApiError::Forbidden(format!(
+                "token {} is not scoped to service \"{}\"",
+                self.id.as_deref().unwrap_or("(read token)"),
+                crate::ingest::echo_id(s.as_ref())
+            ))),
+        }
+    }
+
+    /// An agreement id this caller sees, or the `404` of an unknown agreement: the same
+    /// body either way, so a scope discloses nothing.
+    pub fn agreement_or_404(&self, id: &str) -> Result<(), ApiError> {
+        if self.sees_agreement(id) { Ok(()) } else { Err(super::unknown_agreement(id)) }
+    }
+
+    /// As [`Principal::agreement_or_404`], for a service.
+    pub fn service_or_404(&self, id: &str) -> Result<(), ApiError> {
+        if self.sees_service(id) { Ok(()) } else { Err(super::unknown_service(id)) }
+    }
 }
 
 /// Checks the bearer token against every configured hash (in constant time, without
 /// stopping early) and that its role includes `needed`.
-pub fn require(state: &AppState, headers: &HeaderMap, needed: Role) -> Result<Caller, ApiError> {
+pub fn require(state: &AppState, headers: &HeaderMap, needed: Role) -> Result<Principal, ApiError> {
     let config = state.config();
     let api = &config.api;
     if !api.needs_token() {
         if needed == Role::Reader {
-            return Ok(Caller { id: None, role: Role::Reader });
+            return Ok(Principal::anonymous_reader());
         }
         return Err(ApiError::Forbidden(format!(
             "this needs a {} token; add one to [[api.tokens]] (probity-collector new-token ID --role {})",
@@ -39,30 +132,46 @@ pub fn require(state: &AppState, headers: &HeaderMap, needed: Role) -> Result<Ca
         ApiError::Unauthorized(format!("this API needs Authorization: Bearer <{kind} token>"))
     })?;
     let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-    let mut found: Option<Caller> = None;
+    let mut found: Option<&ApiToken> = None;
     for t in &api.tokens {
         if bool::from(digest.ct_eq(&t.token_sha256)) {
-            found = Some(Caller { id: Some(t.id.to_string()), role: t.role });
+            found = Some(t);
         }
     }
     let mut reader = subtle::Choice::from(0);
     for h in &api.read_tokens_sha256 {
         reader |= digest.ct_eq(h);
     }
-    let caller = match found {
-        Some(c) => c,
-        None if bool::from(reader) => Caller { id: None, role: Role::Reader },
+    let principal = match found {
+        Some(t) => Principal { id: Some(t.id.to_string()), role: t.role, scope: Scope::of(t, &config.catalogue) },
+        None if bool::from(reader) => Principal { id: None, role: Role::Reader, scope: Scope::All },
         None => return Err(ApiError::Unauthorized("unknown token".into())),
     };
-    if caller.role < needed {
+    if principal.role < needed {
         return Err(ApiError::Forbidden(format!(
             "token {} has role {}; this needs {}",
-            caller.id.as_deref().unwrap_or("(read token)"),
-            caller.role.as_str(),
+            principal.id.as_deref().unwrap_or("(read token)"),
+            principal.role.as_str(),
             needed.as_str()
         )));
     }
-    Ok(caller)
+    Ok(principal)
+}
+
+/// `/metrics` (SPEC §12): open with no token configured or `[api] metrics_open = true`;
+/// otherwise an unscoped token (a scoped one would learn every agent, probe and service).
+pub fn require_metrics(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if state.config().api.metrics_open {
+        return Ok(());
+    }
+    let principal = require(state, headers, Role::Reader)?;
+    if principal.is_scoped() {
+        return Err(ApiError::Forbidden(format!(
+            "token {} is scoped; /metrics needs an unscoped token (or [api] metrics_open = true)",
+            principal.id.as_deref().unwrap_or("(read token)")
+        )));
+    }
+    Ok(())
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -71,4 +180,112 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalogue() -> Catalogue {
+        let text = r#"
+[embedded_agent]
+enabled = true
+
+[[services]]
+id = "shop"
+name = "Shop"
+owner = "ops"
+depends_on = ["psp"]
+  [[services.probes]]
+  id = "web"
+  kind = "tcp"
+  target = "127.0.0.1:9"
+  interval = "10s"
+  timeout = "5s"
+
+[[services]]
+id = "psp"
+name = "PSP"
+owner = "acme"
+  [[services.probes]]
+  id = "psp-api"
+  kind = "tcp"
+  target = "127.0.0.1:9"
+  interval = "10s"
+  timeout = "5s"
+
+[[agreements]]
+id = "shop-sla"
+kind = "sla"
+service = "shop"
+availability = 99.9
+
+[[agreements]]
+id = "psp-uc"
+kind = "uc"
+service = "psp"
+availability = 99.5
+
+[[agreements]]
+id = "psp-ola"
+kind = "ola"
+service = "psp"
+availability = 99.0
+"#;
+        probity_config::parse_collector_config("t.toml", text).unwrap().catalogue
+    }
+
+    fn token(agreements: &[&str], services: &[&str]) -> ApiToken {
+        ApiToken {
+            id: probity_config::Id::new("t").unwrap(),
+            token_sha256: [0; 32],
+            role: Role::Operator,
+            agreements: agreements.iter().map(|a| probity_config::Id::new(a).unwrap()).collect(),
+            services: services.iter().map(|s| probity_config::Id::new(s).unwrap()).collect(),
+        }
+    }
+
+    fn principal(agreements: &[&str], services: &[&str]) -> Principal {
+        Principal {
+            id: Some("t".into()),
+            role: Role::Operator,
+            scope: Scope::of(&token(agreements, services), &catalogue()),
+        }
+    }
+
+    #[test]
+    fn an_agreement_scope_sees_its_agreement_and_its_service_only() {
+        let p = principal(&["psp-uc"], &[]);
+        assert!(p.sees_agreement("psp-uc") && p.sees_service("psp"));
+        assert!(!p.sees_agreement("psp-ola"), "another agreement on the same service stays hidden");
+        assert!(!p.sees_agreement("shop-sla") && !p.sees_service("shop"));
+        assert!(p.covers_services(&["psp"]) && !p.covers_services(&["psp", "shop"]));
+        assert_eq!(p.require_services(&["shop"]).unwrap_err().to_string(), "token t is not scoped to service \"shop\"");
+    }
+
+    #[test]
+    fn a_service_scope_sees_the_service_and_every_agreement_on_it_but_not_its_dependencies() {
+        let p = principal(&[], &["shop"]);
+        assert!(p.sees_service("shop") && p.sees_agreement("shop-sla"));
+        assert!(!p.sees_service("psp") && !p.sees_agreement("psp-uc"));
+        let q = principal(&[], &["psp"]);
+        assert!(q.sees_agreement("psp-uc") && q.sees_agreement("psp-ola") && !q.sees_agreement("shop-sla"));
+    }
+
+    #[test]
+    fn no_lists_is_unscoped_and_covers_everything() {
+        let p = principal(&[], &[]);
+        assert!(!p.is_scoped());
+        assert!(p.sees_agreement("anything") && p.covers_services(&["shop", "psp", "other"]));
+        assert!(Principal::anonymous_reader().covers_services::<&str>(&[]));
+    }
+
+    #[test]
+    fn a_hidden_id_answers_the_same_404_as_an_unknown_one() {
+        let p = principal(&["psp-uc"], &[]);
+        let hidden = p.agreement_or_404("shop-sla").unwrap_err();
+        let unknown = super::super::unknown_agreement("shop-sla");
+        assert_eq!((hidden.to_string(), hidden.status()), (unknown.to_string(), unknown.status()));
+        assert_eq!(p.service_or_404("shop").unwrap_err().to_string(), "unknown service \"shop\"");
+    }
 }

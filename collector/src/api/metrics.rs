@@ -1,8 +1,10 @@
-//! `GET /metrics`: Prometheus text exposition (rendered off the async path: it reads the store).
+//! `GET /metrics`: Prometheus text exposition (rendered off the async path: it reads the
+//! store), behind an unscoped token once any token is configured unless `[api]
+//! metrics_open` (SPEC §12).
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
@@ -13,7 +15,8 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/metrics", get(metrics))
 }
 
-async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
+    super::auth::require_metrics(&state, &headers)?;
     let text = tokio::task::spawn_blocking(move || state.metrics().render(state.store()))
         .await
         .map_err(ApiError::internal)??;

@@ -1,9 +1,10 @@
 //! The collector's HTTP surface, routed in one place: `app(state)` merges one `routes()`
-//! per submodule (agents, health, metrics; the read API drops in as another), and
-//! `ApiError` is the one error type every handler returns.
+//! per submodule (agents, health, metrics, the read API, history), puts the security
+//! headers of SPEC §12 on every answer, and `ApiError` is the one error type every handler
+//! returns.
 
 mod agent;
-mod auth;
+pub mod auth;
 mod history;
 pub use agent::now_ms;
 mod agents;
@@ -13,9 +14,11 @@ mod read;
 
 use axum::Json;
 use axum::Router;
-use axum::http::StatusCode;
+use axum::http::HeaderValue;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use probity_config::wire::ErrorBody;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::state::AppState;
 
@@ -30,7 +33,39 @@ pub fn app(state: AppState) -> Router {
         .merge(history::routes())
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .with_state(state)
+}
+
+/// The dashboard's Content-Security-Policy (SPEC §12): nothing from another origin, and no
+/// inline script or style either — the page loads `/dashboard.js` and `/dashboard.css`
+/// from the collector itself and fetches the API from it; no frame may embed it. A
+/// dashboard change that needs more (an inline `<script>`, a `style="…"` attribute in
+/// markup, a CDN) must change this constant, in the open.
+pub const DASHBOARD_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// The headers the dashboard's page and its files carry beside `nosniff`: the CSP above
+/// and `X-Frame-Options: DENY` (for browsers that predate `frame-ancestors`).
+pub(crate) fn dashboard_headers<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    router
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(DASHBOARD_CSP),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+}
+
+/// The `404` of an agreement id that names nothing — and of one a token's scope does not
+/// cover, with the same body, so a scope discloses nothing. The id is echoed cut to 64
+/// characters.
+pub(crate) fn unknown_agreement(id: &str) -> ApiError {
+    ApiError::NotFound(crate::report::ReportError::UnknownAgreement(crate::ingest::echo_id(id)).to_string())
+}
+
+/// As [`unknown_agreement`], for a service id.
+pub(crate) fn unknown_service(id: &str) -> ApiError {
+    ApiError::NotFound(crate::report::ReportError::UnknownService(crate::ingest::echo_id(id)).to_string())
 }
 
 /// Every answer is JSON, a path that names nothing too.

@@ -16,6 +16,8 @@ use probity_config::time::rfc3339;
 use serde::Serialize;
 
 use super::ApiError;
+use super::auth::Principal;
+use crate::ingest::echo_id;
 use crate::period::{PeriodError, PeriodQuery};
 use crate::report::{self, ReportError};
 use crate::state::AppState;
@@ -23,8 +25,12 @@ use crate::store::Store;
 use crate::views::View;
 
 pub(super) fn routes() -> Router<AppState> {
-    Router::new()
+    let dashboard = Router::new()
         .route("/", get(dashboard))
+        .route("/dashboard.js", get(dashboard_js))
+        .route("/dashboard.css", get(dashboard_css));
+    Router::new()
+        .merge(super::dashboard_headers(dashboard))
         .route("/api/v1/services", get(services))
         .route("/api/v1/services/{id}/availability", get(service_availability))
         .route("/api/v1/services/{id}/latency", get(service_latency))
@@ -35,9 +41,10 @@ pub(super) fn routes() -> Router<AppState> {
 
 type Params = Query<HashMap<String, String>>;
 
-/// Refuses a request without a valid token when any is configured (SPEC §8, §12).
-pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    super::auth::require(state, headers, probity_config::Role::Reader).map(|_| ())
+/// Refuses a request without a valid token when any is configured (SPEC §8, §12); the
+/// caller's scope decides what the answer may show.
+pub(super) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    super::auth::require(state, headers, probity_config::Role::Reader)
 }
 
 /// Rejects parameters an endpoint does not take, naming the ones it does.
@@ -66,10 +73,12 @@ pub(super) fn period_query(params: &HashMap<String, String>, max_period: std::ti
 impl From<ReportError> for ApiError {
     fn from(e: ReportError) -> Self {
         match e {
-            ReportError::UnknownAgreement(_) | ReportError::UnknownService(_) => ApiError::NotFound(e.to_string()),
-            ReportError::UnknownCalendar(..) | ReportError::Period(_) | ReportError::BadParameter(_) => {
-                ApiError::BadRequest(e.to_string())
+            ReportError::UnknownAgreement(id) => super::unknown_agreement(&id),
+            ReportError::UnknownService(id) => super::unknown_service(&id),
+            ReportError::UnknownCalendar(name, defined) => {
+                ApiError::BadRequest(ReportError::UnknownCalendar(echo_id(&name), defined).to_string())
             }
+            ReportError::Period(_) | ReportError::BadParameter(_) => ApiError::BadRequest(e.to_string()),
             ReportError::Source(source) => ApiError::internal(source),
         }
     }
@@ -90,6 +99,14 @@ pub(super) async fn blocking<T: Send + 'static>(
 
 async fn dashboard() -> Html<&'static str> {
     Html(include_str!("dashboard.html"))
+}
+
+async fn dashboard_js() -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("dashboard.js")).into_response()
+}
+
+async fn dashboard_css() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("dashboard.css")).into_response()
 }
 
 #[derive(Serialize)]

@@ -113,8 +113,8 @@ pub(super) struct ScopeRef {
 
 pub(super) fn read_api(r: &mut Reader<'_>, v: Option<&Value<'_>>) -> Option<(ApiConfig, Vec<ScopeRef>)> {
     let Some(v) = v else { return Some((ApiConfig::default(), Vec::new())) };
-    let f = r.fields(v, "api", &["read_tokens_sha256", "max_period", "tokens"])?;
-    let mut api = ApiConfig::default();
+    let f = r.fields(v, "api", &["read_tokens_sha256", "max_period", "tokens", "metrics_open"])?;
+    let mut api = ApiConfig { metrics_open: r.opt_bool(&f, "metrics_open").unwrap_or(false), ..ApiConfig::default() };
     if f.get("max_period").is_some()
         && let Some(d) = r.opt_positive_duration(&f, "max_period")
     {
