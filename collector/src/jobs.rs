@@ -1,4 +1,5 @@
-//! Background work off the request path: hourly/daily histogram rollups (every minute),
+//! Background work off the request path: `/metrics`' agreement figures (every 15 s, in
+//! their own task), hourly/daily histogram rollups (every minute),
 //! sealing closed periods (every minute), recomputing the closed periods marked as touched
 //! (every 5 s; a pass over no marks is one empty scan), raw-result retention (every hour),
 //! and keeping stored runs in step with probe intervals. Each pass runs in `spawn_blocking`: they are long sled scans.
@@ -17,6 +18,8 @@ const RESTATEMENTS_EVERY: Duration = Duration::from_secs(5);
 
 /// Runs the periodic jobs until `stop` turns true.
 pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+    // Its own task: a long rollup or retention pass must not hold the figures back.
+    tokio::spawn(refresh_metrics_every(state.clone(), stop.clone()));
     let mut rollup = tokio::time::interval(ROLLUP_EVERY);
     let mut retention = tokio::time::interval(RETENTION_EVERY);
     rollup.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -33,6 +36,33 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
             _ = retention.tick() => apply_retention(&state).await,
             _ = stop.changed() => return,
         }
+    }
+}
+
+/// Recomputes `/metrics`' service and agreement figures every `metrics::REFRESH_EVERY`.
+async fn refresh_metrics_every(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(crate::metrics::REFRESH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => refresh_metrics(&state).await,
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Recomputes `/metrics`' service and agreement figures once.
+pub async fn refresh_metrics(state: &AppState) {
+    let state = state.clone();
+    let now = crate::api::now_ms();
+    let refreshed = tokio::task::spawn_blocking(move || {
+        let config = state.config();
+        state.metrics().refresh(state.store(), &config.catalogue, now)
+    });
+    match refreshed.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(error = %e, "metrics refresh failed"),
+        Err(e) => warn!(error = %e, "metrics refresh panicked"),
     }
 }
 

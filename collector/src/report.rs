@@ -400,21 +400,21 @@ fn trim_float(v: f64) -> String {
     s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
 }
 
-/// Every agreement's summary over `period` (read in each agreement's calendar zone), or
-/// over each agreement's current period when no period is given.
-pub fn compliance(
+/// Every agreement's report over `query` (read in each agreement's calendar zone; its
+/// current period when no period is given), in catalogue order.
+pub fn agreement_reports(
     source: &(dyn ReportSource + Sync),
     catalogue: &Catalogue,
     query: PeriodQuery<'_>,
     now: i64,
-) -> Result<Compliance, ReportError> {
+) -> Vec<Result<AgreementReport, ReportError>> {
     // Agreements on the same service often share a period and calendar (an SLA and an OLA
     // on one service): the memo reads each timeline and histogram once. The agreements are
     // independent, so they are spread over the cores.
     let memo = MemoSource::new(source);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(catalogue.agreements.len().max(1));
     let chunk = catalogue.agreements.len().div_ceil(threads).max(1);
-    let reports: Vec<Result<AgreementReport, ReportError>> = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let handles: Vec<_> = catalogue
             .agreements
             .chunks(chunk)
@@ -432,7 +432,18 @@ pub fn compliance(
             })
             .collect();
         handles.into_iter().flat_map(|h| h.join().expect("a report thread panicked")).collect()
-    });
+    })
+}
+
+/// Every agreement's summary over `period` (read in each agreement's calendar zone), or
+/// over each agreement's current period when no period is given.
+pub fn compliance(
+    source: &(dyn ReportSource + Sync),
+    catalogue: &Catalogue,
+    query: PeriodQuery<'_>,
+    now: i64,
+) -> Result<Compliance, ReportError> {
+    let reports = agreement_reports(source, catalogue, query, now);
     let mut lines = Vec::with_capacity(catalogue.agreements.len());
     for (agreement, report) in catalogue.agreements.iter().zip(reports) {
         let report = report?;

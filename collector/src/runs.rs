@@ -50,6 +50,16 @@ pub fn runs_from_observations(observations: &[Observation], interval_ms: i64) ->
     runs
 }
 
+/// The view at `now` from the newest result of a (probe, agent): `Some(outcome)` while that
+/// result decides it, `None` (unknown) once it is stale or when it lies after `now`. The run
+/// of [`runs_from_observations`], so `/metrics` and reports share one definition.
+pub fn view_at(newest: Observation, interval_ms: i64, now: i64) -> Option<Option<ErrorKind>> {
+    runs_from_observations(&[newest], interval_ms)
+        .into_iter()
+        .find(|run| run.start <= now && now < run.end)
+        .map(|run| run.down)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,6 +70,14 @@ mod tests {
 
     fn down(at: i64) -> Observation {
         Observation { at, down: Some(ErrorKind::Timeout) }
+    }
+
+    #[test]
+    fn the_view_now_is_the_newest_result_until_two_intervals_have_passed() {
+        assert_eq!(view_at(down(100), 10, 100), Some(Some(ErrorKind::Timeout)));
+        assert_eq!(view_at(up(100), 10, 119), Some(None));
+        assert_eq!(view_at(up(100), 10, 120), None, "stale at at + 2 intervals");
+        assert_eq!(view_at(up(100), 10, 99), None, "a result after now decides nothing yet");
     }
 
     #[test]

@@ -262,7 +262,7 @@ async fn every_reject_reason_is_named_and_nothing_rejected_is_stored() {
         "probity_results_rejected_total{reason=\"too_old\"} 1",
         "probity_results_rejected_total{reason=\"invalid\"} 3",
         "probity_results_ingested_total 1",
-        "probity_probe_success{probe=\"web\",agent=\"a2\"} 1",
+        "probity_probe_success{probe=\"web\",agent=\"a2\",service=\"shop\"} 1",
     ] {
         assert!(metrics.contains(line), "{line} missing from\n{metrics}");
     }

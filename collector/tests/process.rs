@@ -153,7 +153,7 @@ async fn the_embedded_agent_probes_and_stores_through_the_ingest_path() {
     let (_conn, _) = tokio::task::spawn_blocking(move || target.accept().unwrap()).await.unwrap();
     c.wait_for_log("delivered");
     let text = client().get(c.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(text.contains("probity_probe_success{probe=\"here-tcp\",agent=\"local\"} 1"), "{text}");
+    assert!(text.contains("probity_probe_success{probe=\"here-tcp\",agent=\"local\",service=\"here\"} 1"), "{text}");
     c.signal("TERM");
     c.wait_for_log("stopped");
     assert!(c.child.wait().unwrap().success());
@@ -194,7 +194,7 @@ async fn https_serves_with_the_configured_certificate_and_the_embedded_agent_fol
     let (_conn, _) = tokio::task::spawn_blocking(move || target.accept().unwrap()).await.unwrap();
     c.wait_for_log("delivered");
     let text = client.get(https("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(text.contains("probity_probe_success{probe=\"here-tcp\",agent=\"local\"} 1"), "{text}");
+    assert!(text.contains("probity_probe_success{probe=\"here-tcp\",agent=\"local\",service=\"here\"} 1"), "{text}");
     c.signal("TERM");
     c.wait_for_log("stopped");
     assert!(c.child.wait().unwrap().success());

@@ -181,6 +181,7 @@ fn ingest_blocking(
     }
     let reasons: Vec<&RejectReason> = summary.rejected.iter().map(|(_, r)| r).collect();
     state.metrics().record_ingest(summary.accepted, summary.duplicates, &reasons);
+    state.metrics().record_latest(agent, &summary.latest, &results);
     if !summary.rejected.is_empty() {
         tracing::debug!(agent, rejected = summary.rejected.len(), first = %summary.rejected[0].1, "results rejected");
     }

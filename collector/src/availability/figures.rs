@@ -18,6 +18,18 @@ use super::timeline::{ServiceTimeline, State};
 pub const BURN_WINDOW_SHORT_MS: i64 = 3_600_000;
 pub const BURN_WINDOW_LONG_MS: i64 = 6 * 3_600_000;
 
+/// The windows `/metrics` exports burn rates over (`probity_agreement_burn_rate{window}`,
+/// SPEC §14), by label: the SRE workbook's multi-window alerts pair a long window with a
+/// short one (1h with 5m, 6h with 30m, 1d and 3d for tickets).
+pub const BURN_WINDOWS: [(&str, i64); 6] = [
+    ("5m", 5 * 60_000),
+    ("30m", 30 * 60_000),
+    ("1h", BURN_WINDOW_SHORT_MS),
+    ("6h", BURN_WINDOW_LONG_MS),
+    ("1d", 24 * 3_600_000),
+    ("3d", 72 * 3_600_000),
+];
+
 /// What an agreement (or an availability query) measures against.
 #[derive(Clone, Copy, Debug)]
 pub struct FiguresSpec<'a> {
@@ -83,6 +95,8 @@ pub struct Attribution {
 pub struct BurnRates {
     pub last_1h: Option<f64>,
     pub last_6h: Option<f64>,
+    /// Over each of [`BURN_WINDOWS`], in its order (the same arithmetic as the two above).
+    pub windows: [Option<f64>; BURN_WINDOWS.len()],
 }
 
 /// The SPEC §7 / §8 figures of one service over one period.
@@ -154,6 +168,7 @@ pub fn compute(timeline: &ServiceTimeline, spec: &FiguresSpec<'_>, from: i64, to
         burn_rate = Some(BurnRates {
             last_1h: burn_rate_over(&agreed, &counted_down, BURN_WINDOW_SHORT_MS, target),
             last_6h: burn_rate_over(&agreed, &counted_down, BURN_WINDOW_LONG_MS, target),
+            windows: BURN_WINDOWS.map(|(_, window_ms)| burn_rate_over(&agreed, &counted_down, window_ms, target)),
         });
     }
 
@@ -553,7 +568,7 @@ mod tests {
         assert_eq!(f.availability_percent, None);
         assert_eq!(f.met, Some(true));
         assert_eq!(f.error_budget_seconds, Some(0.0));
-        assert_eq!(f.burn_rate, Some(BurnRates { last_1h: None, last_6h: None }));
+        assert_eq!(f.burn_rate, Some(BurnRates { last_1h: None, last_6h: None, windows: [None; BURN_WINDOWS.len()] }));
     }
 
     #[test]
@@ -630,6 +645,52 @@ mod tests {
         assert_eq!(burn.last_6h, Some((6.0 / 360.0) / 0.01));
         let target_100 = FiguresSpec { target_percent: Some(100.0), ..spec };
         assert_eq!(compute(&timeline, &target_100, at(0), at(20 * 60)).burn_rate.unwrap().last_1h, None);
+    }
+
+    #[test]
+    fn burn_rates_over_every_exported_window_are_the_down_share_of_that_window_over_the_allowance() {
+        // 24x7, four days (5,760 minutes), target 99 % (1 % allowed). Down 60 minutes on the
+        // second day (minutes 1440-1500) and 2 minutes near the end (5757-5759). Worked by
+        // hand: the last 5m hold 2 down minutes (40 % of the window: 40x an even spend), the
+        // last 30m, 1h, 6h and 1d the same 2 minutes, the last 3d (from minute 1440) both
+        // outages, 62 minutes.
+        let day = 24 * 60;
+        let input = service(
+            vec![probe(
+                "p",
+                1,
+                vec![(
+                    "a",
+                    vec![
+                        up(0, day),
+                        down(day, day + 60, ErrorKind::Timeout),
+                        up(day + 60, 4 * day - 3),
+                        down(4 * day - 3, 4 * day - 1, ErrorKind::Status),
+                        up(4 * day - 1, 4 * day),
+                    ],
+                )],
+            )],
+            0,
+        );
+        let f = figures_24x7(&input, UnknownPolicy::Exclude, 99.0, 0, 4 * day);
+        let burn = f.burn_rate.unwrap();
+        let by_hand = [
+            (2.0 / 5.0) / 0.01,
+            (2.0 / 30.0) / 0.01,
+            (2.0 / 60.0) / 0.01,
+            (2.0 / 360.0) / 0.01,
+            (2.0 / 1440.0) / 0.01,
+            (62.0 / 4320.0) / 0.01,
+        ];
+        let labels: Vec<&str> = BURN_WINDOWS.iter().map(|(label, _)| *label).collect();
+        assert_eq!(labels, ["5m", "30m", "1h", "6h", "1d", "3d"]);
+        assert_eq!(burn.windows, by_hand.map(Some));
+        assert_eq!((burn.last_1h, burn.last_6h), (burn.windows[2], burn.windows[3]));
+        // A window longer than the period's agreed time so far is all of it: over the second
+        // day alone, the 3d window is that day's 1,440 minutes with 60 down.
+        let second_day = figures_24x7(&input, UnknownPolicy::Exclude, 99.0, day, 2 * day);
+        let short = second_day.burn_rate.unwrap().windows[5];
+        assert_eq!(short, Some((60.0 / 1440.0) / 0.01));
     }
 
     #[test]

@@ -43,8 +43,8 @@ mod model;
 pub use attribution::attribute_downtime;
 pub use completeness::{Completeness, ResultTally, expected_results};
 pub use figures::{
-    Attribution, BURN_WINDOW_LONG_MS, BURN_WINDOW_SHORT_MS, BurnRates, Coverage, DailyRow, FigureMillis, Figures,
-    FiguresSpec, OutageReport, compute, coverage, daily_breakdown, daily_row_count, daily_rows,
+    Attribution, BURN_WINDOW_LONG_MS, BURN_WINDOW_SHORT_MS, BURN_WINDOWS, BurnRates, Coverage, DailyRow, FigureMillis,
+    Figures, FiguresSpec, OutageReport, compute, coverage, daily_breakdown, daily_row_count, daily_rows,
 };
 pub use intervals::{Interval, intersect, latency_minute_ranges, share_of, total};
 pub use timeline::{
