@@ -215,9 +215,16 @@ fn evidence_child(db: &Path, long: bool) {
         PeriodQuery { period: Some("2026-Q3"), from: None, to: None, max_period: None }
     };
     let inputs = ResolvedAgreement::resolve(&catalogue, "payments-sla", q, NOW).unwrap();
-    let file =
-        probity_collector::evidence::export::export(std::io::BufWriter::new(out), &store, &inputs, &[], &key, NOW)
-            .unwrap();
+    let file = probity_collector::evidence::export::export(
+        std::io::BufWriter::new(out),
+        &store,
+        &inputs,
+        None,
+        &[],
+        &key,
+        NOW,
+    )
+    .unwrap();
     let secs = t.elapsed().as_secs_f64();
     let size = file.into_inner().unwrap().metadata().unwrap().len();
     println!("evidence {secs:.2} {:.1} {size}", peak_rss_mb());

@@ -281,13 +281,19 @@ async fn evidence(
         // Written to an unlinked temporary file, then streamed: a quarter of raw results
         // never sits in memory.
         let query = period_query(&params, config.api.max_period);
-        let inputs = report::ResolvedAgreement::resolve(&config.catalogue, &id, query, now)?;
+        // A closed period is laid out with the catalogue version of its latest revision,
+        // and carries its revisions (SPEC §10).
+        let store = state.store().as_ref();
+        let closed = crate::history::periods::closed_evidence(store, store, &config.catalogue, &id, query, now)?;
+        let catalogue = closed.as_ref().map_or(&config.catalogue, |c| &c.catalogue);
+        let inputs = report::ResolvedAgreement::resolve(catalogue, &id, query, now)?;
         let tmp = tempfile::tempfile().map_err(ApiError::internal)?;
         let agents = super::agents::current_rows(&state)?;
         let file = crate::evidence::export::export(
             std::io::BufWriter::new(tmp),
             state.store().as_ref(),
             &inputs,
+            closed.as_ref().map(|c| c.history()),
             &agents,
             state.signing_key(),
             now,

@@ -3,6 +3,12 @@
 //! `outages_csv`, `results_csv`, `completeness_csv`, `methodology_md`, `report_html`), so
 //! no file is ever held whole in memory; `bundle` hashes, lists and signs them. Every
 //! figure comes from `report` / `availability`; this module only lays them out.
+//!
+//! A closed period (SPEC §10) also carries its history, handed in by the history layer as
+//! JSON: `summary.json` is then the latest revision as the report API shows it,
+//! `revisions.json` every revision with its changes, `catalogue.json` the catalogue version
+//! the figures used, and the manifest's `history` names the revision and that version's
+//! sha256, so `evidence verify` can tie the three together.
 
 use std::collections::BTreeMap;
 use std::io::{self, Seek, Write};
@@ -58,12 +64,36 @@ pub enum EvidenceError {
     Source(SourceError),
 }
 
+/// The history of a closed period, as the history layer hands it to the bundle.
+#[derive(Clone, Copy, Debug)]
+pub struct PeriodHistory<'a> {
+    /// The report a reader is shown: the latest revision, with `revision` and
+    /// `restatement_pending`.
+    pub summary: &'a serde_json::Value,
+    /// `revisions.json`: every revision, oldest first, with its changes.
+    pub revisions: &'a serde_json::Value,
+    /// `catalogue.json`: the catalogue version record the figures used (as
+    /// `GET /api/v1/catalogue/versions/{n}` returns it).
+    pub catalogue: &'a serde_json::Value,
+    pub revision: u32,
+    pub catalogue_version: u32,
+    /// The sha256 of that version's canonical catalogue JSON.
+    pub catalogue_sha256: &'a str,
+}
+
+/// The manifest's name for a closed period's history files.
+pub const REVISIONS: &str = "revisions.json";
+pub const CATALOGUE: &str = "catalogue.json";
+
 /// Writes the bundle of `inputs`' agreement over its period into `out`; `agents` are the
-/// collector's agent rows (`agents.csv` keeps those that measure the service).
+/// collector's agent rows (`agents.csv` keeps those that measure the service). `history`:
+/// the closed period's revisions and catalogue version (`inputs` then resolved with that
+/// version's catalogue), `None` for a period that is not closed.
 pub fn export<W: Write + Seek>(
     out: W,
     source: &dyn EvidenceSource,
     inputs: &ResolvedAgreement<'_>,
+    history: Option<PeriodHistory<'_>>,
     agents: &[AgentRow],
     key: &SigningKey,
     now: i64,
@@ -77,9 +107,21 @@ pub fn export<W: Write + Seek>(
 
     let mut w = BundleWriter::new(out);
     w.add_file("summary.json", |o| {
-        serde_json::to_writer_pretty(&mut *o, &report.view()).map_err(io::Error::other)?;
+        match history {
+            Some(h) => serde_json::to_writer_pretty(&mut *o, h.summary),
+            None => serde_json::to_writer_pretty(&mut *o, &report.view()),
+        }
+        .map_err(io::Error::other)?;
         o.write_all(b"\n")
     })?;
+    if let Some(h) = history {
+        for (name, value) in [(REVISIONS, h.revisions), (CATALOGUE, h.catalogue)] {
+            w.add_file(name, |o| {
+                serde_json::to_writer_pretty(&mut *o, value).map_err(io::Error::other)?;
+                o.write_all(b"\n")
+            })?;
+        }
+    }
     w.add_file("daily.csv", |o| daily_csv::write(o, daily()))?;
     w.add_file("outages.csv", |o| outages_csv::write(o, &report.figures.outages))?;
 
@@ -133,9 +175,18 @@ pub fn export<W: Write + Seek>(
         report_html::write(o, inputs, &report, days, daily(), &completeness)
     })?;
 
+    let history_header = history.map(|h| {
+        json!({
+            "state": "closed",
+            "revision": h.revision,
+            "catalogue_version": h.catalogue_version,
+            "catalogue_sha256": h.catalogue_sha256,
+        })
+    });
     let header = json!({
         "agreement": terms(agreement),
         "period": PeriodView::from(&report.period),
+        "history": history_header,
         "generated_at": rfc3339(now),
         "collector_version": env!("CARGO_PKG_VERSION"),
         "tzdb_version": probity_config::tzdb_version(),
@@ -281,7 +332,7 @@ availability = 99.9
         let now = "2026-11-22T00:00:00Z".parse::<jiff::Timestamp>().unwrap().as_millisecond();
         let q = PeriodQuery { period: Some("2026-10"), from: None, to: None, max_period: None };
         let inputs = ResolvedAgreement::resolve(&c, agreement, q, now).unwrap();
-        let out = export(Cursor::new(Vec::new()), &src, &inputs, &[], &key, now).unwrap();
+        let out = export(Cursor::new(Vec::new()), &src, &inputs, None, &[], &key, now).unwrap();
         (out.into_inner(), key)
     }
 

@@ -1,6 +1,10 @@
 //! Offline verification of a bundle: the signature over `manifest.json` with the bundled
 //! (or a pinned) public key, every listed file's sha256 and size (`public-key.txt`
-//! included), and that no file is missing or unlisted. Needs nothing but the zip.
+//! included), and that no file is missing or unlisted. A closed period's bundle (the
+//! manifest's `history`) must also hold `revisions.json` and `catalogue.json`, whose
+//! catalogue hashes to the sha256 its version record and the signed manifest name, and
+//! whose latest revision is the one the manifest and `summary.json` name. Needs nothing
+//! but the zip.
 
 use std::collections::BTreeSet;
 use std::io::{Read, Seek};
@@ -9,6 +13,7 @@ use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use sha2::{Digest, Sha256};
 
 use super::bundle::ManifestFile;
+use super::export::{CATALOGUE, REVISIONS};
 use super::{CONTENT_FILES, FORMAT, MANIFEST, PUBLIC_KEY, SIGNATURE};
 
 /// The first thing that failed, naming the file it concerns.
@@ -133,6 +138,67 @@ fn verify_into<R: Read + Seek>(
         }
     }
     report.checks.push(format!("bundle: {} files listed, none missing, none unlisted", files.len()));
+    match manifest.get("history") {
+        None | Some(serde_json::Value::Null) => Ok(()),
+        Some(history) => verify_history(history, &listed, &mut read, report),
+    }
+}
+
+/// A closed period's history files: present and listed (their sha256 was checked with the
+/// others), the catalogue version's sha256 recomputed from the catalogue it holds and equal
+/// to the signed manifest's, the latest revision the one the manifest and summary name.
+fn verify_history(
+    history: &serde_json::Value,
+    listed: &BTreeSet<&str>,
+    read: &mut dyn FnMut(&str) -> Result<Vec<u8>, VerifyFailure>,
+    report: &mut VerifyReport,
+) -> Result<(), VerifyFailure> {
+    let number = |v: &serde_json::Value, key: &str| v.get(key).and_then(serde_json::Value::as_u64);
+    let (Some(revision), Some(version), Some(sha256)) = (
+        number(history, "revision"),
+        number(history, "catalogue_version"),
+        history.get("catalogue_sha256").and_then(serde_json::Value::as_str),
+    ) else {
+        return Err(fail(MANIFEST, "history lacks revision, catalogue_version or catalogue_sha256"));
+    };
+    for required in [REVISIONS, CATALOGUE] {
+        if !listed.contains(required) {
+            return Err(fail(required, "is not listed in the manifest, but a closed period's bundle must hold it"));
+        }
+    }
+    let json = |name: &str, bytes: Vec<u8>| -> Result<serde_json::Value, VerifyFailure> {
+        serde_json::from_slice(&bytes).map_err(|e| fail(name, format!("is not JSON: {e}")))
+    };
+    let catalogue = json(CATALOGUE, read(CATALOGUE)?)?;
+    let held = catalogue.get("catalogue").ok_or_else(|| fail(CATALOGUE, "holds no catalogue"))?;
+    let recomputed = probity_config::canonical::sha256_hex(&probity_config::canonical::to_bytes(held));
+    if catalogue.get("sha256").and_then(serde_json::Value::as_str) != Some(recomputed.as_str()) {
+        return Err(fail(
+            CATALOGUE,
+            format!("its catalogue hashes to {recomputed}, not to the sha256 its record gives"),
+        ));
+    }
+    if recomputed != sha256 || number(&catalogue, "version") != Some(version) {
+        return Err(fail(
+            CATALOGUE,
+            format!("is not catalogue version {version} (sha256 {sha256}) that the manifest names"),
+        ));
+    }
+    report.checks.push(format!("{CATALOGUE}: catalogue version {version}, sha256 {sha256} recomputed"));
+    let revisions = json(REVISIONS, read(REVISIONS)?)?;
+    let latest = revisions.get("revisions").and_then(serde_json::Value::as_array).and_then(|l| l.last());
+    let latest = latest.ok_or_else(|| fail(REVISIONS, "lists no revision"))?;
+    if number(latest, "number") != Some(revision) || number(latest, "catalogue_version") != Some(version) {
+        return Err(fail(
+            REVISIONS,
+            format!("its latest revision is not revision {revision} with catalogue version {version}"),
+        ));
+    }
+    let summary = json("summary.json", read("summary.json")?)?;
+    if summary.get("revision").and_then(|r| number(r, "number")) != Some(revision) {
+        return Err(fail("summary.json", format!("is not revision {revision} that the manifest names")));
+    }
+    report.checks.push(format!("{REVISIONS}: latest revision {revision}, the one summary.json shows"));
     Ok(())
 }
 
@@ -188,6 +254,48 @@ mod tests {
 
     fn verify(bytes: &[u8], pinned: Option<&VerifyingKey>) -> Result<VerifyReport, VerifyFailure> {
         verify_bundle(Cursor::new(bytes), pinned).map_err(|(_, f)| f)
+    }
+
+    /// A closed period's bundle with `catalogue.json` and `revisions.json` as given.
+    fn closed_bundle(key: &SigningKey, catalogue: Option<serde_json::Value>, sha256: &str) -> Vec<u8> {
+        let mut w = BundleWriter::new(Cursor::new(Vec::new()));
+        for name in CONTENT_FILES {
+            let text = if name == "summary.json" { br#"{"revision": {"number": 2}}"#.to_vec() } else { content(name) };
+            w.add_file(name, |out| out.write_all(&text)).unwrap();
+        }
+        let revisions = serde_json::json!({"revisions": [{"number": 1, "catalogue_version": 3}, {"number": 2, "catalogue_version": 3}]});
+        w.add_file(REVISIONS, |out| out.write_all(revisions.to_string().as_bytes())).unwrap();
+        if let Some(c) = catalogue {
+            w.add_file(CATALOGUE, |out| out.write_all(c.to_string().as_bytes())).unwrap();
+        }
+        let mut header = serde_json::Map::new();
+        header.insert(
+            "history".into(),
+            serde_json::json!({"state": "closed", "revision": 2, "catalogue_version": 3, "catalogue_sha256": sha256}),
+        );
+        w.finish(header, key).unwrap().into_inner()
+    }
+
+    #[test]
+    fn a_closed_periods_bundle_needs_its_history_files_and_a_catalogue_that_hashes_to_its_version() {
+        let k = key(5);
+        let held = serde_json::json!({"services": [{"id": "web"}]});
+        let sha = probity_config::canonical::sha256_hex(&probity_config::canonical::to_bytes(&held));
+        let record = |sha: &str| serde_json::json!({"version": 3, "sha256": sha, "catalogue": held});
+        let good = closed_bundle(&k, Some(record(&sha)), &sha);
+        let report = verify(&good, Some(&k.verifying_key())).unwrap();
+        assert!(report.checks.iter().any(|c| c.contains("catalogue.json: catalogue version 3")), "{report:?}");
+        assert!(report.checks.iter().any(|c| c.contains("revisions.json: latest revision 2")), "{report:?}");
+
+        let missing = verify(&closed_bundle(&k, None, &sha), None).unwrap_err();
+        assert_eq!(missing.file, "catalogue.json", "{missing}");
+        // Signed as it is, but the catalogue it holds is not the one its record hashes.
+        let wrong = verify(&closed_bundle(&k, Some(record(&"0".repeat(64))), &"0".repeat(64)), None).unwrap_err();
+        assert_eq!(wrong.file, "catalogue.json");
+        assert!(wrong.reason.contains(&sha), "{wrong}");
+        // A whole, self-consistent catalogue version that is not the one the manifest names.
+        let other = verify(&closed_bundle(&k, Some(record(&sha)), &"1".repeat(64)), None).unwrap_err();
+        assert!(other.reason.contains("is not catalogue version 3"), "{other}");
     }
 
     #[test]

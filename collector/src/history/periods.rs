@@ -145,6 +145,82 @@ pub fn agreement_report(
     Ok(decorate(report_value(&report)?, state, None, Value::Null))
 }
 
+/// What a closed period's evidence bundle needs from history: the catalogue its figures
+/// are computed with, the report readers are shown, and the files that record its history.
+#[derive(Clone, Debug)]
+pub struct ClosedEvidence {
+    /// The catalogue of the latest revision's version, validated again.
+    pub catalogue: Catalogue,
+    /// The report as `GET …/report` answers it (the latest revision, with history fields).
+    pub summary: Value,
+    /// `revisions.json`.
+    pub revisions: Value,
+    /// `catalogue.json`: the version record with its catalogue.
+    pub version: Value,
+    pub revision: u32,
+    pub catalogue_version: u32,
+    pub catalogue_sha256: String,
+}
+
+impl ClosedEvidence {
+    pub fn history(&self) -> crate::evidence::export::PeriodHistory<'_> {
+        crate::evidence::export::PeriodHistory {
+            summary: &self.summary,
+            revisions: &self.revisions,
+            catalogue: &self.version,
+            revision: self.revision,
+            catalogue_version: self.catalogue_version,
+            catalogue_sha256: &self.catalogue_sha256,
+        }
+    }
+}
+
+/// The history of `query`'s period for its evidence bundle, if it is a closed period of the
+/// agreement's own kind (sealed now if it has no revision yet); `None` otherwise.
+pub fn closed_evidence(
+    records: &Store,
+    source: &dyn ReportSource,
+    catalogue: &Catalogue,
+    agreement_id: &str,
+    query: PeriodQuery<'_>,
+    now_ms: i64,
+) -> Result<Option<ClosedEvidence>, HistoryReadError> {
+    let summary = agreement_report(records, source, catalogue, agreement_id, query, now_ms)?;
+    if summary["revision"].is_null() {
+        return Ok(None);
+    }
+    let label = summary["period"]["label"].as_str().unwrap_or_default().to_string();
+    let all = revisions(records, agreement_id, &label)?;
+    let latest = all.last().ok_or_else(|| HistoryError::Decode {
+        what: "revision",
+        reason: format!("{agreement_id} {label} has a revision in its report but none stored"),
+    })?;
+    let version = versions::get(records, latest.catalogue_version)?.ok_or_else(|| HistoryError::Decode {
+        what: "catalogue version",
+        reason: format!("version {} is missing", latest.catalogue_version),
+    })?;
+    let lines: Vec<Value> = all
+        .iter()
+        .map(|r| {
+            let mut line = r.listing();
+            line["report"] = r.report.clone();
+            line
+        })
+        .collect();
+    let revisions = serde_json::json!({ "agreement": agreement_id, "period": label, "revisions": lines });
+    let mut record = version.summary();
+    record["catalogue"] = version.catalogue.clone();
+    Ok(Some(ClosedEvidence {
+        catalogue: version.catalogue()?,
+        summary,
+        revisions,
+        version: record,
+        revision: latest.number,
+        catalogue_version: version.version,
+        catalogue_sha256: version.sha256.clone(),
+    }))
+}
+
 /// `GET /api/v1/compliance` through the history layer: each agreement's line as
 /// `report::compliance` computes it with `catalogue`, except that a closed period of the
 /// agreement's own kind shows its sealed revision; the counts are taken after that.
@@ -647,6 +723,65 @@ settle = "1h"
             now,
         );
         assert!(matches!(open, Err(RestateError::NotClosed { .. })), "{open:?}");
+    }
+
+    #[test]
+    fn a_closed_periods_evidence_holds_every_revision_and_its_catalogue_version_and_verifies() {
+        use std::io::{Cursor, Read};
+        let (_dir, records) = store();
+        let v1 = catalogue(CONFIG);
+        let mut src = source(&v1);
+        versions::record(&records, &v1, versions::Source::File, W45 - HOUR).unwrap();
+        let now = W45 + WEEK + 2 * HOUR;
+        agreement_report(&records, &src, &v1, "web-sla", week("2026-W45"), now).unwrap();
+        for i in 0..60 {
+            src.add("web-tcp", "a1", W45 + 48 * HOUR + i * 60_000 + 30_000, Some(ErrorKind::Connect), 0);
+        }
+        // Terms change after the week closed; the bundle keeps the sealed ones.
+        let v2 = catalogue(&CONFIG.replace("availability = 99.0", "availability = 99.9"));
+        versions::record(&records, &v2, versions::Source::File, now).unwrap();
+        let request = Restatement { agreement: "web-sla", label: "2026-W45", reason: "late results", by: "boss" };
+        restate(&records, &src, &v2, &request, now + HOUR).unwrap();
+
+        let later = now + 2 * HOUR;
+        let closed = closed_evidence(&records, &src, &v2, "web-sla", week("2026-W45"), later).unwrap().unwrap();
+        assert_eq!((closed.revision, closed.catalogue_version), (2, 1));
+        let inputs = ResolvedAgreement::resolve(&closed.catalogue, "web-sla", week("2026-W45"), later).unwrap();
+        let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+        let history = Some(closed.history());
+        let bytes = crate::evidence::export::export(Cursor::new(Vec::new()), &src, &inputs, history, &[], &key, later)
+            .unwrap()
+            .into_inner();
+        let report = crate::evidence::verify::verify_bundle(Cursor::new(&bytes), Some(&key.verifying_key())).unwrap();
+        assert!(report.checks.iter().any(|c| c.starts_with("catalogue.json: catalogue version 1")), "{report:?}");
+
+        let mut zip = zip::ZipArchive::new(Cursor::new(&bytes)).unwrap();
+        let mut json = |name: &str| -> Value {
+            let mut text = String::new();
+            zip.by_name(name).unwrap().read_to_string(&mut text).unwrap();
+            serde_json::from_str(&text).unwrap()
+        };
+        let revisions = json("revisions.json");
+        let list = revisions["revisions"].as_array().unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!((list[0]["number"].as_u64(), list[1]["number"].as_u64()), (Some(1), Some(2)));
+        assert!(list[1]["changed"]["downtime_seconds"]["before"].is_number(), "{}", list[1]);
+        let version = json("catalogue.json");
+        assert_eq!(
+            (version["version"].as_u64(), &version["sha256"]),
+            (Some(1), &Value::String(closed.catalogue_sha256))
+        );
+        let summary = json("summary.json");
+        assert_eq!((summary["revision"]["number"].as_u64(), summary["target_percent"].as_f64()), (Some(2), Some(99.0)));
+        let manifest = json("manifest.json");
+        let listed: Vec<&str> =
+            manifest["files"].as_array().unwrap().iter().filter_map(|f| f["name"].as_str()).collect();
+        for name in ["revisions.json", "catalogue.json", "public-key.txt"] {
+            assert!(listed.contains(&name), "{name} not in the manifest: {listed:?}");
+        }
+        assert_eq!(manifest["history"]["revision"], 2);
+        // An open period's bundle has no history.
+        assert!(closed_evidence(&records, &src, &v2, "web-sla", week("2026-W46"), later).unwrap().is_none());
     }
 
     #[test]

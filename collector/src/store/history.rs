@@ -92,7 +92,8 @@ impl Store {
     }
 
     /// Replaces the mark of one agreement period with `new` (`None`: removes it) if it still
-    /// holds `old` (`None`: absent); false when another writer changed it first.
+    /// holds `old` (`None`: absent); false when another writer changed it first. Flushed
+    /// before it returns.
     pub fn swap_restatement(
         &self,
         agreement: &str,
@@ -103,7 +104,10 @@ impl Store {
         let key = keys::revision_prefix(agreement, label);
         // The stored bytes are compared, so `old` is encoded the way it was written.
         let (old, new) = (old.map(keys::encode_record), new.map(keys::encode_record));
-        self.restatements.compare_and_swap(&key, old, new)
+        let swapped = self.restatements.compare_and_swap(&key, old, new)?;
+        // Flushed like the records: a pending restatement shown once survives a crash.
+        self.db.flush()?;
+        Ok(swapped)
     }
 }
 

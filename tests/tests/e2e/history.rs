@@ -1,19 +1,29 @@
 //! The period lifecycle with real processes (SPEC §10): results for last week are ingested,
 //! the week closes, the target is raised and the collector reloaded: the closed week keeps
 //! the terms and figures it was sealed with, the running week uses the new ones; the sealed
-//! revision survives late results, a reload and a restart.
+//! revision survives late results, a reload and a restart. The late results show as
+//! `restatement_pending` with exactly the fields they change; a manager restates the week
+//! as revision 2, and its evidence verifies offline with both revisions and the catalogue
+//! version they used.
 
 use jiff::ToSpan;
 use probity_tests::Collector;
 use serde_json::{Value, json};
 
 const TOKEN: &str = "probity_e2e-history-a1";
+/// A manager token (SPEC §12); with it configured, reads need a token too.
+const MANAGER: &str = "probity_e2e-history-boss";
 
 fn config(target: f64, settle: &str) -> String {
     format!(
         r#"[server]
 listen = "127.0.0.1:0"
 data_dir = "data"
+
+[[api.tokens]]
+id = "boss"
+token_sha256 = "{manager}"
+role = "manager"
 
 [[agents]]
 id = "a1"
@@ -37,6 +47,7 @@ availability = {target:?}
 settle = "{settle}"
 "#,
         hash = hex::encode(probity_config::token_sha256(TOKEN)),
+        manager = hex::encode(probity_config::token_sha256(MANAGER)),
     )
 }
 
@@ -71,9 +82,24 @@ fn results(monday: i64, first_seq: u64, offset_ms: i64, all_down: bool) -> Vec<V
 /// The report of a period, or of the current one for an empty label.
 fn report(c: &Collector, label: &str) -> Value {
     let query = if label.is_empty() { String::new() } else { format!("?period={label}") };
-    let r = c.get(&format!("/api/v1/agreements/shop-sla/report{query}"));
+    let r = get(c, &format!("/api/v1/agreements/shop-sla/report{query}"));
     assert_eq!(r.status, 200, "{}", r.text());
     r.json()
+}
+
+fn get(c: &Collector, path: &str) -> probity_tests::Reply {
+    c.get_with(path, &[("authorization", &format!("Bearer {MANAGER}"))])
+}
+
+/// A report without the field that late results may set.
+fn without_pending(mut report: Value) -> Value {
+    report.as_object_mut().unwrap().remove("restatement_pending");
+    report
+}
+
+fn restatements_pending(c: &Collector) -> String {
+    let text = get(c, "/metrics").text();
+    text.lines().find(|l| l.starts_with("probity_restatements_pending ")).unwrap_or("absent").to_string()
 }
 
 #[test]
@@ -105,21 +131,83 @@ fn a_closed_week_keeps_its_sealed_terms_through_a_target_change_late_results_and
     let running = report(&c, "");
     assert_eq!((running["period"]["state"].as_str(), running["target_percent"].as_f64()), (Some("open"), Some(99.9)));
 
-    let versions = c.get("/api/v1/catalogue/versions").json();
+    let versions = get(&c, "/api/v1/catalogue/versions").json();
     let list = versions["versions"].as_array().unwrap();
     assert_eq!(list.len(), 2, "{versions}");
     assert_eq!(list[1]["changes"]["changed"], json!([{"kind": "agreement", "id": "shop-sla"}]));
 
     // Late results for the closed week are stored but do not rewrite it.
     ingest(&c, results(monday, 1_000, 3_600_000, true));
-    assert_eq!(report(&c, &label), closed);
+    assert_eq!(without_pending(report(&c, &label)), without_pending(closed.clone()));
+    // They show as a pending restatement once the job has recomputed the week with its
+    // sealed catalogue version: 11:00-12:00 down (stale 20 s after 11:59:50) instead of unknown.
+    let pending = probity_tests::wait_for("restatement_pending", std::time::Duration::from_secs(60), || {
+        Some(report(&c, &label)["restatement_pending"].clone()).filter(|p| !p.is_null())
+    });
+    assert_eq!(pending["reasons"], json!(["late_results"]), "{pending}");
+    let fields: Vec<&str> = pending["figures"].as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        fields,
+        [
+            "agreed_service_seconds",
+            "availability_percent",
+            "coverage_percent",
+            "downtime_seconds",
+            "error_budget_remaining_seconds",
+            "outages",
+            "unknown_seconds"
+        ],
+        "{pending}"
+    );
+    assert_eq!(pending["figures"]["downtime_seconds"], 600.0 + 3_610.0);
+    assert_eq!(restatements_pending(&c), "probity_restatements_pending 1");
 
-    // Nor does a restart on the same data.
+    // Nor does a restart on the same data; the pending restatement stays.
     let config_path = c.dir().join("collector.toml");
     c.kill();
     let c2 = Collector::start_at(&config_path);
-    assert_eq!(report(&c2, &label), closed);
-    let revisions = c2.get(&format!("/api/v1/agreements/shop-sla/periods/{label}/revisions")).json();
+    let restarted = report(&c2, &label);
+    assert_eq!(without_pending(restarted.clone()), without_pending(closed.clone()));
+    assert_eq!(restarted["restatement_pending"], pending);
+    let revisions = get(&c2, &format!("/api/v1/agreements/shop-sla/periods/{label}/revisions")).json();
     assert_eq!(revisions["revisions"].as_array().map(Vec::len), Some(1), "{revisions}");
     assert_eq!(revisions["revisions"][0]["sealed_at"], closed["revision"]["sealed_at"]);
+
+    // A manager restates it: revision 2 holds exactly what was pending, and nothing is pending.
+    let path = format!("/api/v1/agreements/shop-sla/periods/{label}/restate");
+    let reply = c2.post_json(&path, MANAGER, &json!({"reason": "late results from a1"}));
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let restated = reply.json();
+    assert_eq!((restated["number"].as_u64(), restated["by"].as_str()), (Some(2), Some("boss")));
+    for (field, after) in pending["figures"].as_object().unwrap() {
+        assert_eq!(&restated["changed"][field]["after"], after, "{field}");
+        assert_eq!(restated["changed"][field]["before"], closed[field], "{field}");
+    }
+    let now = report(&c2, &label);
+    assert_eq!((now["revision"]["number"].as_u64(), &now["restatement_pending"]), (Some(2), &Value::Null));
+    assert_eq!((now["downtime_seconds"].as_f64(), now["target_percent"].as_f64()), (Some(4_210.0), Some(99.0)));
+    assert_eq!(restatements_pending(&c2), "probity_restatements_pending 0");
+
+    // Its evidence verifies offline and carries both revisions and the catalogue version used.
+    let bundle = get(&c2, &format!("/api/v1/agreements/shop-sla/evidence?period={label}"));
+    assert_eq!(bundle.status, 200, "{}", bundle.text());
+    let key = c2.get("/api/v1/evidence/public-key").text().trim().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let file = probity_tests::write_file(dir.path(), "bundle.zip", &bundle.body);
+    let out = std::process::Command::new(probity_tests::bin("probity-collector"))
+        .args(["evidence", "verify"])
+        .arg(&file)
+        .args(["--public-key", &key])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("catalogue.json: catalogue version 1"), "{stdout}");
+    assert!(stdout.contains("revisions.json: latest revision 2"), "{stdout}");
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(&bundle.body)).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("revisions.json").unwrap(), &mut text).unwrap();
+    let listed: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(listed["revisions"].as_array().map(Vec::len), Some(2), "{listed}");
+    assert_eq!(listed["revisions"][1]["reason"], "late results from a1");
 }
