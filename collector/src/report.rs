@@ -109,7 +109,10 @@ pub struct ComplianceLine {
     pub availability_percent: Option<f64>,
     pub target_percent: f64,
     pub downtime_seconds: f64,
+    pub error_budget_seconds: Option<f64>,
     pub error_budget_remaining_seconds: Option<f64>,
+    /// The burn rates of the report (the dashboard's overview shows them).
+    pub burn_rate: Option<availability::BurnRates>,
     pub latency_met: Option<bool>,
     pub coverage_percent: Option<f64>,
     pub unknown_seconds: f64,
@@ -395,6 +398,176 @@ pub fn service_latency(
     })
 }
 
+/// `GET /api/v1/services/{id}/timeline`: the period as the dashboard's bar draws it.
+#[derive(Clone, Debug)]
+pub struct ServiceStateTimeline {
+    pub service: String,
+    pub calendar: String,
+    /// The calendar's IANA zone, so a reader can show the edges in it.
+    pub timezone: String,
+    pub period: Period,
+    pub runs: Vec<availability::StateRun>,
+    /// The outages that overlap base, as in the availability figures.
+    pub outages: Vec<availability::OutageReport>,
+    /// The service's maintenance windows that overlap the period, whole.
+    pub maintenance: Vec<MaintenanceWindow>,
+}
+
+/// A maintenance window of the catalogue, as the timeline lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MaintenanceWindow {
+    pub id: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub reason: String,
+}
+
+/// The state runs of a service over a period in a calendar (default `24x7`): up, down (with
+/// reasons), unknown, maintenance and outside service hours, from the same timeline and
+/// coverage the availability figures use.
+pub fn service_state_timeline(
+    source: &dyn ReportSource,
+    catalogue: &Catalogue,
+    service_id: &str,
+    calendar_name: Option<&str>,
+    query: PeriodQuery<'_>,
+    now: i64,
+) -> Result<ServiceStateTimeline, ReportError> {
+    let service = catalogue.service(service_id).ok_or_else(|| ReportError::UnknownService(service_id.to_string()))?;
+    let calendar = calendar(catalogue, calendar_name)?;
+    let period = period::resolve(query, Some(probity_config::PeriodKind::Month), &calendar.timezone, now)?;
+    let (cf, ct) =
+        availability::context_window(period.from_ms, period.to_ms, service.min_outage.as_millis() as i64, now);
+    let timeline = service_timeline(source, service, cf, ct)?;
+    let maintenance = maintenance_intervals(catalogue, service_id);
+    let coverage = availability::coverage(calendar, &maintenance, period.from_ms, period.to_ms);
+    let runs = availability::state_runs(&timeline, &coverage, period.from_ms, period.to_ms);
+    let spec =
+        FiguresSpec { calendar, maintenance: &maintenance, unknown: UnknownPolicy::Exclude, target_percent: None };
+    let outages = availability::compute(&timeline, &spec, period.from_ms, period.to_ms).outages;
+    let (from, to) = (period.from_ms, period.to_ms);
+    let maintenance = catalogue
+        .maintenance_of(service_id)
+        .map(|m| MaintenanceWindow {
+            id: m.id.to_string(),
+            start_ms: m.start.as_millisecond(),
+            end_ms: m.end.as_millisecond(),
+            reason: m.reason.clone(),
+        })
+        .filter(|m| m.start_ms < to && m.end_ms > from)
+        .collect();
+    Ok(ServiceStateTimeline {
+        service: service_id.to_string(),
+        calendar: calendar.id.clone(),
+        timezone: calendar.timezone_name.clone(),
+        period,
+        runs,
+        outages,
+        maintenance,
+    })
+}
+
+/// A latency series longer than this is refused: ask for `step=day` or a shorter period.
+pub const MAX_SERIES_POINTS: usize = 1_500;
+
+/// `GET /api/v1/services/{id}/latency/series`: latency percentiles per hour or local day.
+#[derive(Clone, Debug)]
+pub struct LatencySeries {
+    pub service: String,
+    pub calendar: String,
+    pub timezone: String,
+    pub period: Period,
+    pub step: availability::Step,
+    pub points: Vec<LatencyPoint>,
+}
+
+/// One bucket of a latency series: successful results of the service's probes (all agents
+/// merged) over the minutes whose start lies in the bucket's part of base.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LatencyPoint {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub count: u64,
+    pub max_ms: Option<f64>,
+    pub percentiles: BTreeMap<String, Option<f64>>,
+}
+
+/// Parses `step=hour|day`; without it, hours for a period of up to 7 days, else days.
+pub fn parse_step(text: Option<&str>) -> Result<Option<availability::Step>, ReportError> {
+    match text {
+        None => Ok(None),
+        Some("hour") => Ok(Some(availability::Step::Hour)),
+        Some("day") => Ok(Some(availability::Step::Day)),
+        Some(other) => {
+            Err(ReportError::BadParameter(format!("step: \"{other}\" is not a step; use step=hour or step=day")))
+        }
+    }
+}
+
+/// The latency percentiles of a service's probes per step of a period (default calendar
+/// `24x7`), from the HDR histograms (µs, 3 significant digits) through `ReportSource`.
+#[allow(clippy::too_many_arguments)]
+pub fn latency_series(
+    source: &dyn ReportSource,
+    catalogue: &Catalogue,
+    service_id: &str,
+    calendar_name: Option<&str>,
+    query: PeriodQuery<'_>,
+    step: Option<availability::Step>,
+    percentiles: &[f64],
+    now: i64,
+) -> Result<LatencySeries, ReportError> {
+    let service = catalogue.service(service_id).ok_or_else(|| ReportError::UnknownService(service_id.to_string()))?;
+    let calendar = calendar(catalogue, calendar_name)?;
+    let period = period::resolve(query, Some(probity_config::PeriodKind::Month), &calendar.timezone, now)?;
+    let (from, to) = (period.from_ms, period.to_ms);
+    let step =
+        step.unwrap_or(if availability::step_count(&calendar.timezone, availability::Step::Day, from, to) <= 7 {
+            availability::Step::Hour
+        } else {
+            availability::Step::Day
+        });
+    let count = availability::step_count(&calendar.timezone, step, from, to);
+    if count > MAX_SERIES_POINTS {
+        return Err(ReportError::BadParameter(format!(
+            "the period {} has {count} steps of a{}, more than {MAX_SERIES_POINTS}; ask for step=day or a shorter period",
+            period.label,
+            if step == availability::Step::Hour { "n hour" } else { " day" }
+        )));
+    }
+    let maintenance = maintenance_intervals(catalogue, service_id);
+    let base = availability::coverage(calendar, &maintenance, from, to).base;
+    let ms = |us: u64| us as f64 / 1000.0;
+    let mut points = Vec::with_capacity(count);
+    for bucket in availability::step_buckets(&base, &calendar.timezone, step, from, to) {
+        let h = if bucket.base.is_empty() {
+            new_histogram()
+        } else {
+            service_latency_histogram(source, service, &bucket.base)?
+        };
+        let n = h.len();
+        let some = |v: f64| (n > 0).then_some(v);
+        points.push(LatencyPoint {
+            start_ms: bucket.start_ms,
+            end_ms: bucket.end_ms,
+            count: n,
+            max_ms: some(ms(h.max())),
+            percentiles: percentiles
+                .iter()
+                .map(|p| (format!("p{}", trim_float(*p)), some(ms(h.value_at_quantile(p / 100.0)))))
+                .collect(),
+        });
+    }
+    Ok(LatencySeries {
+        service: service_id.to_string(),
+        calendar: calendar.id.clone(),
+        timezone: calendar.timezone_name.clone(),
+        period,
+        step,
+        points,
+    })
+}
+
 fn trim_float(v: f64) -> String {
     let s = format!("{v}");
     s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
@@ -459,7 +632,9 @@ pub fn compliance(
             availability_percent: report.figures.availability_percent,
             target_percent: agreement.availability,
             downtime_seconds: report.figures.downtime_seconds,
+            error_budget_seconds: report.figures.error_budget_seconds,
             error_budget_remaining_seconds: report.figures.error_budget_remaining_seconds,
+            burn_rate: report.figures.burn_rate,
             latency_met: report.latency.as_ref().and_then(|l| l.met),
             met: report.met,
             millis: report.figures.millis,

@@ -18,8 +18,12 @@ use probity_config::{AgreementKind, UnknownPolicy};
 use serde::Serialize;
 
 use crate::availability::{Attribution, BurnRates, FigureMillis, Figures, OutageReport};
+use crate::availability::{StateRun, Step};
 use crate::period::Period;
-use crate::report::{AgreementReport, Compliance, ComplianceLine, LatencyReport, LatencySummary, ServiceAvailability};
+use crate::report::{
+    AgreementReport, Compliance, ComplianceLine, LatencyPoint, LatencyReport, LatencySeries, LatencySummary,
+    MaintenanceWindow, ServiceAvailability, ServiceStateTimeline,
+};
 
 /// A report and the JSON it is shown as: `serde_json::to_value(report.view())`.
 pub trait View {
@@ -54,6 +58,130 @@ impl View for Compliance {
     type View<'a> = ComplianceView<'a>;
     fn view(&self) -> ComplianceView<'_> {
         ComplianceView::from(self)
+    }
+}
+
+impl View for ServiceStateTimeline {
+    type View<'a> = TimelineView<'a>;
+    fn view(&self) -> TimelineView<'_> {
+        TimelineView {
+            service: &self.service,
+            calendar: &self.calendar,
+            timezone: &self.timezone,
+            period: PeriodView::from(&self.period),
+            runs: self.runs.iter().map(StateRunView::from).collect(),
+            outages: self.outages.iter().map(OutageView::from).collect(),
+            maintenance: self.maintenance.iter().map(MaintenanceWindowView::from).collect(),
+        }
+    }
+}
+
+impl View for LatencySeries {
+    type View<'a> = LatencySeriesView<'a>;
+    fn view(&self) -> LatencySeriesView<'_> {
+        LatencySeriesView {
+            service: &self.service,
+            calendar: &self.calendar,
+            timezone: &self.timezone,
+            period: PeriodView::from(&self.period),
+            step: match self.step {
+                Step::Hour => "hour",
+                Step::Day => "day",
+            },
+            points: self.points.iter().map(LatencyPointView::from).collect(),
+        }
+    }
+}
+
+/// `GET /api/v1/services/{id}/timeline`: the period's state runs, contiguous from
+/// `period.from` to `period.to`.
+#[derive(Serialize)]
+pub struct TimelineView<'a> {
+    service: &'a str,
+    calendar: &'a str,
+    timezone: &'a str,
+    period: PeriodView<'a>,
+    runs: Vec<StateRunView<'a>>,
+    outages: Vec<OutageView<'a>>,
+    maintenance: Vec<MaintenanceWindowView<'a>>,
+}
+
+#[derive(Serialize)]
+struct StateRunView<'a> {
+    start: String,
+    end: String,
+    state: &'static str,
+    seconds: f64,
+    /// Down runs only: the outage's reasons (kind: count) and its true edges.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasons: Option<&'a BTreeMap<ErrorKind, u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outage: Option<EdgesView>,
+}
+
+#[derive(Serialize)]
+struct EdgesView {
+    start: String,
+    end: String,
+}
+
+#[derive(Serialize)]
+struct MaintenanceWindowView<'a> {
+    id: &'a str,
+    start: String,
+    end: String,
+    reason: &'a str,
+}
+
+/// `GET /api/v1/services/{id}/latency/series`.
+#[derive(Serialize)]
+pub struct LatencySeriesView<'a> {
+    service: &'a str,
+    calendar: &'a str,
+    timezone: &'a str,
+    period: PeriodView<'a>,
+    step: &'static str,
+    points: Vec<LatencyPointView<'a>>,
+}
+
+#[derive(Serialize)]
+struct LatencyPointView<'a> {
+    start: String,
+    end: String,
+    count: u64,
+    max_ms: Option<f64>,
+    percentiles: BTreeMap<&'a str, Option<f64>>,
+}
+
+impl<'a> From<&'a StateRun> for StateRunView<'a> {
+    fn from(r: &'a StateRun) -> Self {
+        let down = r.outage.is_some();
+        StateRunView {
+            start: rfc3339(r.start_ms),
+            end: rfc3339(r.end_ms),
+            state: r.state.as_str(),
+            seconds: thousandths(r.length_ms() as f64 / 1000.0),
+            reasons: down.then_some(&r.reasons),
+            outage: r.outage.map(|(start, end)| EdgesView { start: rfc3339(start), end: rfc3339(end) }),
+        }
+    }
+}
+
+impl<'a> From<&'a MaintenanceWindow> for MaintenanceWindowView<'a> {
+    fn from(m: &'a MaintenanceWindow) -> Self {
+        MaintenanceWindowView { id: &m.id, start: rfc3339(m.start_ms), end: rfc3339(m.end_ms), reason: &m.reason }
+    }
+}
+
+impl<'a> From<&'a LatencyPoint> for LatencyPointView<'a> {
+    fn from(p: &'a LatencyPoint) -> Self {
+        LatencyPointView {
+            start: rfc3339(p.start_ms),
+            end: rfc3339(p.end_ms),
+            count: p.count,
+            max_ms: p.max_ms.map(thousandths),
+            percentiles: p.percentiles.iter().map(|(k, v)| (k.as_str(), v.map(thousandths))).collect(),
+        }
     }
 }
 
@@ -119,7 +247,9 @@ struct ComplianceLineView<'a> {
     availability_percent: Option<f64>,
     target_percent: f64,
     downtime_seconds: f64,
+    error_budget_seconds: Option<f64>,
     error_budget_remaining_seconds: Option<f64>,
+    burn_rate: Option<BurnRatesView>,
     latency_met: Option<bool>,
     coverage_percent: Option<f64>,
     unknown_seconds: f64,
@@ -265,7 +395,9 @@ impl<'a> From<&'a ComplianceLine> for ComplianceLineView<'a> {
             availability_percent: availability_percent(&l.millis),
             target_percent: millionths(l.target_percent),
             downtime_seconds: thousandths(l.downtime_seconds),
+            error_budget_seconds: l.error_budget_seconds.map(thousandths),
             error_budget_remaining_seconds: l.error_budget_remaining_seconds.map(thousandths),
+            burn_rate: l.burn_rate.as_ref().map(BurnRatesView::from),
             latency_met: l.latency_met,
             coverage_percent: coverage_percent(&l.millis),
             unknown_seconds: thousandths(l.unknown_seconds),

@@ -526,6 +526,8 @@ async fn a_period_longer_than_max_period_is_a_400_naming_the_limit_on_every_endp
     for path in [
         "/api/v1/services/shop/availability",
         "/api/v1/services/shop/latency",
+        "/api/v1/services/shop/timeline",
+        "/api/v1/services/shop/latency/series",
         "/api/v1/agreements/shop-sla/report",
         "/api/v1/agreements/shop-sla/evidence",
         "/api/v1/compliance",
@@ -610,4 +612,78 @@ async fn restating_needs_a_manager_token_and_a_reason() {
     let (status, message) = post(Some("probity_boss"), r#"{"reason": "late results"}"#).await;
     assert_eq!(status, StatusCode::CONFLICT, "{message}");
     assert!(message.contains("not a closed period"), "{message}");
+}
+
+#[tokio::test]
+async fn the_timeline_and_latency_series_agree_with_the_availability_and_latency_figures() {
+    let h = harness();
+    // Two whole UTC hours two days ago: a1 reports web and db every 10 s, web is down
+    // (connection refused) from 00:30 to 00:40.
+    let t = (now_ms() / 3_600_000 - 48) * 3_600_000;
+    let results: Vec<_> = (0..720u64)
+        .flat_map(|i| {
+            let at = t + i as i64 * 10_000;
+            let down = (180..240).contains(&i).then_some(ErrorKind::Connect);
+            [result(2 * i + 1, "web", at, down), result(2 * i + 2, "db", at, None)]
+        })
+        .collect();
+    let response = ingest(&h.app, &IngestRequest { agent: "a1".into(), results, ..Default::default() }).await;
+    assert_eq!(response.accepted, 1440);
+    let rfc = probity_config::time::rfc3339;
+    let range = format!("from={}&to={}", rfc(t - 3_600_000), rfc(t + 3 * 3_600_000));
+
+    let (status, timeline) = get_json(&h.app, &format!("/api/v1/services/shop/timeline?{range}"), None).await;
+    assert_eq!(status, StatusCode::OK, "{timeline}");
+    assert_eq!((timeline["calendar"].as_str(), timeline["timezone"].as_str()), (Some("24x7"), Some("UTC")));
+    let runs: Vec<(String, String, String)> = timeline["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["start"].as_str().unwrap().into(),
+                r["end"].as_str().unwrap().into(),
+                r["state"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    // The last results' views last two intervals: 20 s for web, and db's 30 s interval
+    // keeps it known 60 s past its last result, but web decides the service.
+    let stale = t + 7_190_000 + 20_000;
+    let expect = |a: i64, b: i64, state: &str| (rfc(a), rfc(b), state.to_string());
+    assert_eq!(
+        runs,
+        vec![
+            expect(t - 3_600_000, t, "unknown"),
+            expect(t, t + 1_800_000, "up"),
+            expect(t + 1_800_000, t + 2_400_000, "down"),
+            expect(t + 2_400_000, stale, "up"),
+            expect(stale, t + 3 * 3_600_000, "unknown"),
+        ]
+    );
+    let down = &timeline["runs"][2];
+    // One agent saw one down run: reasons count runs (episodes), not results.
+    assert_eq!(down["reasons"], serde_json::json!({"connect": 1}));
+    assert_eq!(down["seconds"], 600.0);
+    assert!(timeline["runs"][1].get("reasons").is_none(), "only down runs carry reasons");
+    let (_, availability) = get_json(&h.app, &format!("/api/v1/services/shop/availability?{range}"), None).await;
+    assert_eq!(availability["downtime_seconds"], down["seconds"]);
+    assert_eq!(timeline["outages"], availability["outages"]);
+
+    let (status, series) =
+        get_json(&h.app, &format!("/api/v1/services/shop/latency/series?{range}&step=hour&percentiles=50,99"), None)
+            .await;
+    assert_eq!(status, StatusCode::OK, "{series}");
+    let points = series["points"].as_array().unwrap();
+    assert_eq!(points.len(), 4);
+    assert_eq!(points.iter().map(|p| p["count"].as_u64().unwrap()).collect::<Vec<_>>(), vec![0, 660, 720, 0]);
+    assert!(points[0]["percentiles"]["p50"].is_null() && points[1]["percentiles"]["p99"].is_number());
+    let (_, latency) = get_json(&h.app, &format!("/api/v1/services/shop/latency?{range}"), None).await;
+    assert_eq!(latency["count"], 1380);
+    let (status, body) =
+        get_json(&h.app, &format!("/api/v1/services/shop/latency/series?{range}&step=week"), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("use step=hour or step=day"), "{body}");
+    let (status, _) = get_json(&h.app, "/api/v1/services/nope/timeline", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

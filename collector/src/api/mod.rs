@@ -11,6 +11,7 @@ mod agents;
 mod health;
 mod metrics;
 mod read;
+mod timeline;
 
 use axum::Json;
 use axum::Router;
@@ -31,6 +32,7 @@ pub fn app(state: AppState) -> Router {
         .merge(metrics::routes())
         .merge(read::routes())
         .merge(history::routes())
+        .merge(timeline::routes())
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))

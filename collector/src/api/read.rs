@@ -137,6 +137,10 @@ struct AgreementRef {
     kind: probity_config::AgreementKind,
     target_percent: f64,
     calendar: String,
+    /// The calendar's IANA zone: the dashboard shows the agreement's times in it.
+    timezone: String,
+    /// The agreement's own period kind (`week`, `month`, `quarter`, `year`).
+    period: &'static str,
 }
 
 async fn services(
@@ -184,6 +188,8 @@ async fn services(
                         kind: a.kind,
                         target_percent: a.availability,
                         calendar: a.calendar.clone(),
+                        timezone: c.calendar(&a.calendar).map(|cal| cal.timezone_name.clone()).unwrap_or_default(),
+                        period: a.period.as_str(),
                     })
                     .collect(),
             });
@@ -196,7 +202,7 @@ async fn services(
 
 /// The shape every report endpoint shares: check the token and the parameters, then
 /// compute off the async threads against the configuration in force and answer JSON.
-async fn report_json<T: View>(
+pub(super) async fn report_json<T: View>(
     state: AppState,
     headers: &HeaderMap,
     params: HashMap<String, String>,
@@ -218,7 +224,7 @@ async fn report_json<T: View>(
     Ok(Json(out).into_response())
 }
 
-fn calendar_param(params: &HashMap<String, String>) -> Option<&str> {
+pub(super) fn calendar_param(params: &HashMap<String, String>) -> Option<&str> {
     params.get("calendar").map(String::as_str)
 }
 

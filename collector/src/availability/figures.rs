@@ -263,7 +263,7 @@ impl Iterator for DailyRows<'_> {
 }
 
 /// The local days of a zone that overlap `[from, to)`: each date with its stretch, clipped.
-struct LocalDays<'a> {
+pub(super) struct LocalDays<'a> {
     tz: &'a jiff::tz::TimeZone,
     to: i64,
     from: i64,
@@ -271,7 +271,7 @@ struct LocalDays<'a> {
 }
 
 impl<'a> LocalDays<'a> {
-    fn new(tz: &'a jiff::tz::TimeZone, from: i64, to: i64) -> Self {
+    pub(super) fn new(tz: &'a jiff::tz::TimeZone, from: i64, to: i64) -> Self {
         let date = Timestamp::from_millisecond(from).ok().filter(|_| from < to).map(|t| tz.to_datetime(t).date());
         LocalDays { tz, from, to, date }
     }

@@ -24,7 +24,9 @@
 //! latency minutes), `timeline.rs` (probe and service timelines, quorum, `min_outage`,
 //! outages, the context window) and `figures.rs` (coverage, the SPEC §7 figures, budget,
 //! burn rate, daily rows), `verdict.rs` (coverage and the verdict), `attribution.rs`
-//! (downtime attributed to dependencies) and `completeness.rs` (results expected,
+//! (downtime attributed to dependencies), `period_view.rs` (a period as the dashboard draws
+//! it: state runs with service hours and maintenance laid over them, hour or day buckets for
+//! a latency series) and `completeness.rs` (results expected,
 //! received and the largest gap, for evidence). The brute-force model the property tests check them against is
 //! `model.rs`; `fixtures.rs` holds the hand-written cases' shorthand.
 
@@ -32,6 +34,7 @@ mod attribution;
 mod completeness;
 mod figures;
 mod intervals;
+mod period_view;
 mod timeline;
 mod verdict;
 
@@ -47,6 +50,7 @@ pub use figures::{
     Figures, FiguresSpec, OutageReport, compute, coverage, daily_breakdown, daily_row_count, daily_rows,
 };
 pub use intervals::{Interval, intersect, latency_minute_ranges, share_of, total};
+pub use period_view::{Bucket, RunState, StateRun, Step, state_runs, step_buckets, step_count};
 pub use timeline::{
     CONTEXT_PADDING_MS, Outage, ProbeViews, Segment, ServiceInput, ServiceTimeline, State, context_window,
     probe_timeline, service_timeline,
