@@ -1,7 +1,8 @@
 //! Self-metrics: counters the agent keeps about itself, and the Prometheus text
-//! endpoint (`--metrics-listen`) that serves them.
+//! endpoint (`--metrics-listen`) that serves them. The counters are plain atomics (the
+//! scheduler, shipper and spool bump them on their hot paths); a scrape reads them into one
+//! `prometheus-client` collector, which writes the text format (0.0.4) with its escaping.
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -12,10 +13,16 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use probity_config::probe::ProbeSpec;
 use probity_config::wire::ErrorKind;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, prometheus_text};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tracing::debug;
 
-use crate::spool::Spool;
+use crate::spool::{Spool, SpoolStats};
 
 const KINDS: [&str; ProbeSpec::KINDS.len()] = ProbeSpec::KINDS;
 
@@ -50,106 +57,93 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self, spool: &Spool) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP probity_agent_probes_run_total Probe runs completed, by probe kind.\n# TYPE probity_agent_probes_run_total counter"
-        );
-        for (i, k) in KINDS.iter().enumerate() {
-            let _ =
-                writeln!(out, "probity_agent_probes_run_total{{kind=\"{k}\"}} {}", self.probes_run[i].load(Relaxed));
-        }
-        let simple = |out: &mut String, name: &str, kind: &str, help: &str, value: String| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        let load = |c: &AtomicU64| c.load(Relaxed);
+        let scrape = Scrape {
+            probes_run: KINDS.iter().copied().zip(self.probes_run.iter().map(load)).collect(),
+            failures: ErrorKind::ALL.iter().map(|k| k.as_str()).zip(self.failures.iter().map(load)).collect(),
+            skipped_ticks: load(&self.skipped_ticks),
+            delivered: load(&self.delivered),
+            rejected: load(&self.rejected),
+            delivery_failures: load(&self.delivery_failures),
+            delivery_lag_seconds: load(&self.delivery_lag_ms) as f64 / 1000.0,
+            assigned_probes: load(&self.assigned_probes),
+            spool_errors: load(&self.spool_errors),
+            spool: spool.stats(),
+            next_seq: spool.next_seq(),
         };
-        let _ = writeln!(
-            out,
-            "# HELP probity_agent_probe_failures_total Failed probe runs, by error kind.\n# TYPE probity_agent_probe_failures_total counter"
-        );
-        for (i, k) in ErrorKind::ALL.iter().enumerate() {
-            let _ =
-                writeln!(out, "probity_agent_probe_failures_total{{kind=\"{k}\"}} {}", self.failures[i].load(Relaxed));
-        }
-        let stats = spool.stats();
-        let load = |c: &AtomicU64| c.load(Relaxed).to_string();
-        simple(
-            &mut out,
-            "probity_agent_skipped_ticks_total",
-            "counter",
-            "Scheduled runs skipped because the previous run of the probe was still going.",
-            load(&self.skipped_ticks),
-        );
-        simple(
-            &mut out,
-            "probity_agent_spool_depth",
-            "gauge",
-            "Results spooled and not yet acknowledged.",
-            stats.depth.to_string(),
-        );
-        simple(
-            &mut out,
-            "probity_agent_spool_bytes",
-            "gauge",
-            "Bytes of spool segment files on disk.",
-            stats.bytes.to_string(),
-        );
-        simple(
-            &mut out,
-            "probity_agent_spool_dropped_results_total",
-            "counter",
-            "Undelivered results dropped because the spool reached spool_max.",
-            stats.dropped.to_string(),
-        );
-        simple(
-            &mut out,
-            "probity_agent_spool_errors_total",
-            "counter",
-            "Spool writes that failed.",
-            load(&self.spool_errors),
-        );
-        simple(
-            &mut out,
-            "probity_agent_results_delivered_total",
-            "counter",
-            "Results the collector acknowledged.",
-            load(&self.delivered),
-        );
-        simple(
-            &mut out,
-            "probity_agent_results_rejected_total",
-            "counter",
-            "Results the collector acknowledged as rejected.",
-            load(&self.rejected),
-        );
-        simple(
-            &mut out,
-            "probity_agent_delivery_failures_total",
-            "counter",
-            "Ingest requests that failed (network error or non-200).",
-            load(&self.delivery_failures),
-        );
-        simple(
-            &mut out,
-            "probity_agent_delivery_lag_seconds",
-            "gauge",
-            "Age of the oldest result not yet acknowledged.",
-            format!("{:.3}", self.delivery_lag_ms.load(Relaxed) as f64 / 1000.0),
-        );
-        simple(
-            &mut out,
-            "probity_agent_next_seq",
-            "gauge",
-            "The seq the next result will get.",
-            spool.next_seq().to_string(),
-        );
-        simple(
-            &mut out,
-            "probity_agent_assigned_probes",
-            "gauge",
-            "Probes in the current assignment.",
-            load(&self.assigned_probes),
-        );
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(scrape));
+        let mut out = String::with_capacity(4096);
+        prometheus_text::encode(&mut out, &registry).expect("writing to a String cannot fail");
         out
+    }
+}
+
+/// The values of one scrape, read from the atomics and the spool before encoding.
+#[derive(Debug)]
+struct Scrape {
+    probes_run: Vec<(&'static str, u64)>,
+    failures: Vec<(&'static str, u64)>,
+    skipped_ticks: u64,
+    delivered: u64,
+    rejected: u64,
+    delivery_failures: u64,
+    delivery_lag_seconds: f64,
+    assigned_probes: u64,
+    spool_errors: u64,
+    spool: SpoolStats,
+    next_seq: u64,
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let by_kind = |e: &mut DescriptorEncoder, name: &str, help: &str, values: &[(&str, u64)]| {
+            let mut family = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (kind, v) in values {
+                ConstCounter::new(*v).encode(family.encode_family(&[("kind", *kind)])?)?;
+            }
+            Ok::<(), std::fmt::Error>(())
+        };
+        by_kind(&mut e, "probity_agent_probes_run", "Probe runs completed, by probe kind", &self.probes_run)?;
+        by_kind(&mut e, "probity_agent_probe_failures", "Failed probe runs, by error kind", &self.failures)?;
+        let counters = [
+            (
+                "probity_agent_skipped_ticks",
+                "Scheduled runs skipped because the previous run of the probe was still going",
+                self.skipped_ticks,
+            ),
+            (
+                "probity_agent_spool_dropped_results",
+                "Undelivered results dropped because the spool reached spool_max",
+                self.spool.dropped,
+            ),
+            ("probity_agent_spool_errors", "Spool writes that failed", self.spool_errors),
+            ("probity_agent_results_delivered", "Results the collector acknowledged", self.delivered),
+            ("probity_agent_results_rejected", "Results the collector acknowledged as rejected", self.rejected),
+            (
+                "probity_agent_delivery_failures",
+                "Ingest requests that failed (network error or non-200)",
+                self.delivery_failures,
+            ),
+        ];
+        for (name, help, v) in counters {
+            ConstCounter::new(v).encode(e.encode_descriptor(name, help, None, MetricType::Counter)?)?;
+        }
+        let gauges = [
+            ("probity_agent_spool_depth", "Results spooled and not yet acknowledged", self.spool.depth as i64),
+            ("probity_agent_spool_bytes", "Bytes of spool segment files on disk", self.spool.bytes as i64),
+            ("probity_agent_next_seq", "The seq the next result will get", self.next_seq as i64),
+            ("probity_agent_assigned_probes", "Probes in the current assignment", self.assigned_probes as i64),
+        ];
+        for (name, help, v) in gauges {
+            ConstGauge::new(v).encode(e.encode_descriptor(name, help, None, MetricType::Gauge)?)?;
+        }
+        ConstGauge::new(self.delivery_lag_seconds).encode(e.encode_descriptor(
+            "probity_agent_delivery_lag_seconds",
+            "Age of the oldest result not yet acknowledged",
+            None,
+            MetricType::Gauge,
+        )?)
     }
 }
 

@@ -190,6 +190,9 @@ async fn self_metrics_are_served_as_prometheus_text() {
     ] {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }
+    // `http_get` returns the whole response; promtool reads the body.
+    let body = text.split_once("\r\n\r\n").map_or(text.as_str(), |(_, body)| body);
+    support::promtool::check_metrics(body);
     let failures: u64 = text
         .lines()
         .find(|l| l.starts_with("probity_agent_probe_failures_total{kind=\"connect\"}"))

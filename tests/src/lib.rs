@@ -2,8 +2,8 @@
 //! (the agent's and the collector's integration tests and the `e2e` binary here): real
 //! collector and agent processes whose bound address is read from their log
 //! (`process`), reqwest for every request (`client`), real local targets on
-//! 127.0.0.1:0 (`targets`), an in-process fake collector for the agent (`fake_collector`)
-//! and the collector tests' catalogue and batches (`ingest`). No port is picked by
+//! 127.0.0.1:0 (`targets`), an in-process fake collector for the agent (`fake_collector`),
+//! the collector tests' catalogue and batches (`ingest`) and promtool's checks (`promtool`). No port is picked by
 //! binding and releasing it: every listener is bound where it is used, and processes
 //! listen on port 0 and say where.
 
@@ -11,6 +11,7 @@ pub mod client;
 pub mod fake_collector;
 pub mod ingest;
 pub mod process;
+pub mod promtool;
 pub mod targets;
 
 use std::path::{Path, PathBuf};

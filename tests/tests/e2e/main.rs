@@ -6,6 +6,7 @@ mod evidence;
 mod files;
 mod history;
 mod install;
+mod metrics;
 mod probing;
 mod reports;
 mod storage;
