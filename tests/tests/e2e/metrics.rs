@@ -1,7 +1,9 @@
 //! `/metrics` of a real collector with real agents (SPEC §14): the families a Prometheus
 //! alert needs, with their labels, accepted by `promtool check metrics`; a killed agent's
-//! probe series vanish once its view is stale, never frozen.
+//! probe series vanish once its view is stale, never frozen; the shipped Grafana dashboard
+//! and alert rules name only metrics the collector exposes.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use probity_tests::{Agent, Collector, HttpTarget, promtool, wait_for};
@@ -83,6 +85,83 @@ fn the_section_14_families_carry_their_labels_and_pass_promtool_check_metrics() 
     assert_eq!(value(&text, "probity_agent_resets_total{agent=\"edge-1\"}"), Some(0.0), "{text}");
     assert_eq!(value(&text, "probity_restatements_pending"), Some(0.0), "{text}");
     promtool::check_metrics(&text);
+    shipped_queries_name_only_exposed_metrics(&text);
+}
+
+/// Every query of `dist/grafana/probity.json` (panel targets, template variables) and every
+/// metric `dist/prometheus/probity-alerts.yml` names is a metric of `exposition`, so a
+/// renamed metric cannot leave a dashboard or an alert silently empty.
+fn shipped_queries_name_only_exposed_metrics(exposition: &str) {
+    let exposed = exposed_names(exposition);
+    let root = probity_tests::workspace_root();
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("dist/grafana/probity.json")).unwrap())
+            .expect("dist/grafana/probity.json is valid JSON");
+    assert!(dashboard["panels"].as_array().is_some_and(|p| !p.is_empty()), "a dashboard without panels");
+    let mut queries = Vec::new();
+    collect_queries(&dashboard, &mut queries);
+    assert!(queries.len() >= 10, "{queries:?}");
+    for q in &queries {
+        let named = metric_names(q);
+        assert!(!named.is_empty(), "a dashboard query that reads no probity metric: {q}");
+        for name in named {
+            assert!(exposed.contains(&name), "the dashboard queries {name}, which /metrics does not expose: {q}");
+        }
+    }
+    let rules = std::fs::read_to_string(root.join("dist/prometheus/probity-alerts.yml")).unwrap();
+    let named = metric_names(&rules);
+    assert!(named.len() >= 7, "{named:?}");
+    for name in named {
+        assert!(exposed.contains(&name), "an alert rule names {name}, which /metrics does not expose");
+    }
+}
+
+/// Metric names from `# TYPE` lines, with a histogram's `_bucket`, `_sum` and `_count`.
+fn exposed_names(exposition: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for line in exposition.lines() {
+        let mut words = line.strip_prefix("# TYPE ").unwrap_or_default().split(' ');
+        let (Some(name), Some(kind)) = (words.next(), words.next()) else { continue };
+        if kind == "histogram" {
+            for suffix in ["_bucket", "_sum", "_count"] {
+                names.insert(format!("{name}{suffix}"));
+            }
+        }
+        names.insert(name.to_string());
+    }
+    names
+}
+
+/// The strings under `expr`, and template variables' `definition`s, anywhere in `v`.
+fn collect_queries(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("expr" | "definition", serde_json::Value::String(q)) => out.push(q.clone()),
+                    _ => collect_queries(value, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|i| collect_queries(i, out)),
+        _ => {}
+    }
+}
+
+/// Every `probity_…` identifier in `text`.
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("probity_") {
+        let starts_a_word = !rest[..i].ends_with(is_ident);
+        let end = rest[i..].find(|c: char| !is_ident(c)).map_or(rest.len(), |e| i + e);
+        if starts_a_word {
+            names.insert(rest[i..end].to_string());
+        }
+        rest = &rest[end..];
+    }
+    names
 }
 
 #[test]
