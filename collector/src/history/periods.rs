@@ -532,14 +532,21 @@ pub fn seal_due(
     catalogue: &Catalogue,
     now_ms: i64,
 ) -> Result<usize, HistoryReadError> {
-    let mut sealed = 0;
+    let mut unsealed = Vec::new();
     for (agreement, label) in due_for_sealing(catalogue, now_ms) {
         if records.revisions(&agreement, &label).map_err(HistoryError::from)?.is_empty() {
-            latest_or_seal(records, source, &agreement, &label, now_ms)?;
-            sealed += 1;
+            unsealed.push((agreement, label));
         }
     }
-    Ok(sealed)
+    if !unsealed.is_empty() {
+        tracing::info!(periods = unsealed.len(), "sealing closed periods");
+    }
+    for (agreement, label) in &unsealed {
+        let revision = latest_or_seal(records, source, agreement, label, now_ms)?;
+        // Logged once the revision is durable.
+        tracing::info!(agreement, period = %label, revision = revision.number, "closed period sealed");
+    }
+    Ok(unsealed.len())
 }
 
 fn encode(r: &Revision) -> Vec<u8> {
