@@ -411,6 +411,8 @@ pub struct ServiceStateTimeline {
     pub outages: Vec<availability::OutageReport>,
     /// The service's maintenance windows that overlap the period, whole.
     pub maintenance: Vec<MaintenanceWindow>,
+    /// Per (probe, agent), in catalogue order: how much of base its view covered.
+    pub agents: Vec<(String, String, availability::ViewCoverage)>,
 }
 
 /// A maintenance window of the catalogue, as the timeline lists it.
@@ -446,6 +448,13 @@ pub fn service_state_timeline(
         FiguresSpec { calendar, maintenance: &maintenance, unknown: UnknownPolicy::Exclude, target_percent: None };
     let outages = availability::compute(&timeline, &spec, period.from_ms, period.to_ms).outages;
     let (from, to) = (period.from_ms, period.to_ms);
+    let mut agents = Vec::new();
+    for p in &service.probes {
+        for a in &p.agents {
+            let runs = source.view_runs(p.id.as_str(), a.as_str(), from, to).map_err(ReportError::Source)?;
+            agents.push((p.id.to_string(), a.to_string(), availability::view_coverage(&runs, &coverage.base)));
+        }
+    }
     let maintenance = catalogue
         .maintenance_of(service_id)
         .map(|m| MaintenanceWindow {
@@ -464,6 +473,7 @@ pub fn service_state_timeline(
         runs,
         outages,
         maintenance,
+        agents,
     })
 }
 

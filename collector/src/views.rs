@@ -72,6 +72,16 @@ impl View for ServiceStateTimeline {
             runs: self.runs.iter().map(StateRunView::from).collect(),
             outages: self.outages.iter().map(OutageView::from).collect(),
             maintenance: self.maintenance.iter().map(MaintenanceWindowView::from).collect(),
+            agents: self
+                .agents
+                .iter()
+                .map(|(probe, agent, c)| AgentCoverageView {
+                    probe,
+                    agent,
+                    monitored_seconds: c.known_ms as f64 / 1000.0,
+                    coverage_percent: (c.base_ms > 0).then(|| percent_floor(c.known_ms, c.base_ms)),
+                })
+                .collect(),
         }
     }
 }
@@ -104,6 +114,16 @@ pub struct TimelineView<'a> {
     runs: Vec<StateRunView<'a>>,
     outages: Vec<OutageView<'a>>,
     maintenance: Vec<MaintenanceWindowView<'a>>,
+    /// Per (probe, agent): the part of base its view was known (null without base).
+    agents: Vec<AgentCoverageView<'a>>,
+}
+
+#[derive(Serialize)]
+struct AgentCoverageView<'a> {
+    probe: &'a str,
+    agent: &'a str,
+    monitored_seconds: f64,
+    coverage_percent: Option<f64>,
 }
 
 #[derive(Serialize)]

@@ -666,6 +666,13 @@ async fn the_timeline_and_latency_series_agree_with_the_availability_and_latency
     assert_eq!(down["reasons"], serde_json::json!({"connect": 1}));
     assert_eq!(down["seconds"], 600.0);
     assert!(timeline["runs"][1].get("reasons").is_none(), "only down runs carry reasons");
+    // a1's view of web was known 00:00 to 02:00:10 of the 4 hours; a0 never reported.
+    let agents = timeline["agents"].as_array().unwrap();
+    assert_eq!(agents.len(), 51, "web on 50 agents, db on a1");
+    let of = |probe: &str, agent: &str| agents.iter().find(|a| a["probe"] == probe && a["agent"] == agent).unwrap();
+    assert_eq!(of("web", "a1")["monitored_seconds"], 7210.0);
+    assert_eq!(of("web", "a1")["coverage_percent"], 50.069444);
+    assert_eq!(of("web", "a0")["coverage_percent"], 0.0);
     let (_, availability) = get_json(&h.app, &format!("/api/v1/services/shop/availability?{range}"), None).await;
     assert_eq!(availability["downtime_seconds"], down["seconds"]);
     assert_eq!(timeline["outages"], availability["outages"]);

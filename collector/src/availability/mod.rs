@@ -50,7 +50,9 @@ pub use figures::{
     Figures, FiguresSpec, OutageReport, compute, coverage, daily_breakdown, daily_row_count, daily_rows,
 };
 pub use intervals::{Interval, intersect, latency_minute_ranges, share_of, total};
-pub use period_view::{Bucket, RunState, StateRun, Step, state_runs, step_buckets, step_count};
+pub use period_view::{
+    Bucket, RunState, StateRun, Step, ViewCoverage, state_runs, step_buckets, step_count, view_coverage,
+};
 pub use timeline::{
     CONTEXT_PADDING_MS, Outage, ProbeViews, Segment, ServiceInput, ServiceTimeline, State, context_window,
     probe_timeline, service_timeline,

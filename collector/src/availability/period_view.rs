@@ -11,8 +11,9 @@ use probity_config::calendar::subtract;
 use probity_config::wire::ErrorKind;
 
 use super::figures::{Coverage, LocalDays};
-use super::intervals::{Interval, intersect};
+use super::intervals::{Interval, intersect, total};
 use super::timeline::{ServiceTimeline, State};
+use crate::runs::ViewRun;
 
 /// What an instant of a period is on the timeline bar. Outside service hours and
 /// maintenance win over the service's state: that time is not agreed time, whatever the
@@ -145,6 +146,22 @@ pub fn step_buckets(base: &[Interval], tz: &TimeZone, step: Step, from: i64, to:
         .into_iter()
         .map(|(start, end)| Bucket { start_ms: start, end_ms: end, base: intersect(base, &[(start, end)]) })
         .collect()
+}
+
+/// How much of base one agent's view of one probe covered: the per-agent coverage a
+/// dashboard shows beside the service's (which needs the quorum of every probe).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ViewCoverage {
+    /// |base ∩ the agent's view is known|.
+    pub known_ms: i64,
+    pub base_ms: i64,
+}
+
+/// [`ViewCoverage`] of an agent's view runs (any order, possibly overlapping) over `base`.
+pub fn view_coverage(runs: &[ViewRun], base: &[Interval]) -> ViewCoverage {
+    let known =
+        probity_config::calendar::normalize(runs.iter().map(|r| (r.start, r.end)).filter(|(a, b)| a < b).collect());
+    ViewCoverage { known_ms: total(&intersect(&known, base)), base_ms: total(base) }
 }
 
 const HOUR_MS: i64 = 3_600_000;
@@ -317,6 +334,14 @@ mod tests {
         assert_eq!(sum(RunState::Up), m.base_ms - m.unknown_ms - m.downtime_ms);
         assert_eq!(sum(RunState::OutsideHours), (to - from) - m.service_hours_ms);
         assert!(m.downtime_ms > 0 && m.unknown_ms > 0 && m.maintenance_ms > 0, "{m:?}");
+    }
+
+    #[test]
+    fn an_agents_coverage_is_the_part_of_base_its_view_was_known() {
+        let runs = [up(0, 10), down(5, 20, ErrorKind::Timeout), up(40, 50)];
+        let base = [(at(0), at(15)), (at(30), at(60))];
+        assert_eq!(view_coverage(&runs, &base), ViewCoverage { known_ms: 25 * MINUTE, base_ms: 45 * MINUTE });
+        assert_eq!(view_coverage(&[], &base).known_ms, 0);
     }
 
     #[test]
