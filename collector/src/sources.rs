@@ -6,7 +6,7 @@ use std::io;
 use hdrhistogram::Histogram;
 
 use crate::availability::Interval;
-use crate::evidence::export::{EvidenceSource, RawResult};
+use crate::evidence::export::{EvidenceSource, InstanceLoss, RawResult};
 use crate::report::{ReportSource, SourceError};
 use crate::runs::ViewRun;
 use crate::store::Store;
@@ -44,8 +44,9 @@ impl EvidenceSource for Store {
         Ok(())
     }
 
-    /// Lost results are known per agent over its whole history (seq gaps carry no time).
-    fn lost_results(&self, agent: &str, _from_ms: i64, _to_ms: i64) -> Result<Option<u64>, SourceError> {
-        Ok(self.seq_summary(agent)?.map(|s| s.lost))
+    /// Lost results are known per instance over its whole history (seq gaps carry no time).
+    fn instances(&self, agent: &str) -> Result<Vec<InstanceLoss>, SourceError> {
+        let Some(seen) = self.agent_instances(agent)? else { return Ok(Vec::new()) };
+        Ok(seen.instances.into_iter().map(|(instance, seqs)| InstanceLoss { instance, lost: seqs.lost }).collect())
     }
 }

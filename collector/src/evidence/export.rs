@@ -50,8 +50,18 @@ pub trait EvidenceSource: ReportSource {
         to_ms: i64,
         f: &mut dyn FnMut(RawResult<'_>) -> io::Result<()>,
     ) -> Result<(), SourceError>;
-    /// Results an agent lost in `[from_ms, to_ms)` (gaps in its `seq`), if known for the window.
-    fn lost_results(&self, agent: &str, from_ms: i64, to_ms: i64) -> Result<Option<u64>, SourceError>;
+    /// The agent's instances in the order first seen, each with the results it lost (gaps
+    /// in its `seq`, over its whole history: a gap carries no time); empty for an agent
+    /// never heard from.
+    fn instances(&self, agent: &str) -> Result<Vec<InstanceLoss>, SourceError>;
+}
+
+/// One agent instance as `completeness.csv` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceLoss {
+    /// `None`: the legacy instance (requests without `instance`).
+    pub instance: Option<String>,
+    pub lost: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -159,14 +169,14 @@ pub fn export<W: Write + Seek>(
     let completeness: BTreeMap<(String, String), Completeness> =
         tallies.iter().map(|(key, tally)| (key.clone(), tally.completeness(interval_ms(&key.1)))).collect();
 
-    let mut lost = BTreeMap::new();
+    let mut instances = BTreeMap::new();
     for agent in service.probes.iter().flat_map(|p| p.agents.iter()) {
-        if !lost.contains_key(agent.as_str()) {
-            let n = source.lost_results(agent.as_str(), period.from_ms, period.to_ms).map_err(EvidenceError::Source)?;
-            lost.insert(agent.to_string(), n);
+        if !instances.contains_key(agent.as_str()) {
+            let seen = source.instances(agent.as_str()).map_err(EvidenceError::Source)?;
+            instances.insert(agent.to_string(), seen);
         }
     }
-    w.add_file("completeness.csv", |o| completeness_csv::write(o, &completeness, &lost))?;
+    w.add_file("completeness.csv", |o| completeness_csv::write(o, &completeness, &instances))?;
     let measuring = |a: &&AgentRow| service.probes.iter().any(|p| p.agents.iter().any(|id| id.as_str() == a.id));
     w.add_file("agents.csv", |o| agents_csv::write(o, agents.iter().filter(measuring)))?;
     w.add_file("methodology.md", |o| methodology_md::write(o, inputs, &report))?;
@@ -235,8 +245,9 @@ impl EvidenceSource for crate::report::memory::MemorySource {
         Ok(())
     }
 
-    fn lost_results(&self, _agent: &str, _from_ms: i64, _to_ms: i64) -> Result<Option<u64>, SourceError> {
-        Ok(Some(0))
+    /// Every agent is one legacy instance that lost nothing.
+    fn instances(&self, _agent: &str) -> Result<Vec<InstanceLoss>, SourceError> {
+        Ok(vec![InstanceLoss { instance: None, lost: 0 }])
     }
 }
 
@@ -401,7 +412,10 @@ availability = 99.9
         assert_eq!(results.len() - 1, 31 * 1440 + 60);
         assert!(results.iter().any(|l| l.contains(",false,") && l.ends_with(",connect,")));
         let completeness: Vec<&str> = files["completeness.csv"].lines().collect();
-        assert_eq!(completeness[1], format!("local,psp-api,{n},{n},0,0,60", n = 31 * 1440 + 60));
+        let n = 31 * 1440 + 60;
+        assert_eq!(completeness[1], format!("probe,local,,psp-api,{n},{n},0,60,,"));
+        assert_eq!(completeness[2], format!("agent,local,,,{n},{n},0,,0,0"));
+        assert_eq!(completeness[3], "instance,local,legacy,,,,,,0,");
     }
 
     #[test]
