@@ -64,6 +64,8 @@ enum Command {
     /// Evidence bundles for underpinning-contract reviews.
     #[command(subcommand)]
     Evidence(EvidenceCommand),
+    /// Print the API's OpenAPI 3.1 document (what GET /api/v1/openapi.json answers).
+    Openapi,
 }
 
 #[derive(Subcommand)]
@@ -132,6 +134,10 @@ fn main() -> ExitCode {
             let (report, ok) = cli::verify_evidence(&bundle, public_key.as_deref());
             print!("{report}");
             if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Some(Command::Openapi) => {
+            println!("{}", probity_collector::api::openapi::document_json());
+            ExitCode::SUCCESS
         }
         None => match serve(&args.config, args.accept_loss) {
             Ok(()) => ExitCode::SUCCESS,

@@ -16,6 +16,7 @@ use probity_config::time::rfc3339;
 use probity_config::wire::ErrorKind;
 use probity_config::{AgreementKind, UnknownPolicy};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::availability::{Attribution, BurnRates, FigureMillis, Figures, OutageReport};
 use crate::availability::{StateRun, Step};
@@ -105,7 +106,7 @@ impl View for LatencySeries {
 
 /// `GET /api/v1/services/{id}/timeline`: the period's state runs, contiguous from
 /// `period.from` to `period.to`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct TimelineView<'a> {
     service: &'a str,
     calendar: &'a str,
@@ -126,7 +127,7 @@ struct AgentCoverageView<'a> {
     coverage_percent: Option<f64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct StateRunView<'a> {
     start: String,
     end: String,
@@ -139,13 +140,13 @@ struct StateRunView<'a> {
     outage: Option<EdgesView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct EdgesView {
     start: String,
     end: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct MaintenanceWindowView<'a> {
     id: &'a str,
     start: String,
@@ -154,7 +155,7 @@ struct MaintenanceWindowView<'a> {
 }
 
 /// `GET /api/v1/services/{id}/latency/series`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct LatencySeriesView<'a> {
     service: &'a str,
     calendar: &'a str,
@@ -164,7 +165,7 @@ pub struct LatencySeriesView<'a> {
     points: Vec<LatencyPointView<'a>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct LatencyPointView<'a> {
     start: String,
     end: String,
@@ -206,7 +207,7 @@ impl<'a> From<&'a LatencyPoint> for LatencyPointView<'a> {
 }
 
 /// `GET /api/v1/agreements/{id}/report` and `summary.json`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct AgreementReportView<'a> {
     agreement: &'a str,
     kind: AgreementKind,
@@ -226,7 +227,7 @@ pub struct AgreementReportView<'a> {
 }
 
 /// `GET /api/v1/services/{id}/availability`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ServiceAvailabilityView<'a> {
     service: &'a str,
     calendar: &'a str,
@@ -236,7 +237,7 @@ pub struct ServiceAvailabilityView<'a> {
 }
 
 /// `GET /api/v1/services/{id}/latency`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct LatencySummaryView<'a> {
     service: &'a str,
     period: PeriodView<'a>,
@@ -248,7 +249,7 @@ pub struct LatencySummaryView<'a> {
 }
 
 /// `GET /api/v1/compliance`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ComplianceView<'a> {
     agreements: Vec<ComplianceLineView<'a>>,
     met: usize,
@@ -257,7 +258,7 @@ pub struct ComplianceView<'a> {
     compliance_rate_percent: Option<f64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ComplianceLineView<'a> {
     agreement: &'a str,
     kind: AgreementKind,
@@ -279,7 +280,7 @@ struct ComplianceLineView<'a> {
 }
 
 /// A period as every report and the bundle's manifest show it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PeriodView<'a> {
     label: &'a str,
     from: String,
@@ -288,7 +289,7 @@ pub struct PeriodView<'a> {
 }
 
 /// The SPEC §7 / §8 figures; the target fields only when there is a target.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct FiguresView<'a> {
     service_hours_seconds: f64,
     maintenance_seconds: f64,
@@ -311,7 +312,7 @@ struct FiguresView<'a> {
     outages: Vec<OutageView<'a>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct OutageView<'a> {
     start: String,
     end: String,
@@ -325,19 +326,19 @@ struct OutageView<'a> {
     ongoing: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct AttributionView<'a> {
     service: &'a str,
     counted_seconds: f64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct BurnRatesView {
     last_1h: Option<f64>,
     last_6h: Option<f64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct LatencyReportView {
     percentile: f64,
     target_ms: f64,

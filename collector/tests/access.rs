@@ -37,8 +37,9 @@ fn hash(token: &str) -> String {
     hex::encode(probity_config::token_sha256(token))
 }
 
-/// Services `shop` (probes web, db) and `psp` (probe psp-api, on a2 only), agreements
-/// `shop-sla` on shop, `psp-uc` and `psp-ola` on psp, and the tokens above; `api_extra`
+/// Services `shop` (probes web, db) and `psp` (probe psp-api, on a2 only; it depends on
+/// shop, so psp-uc's 99.95 % over shop-ola's 99.0 % is a structural gap), agreements
+/// `shop-sla` and `shop-ola` on shop, `psp-uc` and `psp-ola` on psp, and the tokens above; `api_extra`
 /// goes into `[api]`.
 fn config(dir: &std::path::Path, api_extra: &str) -> String {
     let api = format!(
@@ -55,9 +56,10 @@ fn config(dir: &std::path::Path, api_extra: &str) -> String {
         hash(ACME),
         hash(SHOP_OPS),
     );
-    let extra = "[[services]]\nid = \"psp\"\nname = \"Acme PSP\"\nowner = \"acme\"\n\n\
+    let extra = "[[services]]\nid = \"psp\"\nname = \"Acme PSP\"\nowner = \"acme\"\ndepends_on = [\"shop\"]\n\n\
          \x20 [[services.probes]]\n  id = \"psp-api\"\n  kind = \"tcp\"\n  target = \"127.0.0.1:9\"\n  interval = \"10s\"\n  timeout = \"5s\"\n  agents = [\"a2\"]\n\n\
          [[agreements]]\nid = \"shop-sla\"\nkind = \"sla\"\nservice = \"shop\"\navailability = 99.9\n\n\
+         [[agreements]]\nid = \"shop-ola\"\nkind = \"ola\"\nservice = \"shop\"\navailability = 99.0\n\n\
          [[agreements]]\nid = \"psp-uc\"\nkind = \"uc\"\nservice = \"psp\"\navailability = 99.95\n\n\
          [[agreements]]\nid = \"psp-ola\"\nkind = \"ola\"\nservice = \"psp\"\navailability = 99.0\n";
     api + &config_text("127.0.0.1:0", &dir.join("data"), extra)
@@ -183,4 +185,365 @@ async fn a_404_echoes_an_unknown_id_cut_to_64_characters() {
     let a = get(&h.app, &format!("/api/v1/services/shop/availability?calendar={long}"), Some(READER)).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     assert!(a.error().starts_with(&format!("unknown calendar \"{cut}\"")) && a.body.len() < 400, "{}", a.error());
+}
+
+/// A path of the document with each `{param}` given a value the router can route.
+fn concrete(path: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..].find('}').unwrap() + open;
+        out += &rest[..open];
+        out += match &rest[open + 1..close] {
+            "n" => "1",
+            "label" => "2026-11",
+            "id" => "shop-sla",
+            _ => "x",
+        };
+        rest = &rest[close + 1..];
+    }
+    out + rest
+}
+
+/// Every `.route("…"` literal in the collector's source: a plain axum route, which would be
+/// served without being in the document (routes are registered with `utoipa_axum::routes!`).
+fn plain_routes_in_source() -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let mut dirs = vec![std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (i, _) in text.match_indices(".route(\"") {
+                    let rest = &text[i + ".route(\"".len()..];
+                    found.push((path.display().to_string(), rest[..rest.find('"').unwrap()].to_string()));
+                }
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn every_route_is_in_the_openapi_document_and_every_documented_route_is_served() {
+    let h = harness("");
+    let a = get(&h.app, "/api/v1/openapi.json", None).await;
+    assert_eq!(a.status, StatusCode::OK, "the document is open");
+    assert_eq!(a.headers[header::CONTENT_TYPE], "application/json");
+    let doc: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
+    assert_eq!(doc, serde_json::to_value(probity_collector::api::openapi::document()).unwrap());
+    let paths = doc["paths"].as_object().unwrap();
+    // Both directions: what the document names, the router serves (not the fallback, not
+    // 405) ...
+    let mut operations = 0;
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            operations += 1;
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let answer = call(&h.app, m, &concrete(path), Some(MANAGER), "{}").await;
+            assert_ne!(answer.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            if answer.status == StatusCode::NOT_FOUND {
+                assert!(!answer.error().starts_with("no such endpoint"), "{method} {path} is documented, not routed");
+            }
+            assert!(operation["responses"].as_object().is_some_and(|r| !r.is_empty()), "{method} {path}");
+        }
+    }
+    assert!(operations >= 20, "{operations} operations");
+    // ... and a route added without its annotation is not served unseen: no plain axum
+    // route in the source, and every route this test calls elsewhere is documented.
+    let plain = plain_routes_in_source();
+    for (file, path) in &plain {
+        assert!(
+            paths.contains_key(path),
+            "{file}: route {path} is not in the OpenAPI document (register it with routes!)"
+        );
+    }
+    for path in [
+        "/",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/api/v1/openapi.json",
+        "/api/v1/evidence/public-key",
+        "/api/v1/services",
+        "/api/v1/services/{id}/availability",
+        "/api/v1/services/{id}/latency",
+        "/api/v1/agreements/{id}/report",
+        "/api/v1/agreements/{id}/evidence",
+        "/api/v1/agreements/{id}/periods/{label}/revisions",
+        "/api/v1/agreements/{id}/periods/{label}/restate",
+        "/api/v1/compliance",
+        "/api/v1/gaps",
+        "/api/v1/agents",
+        "/api/v1/catalogue/versions",
+        "/api/v1/catalogue/versions/{n}",
+        "/api/v1/agent/assignment",
+        "/api/v1/ingest",
+    ] {
+        assert!(paths.contains_key(path), "{path} is not in the document");
+    }
+    // Every error answer has the one error shape.
+    let error_ref = "#/components/schemas/ErrorBody";
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                if status.starts_with('4') || status.starts_with('5') {
+                    let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                    assert_eq!(schema, error_ref, "{method} {path} {status}");
+                }
+            }
+        }
+    }
+}
+
+/// The document, written where `.ci/run` validates it with openapi-spec-validator
+/// (`PROBITY_OPENAPI_OUT`); `probity-collector openapi` prints the same bytes.
+#[test]
+fn the_openapi_document_is_written_for_the_ci_validator() {
+    let json = probity_collector::api::openapi::document_json();
+    let doc: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(doc["info"]["title"], "probity collector");
+    assert!(doc["components"]["securitySchemes"]["api_token"].is_object());
+    if let Some(out) = std::env::var_os("PROBITY_OPENAPI_OUT") {
+        std::fs::write(out, json).unwrap();
+    }
+}
+
+/// Who is asking, in the table below.
+#[derive(Clone, Copy, Debug)]
+enum Who {
+    Nobody,
+    Stranger,
+    Reader,
+    Legacy,
+    Operator,
+    Manager,
+    Acme,
+    ShopOps,
+    Agent,
+}
+
+impl Who {
+    const ALL: [Who; 9] = [
+        Who::Nobody,
+        Who::Stranger,
+        Who::Reader,
+        Who::Legacy,
+        Who::Operator,
+        Who::Manager,
+        Who::Acme,
+        Who::ShopOps,
+        Who::Agent,
+    ];
+
+    fn token(self) -> Option<String> {
+        match self {
+            Who::Nobody => None,
+            Who::Stranger => Some("probity_nobody-knows-me".into()),
+            Who::Reader => Some(READER.into()),
+            Who::Legacy => Some(LEGACY.into()),
+            Who::Operator => Some(OPERATOR.into()),
+            Who::Manager => Some(MANAGER.into()),
+            Who::Acme => Some(ACME.into()),
+            Who::ShopOps => Some(SHOP_OPS.into()),
+            Who::Agent => Some(token("a1")),
+        }
+    }
+}
+
+/// The expected status of one request for each caller, in `Who::ALL` order.
+struct Row {
+    method: Method,
+    path: &'static str,
+    body: &'static str,
+    expected: [u16; 9],
+}
+
+fn row(method: Method, path: &'static str, expected: [u16; 9]) -> Row {
+    Row { method, path, body: "", expected }
+}
+
+#[tokio::test]
+async fn every_role_against_every_endpoint() {
+    let h = harness("");
+    probity_collector::history::record_catalogue(&h.state, probity_collector::history::versions::Source::File)
+        .await
+        .unwrap();
+    use Method as M;
+    //                     nobody stranger reader legacy operator manager acme shop-ops agent
+    const OPEN: [u16; 9] = [200, 200, 200, 200, 200, 200, 200, 200, 200];
+    const READ: [u16; 9] = [401, 401, 200, 200, 200, 200, 200, 200, 401];
+    const SHOP: [u16; 9] = [401, 401, 200, 200, 200, 200, 404, 200, 401];
+    const PSP: [u16; 9] = [401, 401, 200, 200, 200, 200, 200, 404, 401];
+    const PSP_OLA: [u16; 9] = [401, 401, 200, 200, 200, 200, 404, 404, 401];
+    let table = [
+        row(M::GET, "/healthz", OPEN),
+        row(M::GET, "/readyz", OPEN),
+        row(M::GET, "/", OPEN),
+        row(M::GET, "/dashboard.js", OPEN),
+        row(M::GET, "/dashboard.css", OPEN),
+        row(M::GET, "/api/v1/openapi.json", OPEN),
+        row(M::GET, "/api/v1/evidence/public-key", OPEN),
+        row(M::GET, "/metrics", [401, 401, 200, 200, 200, 200, 403, 403, 401]),
+        row(M::GET, "/api/v1/services", READ),
+        row(M::GET, "/api/v1/compliance", READ),
+        row(M::GET, "/api/v1/gaps", READ),
+        row(M::GET, "/api/v1/agents", READ),
+        row(M::GET, "/api/v1/catalogue/versions", READ),
+        row(M::GET, "/api/v1/catalogue/versions/1", READ),
+        row(M::GET, "/api/v1/services/shop/availability", SHOP),
+        row(M::GET, "/api/v1/services/shop/latency", SHOP),
+        row(M::GET, "/api/v1/services/psp/availability", PSP),
+        row(M::GET, "/api/v1/services/psp/latency", PSP),
+        row(M::GET, "/api/v1/services/shop/timeline", SHOP),
+        row(M::GET, "/api/v1/services/shop/latency/series", SHOP),
+        row(M::GET, "/api/v1/services/psp/timeline", PSP),
+        row(M::GET, "/api/v1/services/psp/latency/series", PSP),
+        row(M::GET, "/api/v1/agreements/shop-sla/report", SHOP),
+        row(M::GET, "/api/v1/agreements/shop-sla/evidence", SHOP),
+        row(M::GET, "/api/v1/agreements/shop-sla/periods/2020-01/revisions", SHOP),
+        row(M::GET, "/api/v1/agreements/psp-uc/report", PSP),
+        row(M::GET, "/api/v1/agreements/psp-uc/evidence", PSP),
+        row(M::GET, "/api/v1/agreements/psp-uc/periods/2020-01/revisions", PSP),
+        row(M::GET, "/api/v1/agreements/psp-ola/report", PSP_OLA),
+        row(M::GET, "/api/v1/agreements/psp-ola/evidence", PSP_OLA),
+        // Restating: a manager only; an unchanged period is 409 (nothing to store).
+        Row {
+            method: M::POST,
+            path: "/api/v1/agreements/psp-uc/periods/2020-01/restate",
+            body: r#"{"reason": "supplier review"}"#,
+            expected: [401, 401, 403, 403, 403, 409, 403, 403, 401],
+        },
+        row(M::GET, "/api/v1/agent/assignment", [401, 401, 401, 401, 401, 401, 401, 401, 200]),
+        Row {
+            method: M::POST,
+            path: "/api/v1/ingest",
+            body: r#"{"agent": "a1", "results": []}"#,
+            expected: [401, 401, 401, 401, 401, 401, 401, 401, 200],
+        },
+        row(M::GET, "/api/v1/no-such-thing", [404; 9]),
+    ];
+    let mut failures = Vec::new();
+    for r in &table {
+        for (who, expected) in Who::ALL.iter().zip(r.expected) {
+            let a = call(&h.app, r.method.clone(), r.path, who.token().as_deref(), r.body).await;
+            if a.status.as_u16() != expected {
+                failures.push(format!(
+                    "{} {} as {who:?}: {} (expected {expected}) {}",
+                    r.method,
+                    r.path,
+                    a.status,
+                    a.text()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Every documented operation is in the table, so a new route needs its row.
+    let doc = serde_json::to_value(probity_collector::api::openapi::document()).unwrap();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let covered = table.iter().any(|r| {
+                r.method.as_str().eq_ignore_ascii_case(method) && (r.path == path || concrete_like(path, r.path))
+            });
+            assert!(covered, "{method} {path} has no row in the role table");
+        }
+    }
+}
+
+/// Whether a concrete path matches a document path's `{param}` segments.
+fn concrete_like(template: &str, path: &str) -> bool {
+    let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len() && t.iter().zip(&p).all(|(a, b)| a.starts_with('{') || a == b)
+}
+
+#[tokio::test]
+async fn a_scoped_reader_never_sees_another_agreements_id_in_any_answer() {
+    let h = harness("");
+    probity_collector::history::record_catalogue(&h.state, probity_collector::history::versions::Source::File)
+        .await
+        .unwrap();
+    // Outages on both services at the same instants, so psp's are attributed to shop for
+    // whoever may see shop.
+    for (agent, probe) in [("a1", "db"), ("a2", "psp-api")] {
+        let req = batch(agent, probe, 1, 300);
+        let a =
+            call(&h.app, Method::POST, "/api/v1/ingest", Some(&token(agent)), &serde_json::to_string(&req).unwrap())
+                .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    }
+    // What an unscoped reader sees, so the scoped answers below are filtered, not empty.
+    let full = get(&h.app, "/api/v1/gaps", Some(READER)).await.text();
+    assert!(full.contains("shop-ola") && full.contains("psp-uc"), "{full}");
+    let full: serde_json::Value =
+        serde_json::from_slice(&get(&h.app, "/api/v1/agreements/psp-uc/report", Some(READER)).await.body).unwrap();
+    assert_eq!(full["attributed_downtime"][0]["service"], "shop", "{full:.300}");
+
+    let read = [
+        "/api/v1/services",
+        "/api/v1/compliance",
+        "/api/v1/compliance?period=2020-01",
+        "/api/v1/gaps",
+        "/api/v1/agents",
+        "/api/v1/catalogue/versions",
+        "/api/v1/catalogue/versions/1",
+        "/api/v1/services/psp/availability",
+        "/api/v1/services/psp/latency",
+        "/api/v1/services/psp/timeline",
+        "/api/v1/services/psp/latency/series",
+        "/api/v1/agreements/psp-uc/report",
+        "/api/v1/agreements/psp-uc/report?period=2020-01",
+        "/api/v1/agreements/psp-uc/periods/2020-01/revisions",
+        "/",
+        "/dashboard.js",
+    ];
+    let mut seen = Vec::new();
+    for path in read {
+        let a = get(&h.app, path, Some(ACME)).await;
+        assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.text());
+        seen.push((path.to_string(), a.text()));
+    }
+    // The running period's bundle and a closed one's (with revisions.json and
+    // catalogue.json), each still verifying offline.
+    for (query, label) in [("", "evidence"), ("?period=2020-01", "closed evidence")] {
+        let a = get(&h.app, &format!("/api/v1/agreements/psp-uc/evidence{query}"), Some(ACME)).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+        let path = h._dir.path().join("bundle.zip");
+        std::fs::write(&path, &a.body).unwrap();
+        let (report, ok) = probity_collector::cli::verify_evidence(&path, None);
+        assert!(ok, "{label}: {report}");
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(a.body)).unwrap();
+        for i in 0..zip.len() {
+            let mut file = zip.by_index(i).unwrap();
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut file, &mut text).unwrap();
+            seen.push((format!("{label} {}", file.name().unwrap()), text));
+        }
+    }
+    assert!(seen.iter().any(|(name, _)| name == "closed evidence catalogue.json"), "a closed period's bundle");
+    assert!(seen.iter().any(|(name, text)| name == "evidence results.csv" && text.contains(",psp-api,")));
+    // None of shop, shop-sla, psp-ola, shop's probes or the agents that run only them.
+    for (name, text) in &seen {
+        for hidden in ["shop", "psp-ola", "\"web\"", "\"db\"", ",web,", ",db,", "\"a1\"", "\"a0\"", "\"a3\"", ",a1,"] {
+            assert!(!text.contains(hidden), "{name} shows {hidden}: {text:.2000}");
+        }
+    }
+    let agents = get(&h.app, "/api/v1/agents", Some(ACME)).await;
+    let agents: serde_json::Value = serde_json::from_slice(&agents.body).unwrap();
+    assert_eq!(agents["agents"].as_array().unwrap().len(), 1, "only a2 runs psp-api: {agents}");
+    let compliance: serde_json::Value =
+        serde_json::from_slice(&get(&h.app, "/api/v1/compliance", Some(ACME)).await.body).unwrap();
+    assert_eq!(compliance["agreements"].as_array().unwrap().len(), 1, "{compliance}");
+    // Hidden ids answer exactly as ids that name nothing.
+    for (hidden, unknown) in [
+        ("/api/v1/agreements/psp-ola/report", "/api/v1/agreements/psp-olb/report"),
+        ("/api/v1/services/shop/availability", "/api/v1/services/shoq/availability"),
+    ] {
+        let (a, b) = (get(&h.app, hidden, Some(ACME)).await, get(&h.app, unknown, Some(ACME)).await);
+        assert_eq!((a.status, a.error().replace("psp-ola", "psp-olb").replace("shop", "shoq")), (b.status, b.error()));
+    }
 }

@@ -188,7 +188,7 @@ pub struct Probe {
     pub spec: ProbeSpec,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AgreementKind {
     Sla,
@@ -227,7 +227,7 @@ impl PeriodKind {
 }
 
 /// How unmonitored time counts in an agreement's figures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum UnknownPolicy {
     Exclude,

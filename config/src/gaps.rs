@@ -11,7 +11,7 @@ use crate::catalogue::{Agreement, AgreementKind, Catalogue};
 use crate::units::format_duration;
 
 /// Which promise a dependency's agreement fails to back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GapRule {
     /// The dependency's availability target is below the dependent's.
@@ -23,7 +23,7 @@ pub enum GapRule {
 }
 
 /// One structural gap between an agreement and an agreement on a dependency.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Gap {
     pub agreement: String,
     pub service: String,

@@ -5,28 +5,31 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::probe::ProbeSpec;
 
 /// `GET /api/v1/agent/assignment` response body.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Assignment {
     pub agent: String,
     pub probes: Vec<AssignedProbe>,
 }
 
 /// One probe an agent must run; kind keys are flattened in beside `kind`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AssignedProbe {
     pub id: String,
     pub interval_ms: u64,
     pub timeout_ms: u64,
+    /// `kind` and the kind's keys, named as in the config (SPEC §4, §16).
     #[serde(flatten)]
+    #[schema(value_type = Object)]
     pub spec: ProbeSpec,
 }
 
 /// `POST /api/v1/ingest` request body.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct IngestRequest {
     pub agent: String,
     /// The agent instance (SPEC §15): a random id the agent made with its spool. `seq` is
@@ -57,7 +60,7 @@ pub fn check_instance(instance: &str) -> Result<(), String> {
 }
 
 /// One probe run as the agent saw it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ProbeResult {
     /// Per agent, strictly increasing, never reused.
     pub seq: u64,
@@ -81,7 +84,7 @@ pub struct ProbeResult {
 /// Phase timings in microseconds, each counted from the probe's start (`at`) to the end
 /// of that phase, as `curl -w` reports them, so they never decrease in the order
 /// dns, connect, tls, first byte, and none exceeds `duration_us`; each optional.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Phases {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_us: Option<u64>,
@@ -93,14 +96,14 @@ pub struct Phases {
     pub first_byte_us: Option<u64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ResultError {
     pub kind: ErrorKind,
     pub message: String,
 }
 
 /// Why a probe failed. Closed: the collector counts outages by these.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     Dns,
@@ -153,7 +156,7 @@ impl fmt::Display for ErrorKind {
 }
 
 /// `POST /api/v1/ingest` response body.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct IngestResponse {
     pub accepted: u64,
     pub duplicates: u64,
@@ -163,14 +166,14 @@ pub struct IngestResponse {
     pub received_at: Option<i64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Rejected {
     pub seq: u64,
     pub reason: String,
 }
 
 /// `{"error": "..."}`, the body of every error response.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     pub error: String,
 }

@@ -2,27 +2,29 @@
 //! `POST /api/v1/ingest` (bearer token, compressed bodies under two size limits,
 //! per-result validation, dedup, and a 200 only once the accepted results are durable).
 
+use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use probity_config::wire::{AssignedProbe, Assignment, IngestRequest, IngestResponse, Rejected};
+use probity_config::wire::{AssignedProbe, Assignment, ErrorBody, IngestRequest, IngestResponse, Rejected};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::ApiError;
 use crate::ingest::{DecodeError, Encoding, RejectReason, check_result, check_seq, decode_body, echo_id};
 use crate::metrics::ClockChange;
 use crate::state::AppState;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/agent/assignment", get(assignment)).route("/api/v1/ingest", post(ingest))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(assignment)).routes(routes!(ingest))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AssignmentQuery {
     /// Optional: an agent may name itself; naming another is 403.
     agent: Option<String>,
@@ -42,6 +44,23 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, ApiErro
     state.agent_for_token(token).ok_or_else(|| ApiError::Unauthorized("unknown agent token".into()))
 }
 
+/// The probes the calling agent must run (SPEC §6).
+#[utoipa::path(
+    get,
+    path = "/api/v1/agent/assignment",
+    tag = "agent",
+    security(("agent_token" = [])),
+    params(
+        AssignmentQuery,
+        ("If-None-Match" = Option<String>, Header, description = "the ETag of the assignment the agent holds")
+    ),
+    responses(
+        (status = 200, body = Assignment, headers(("ETag" = String, description = "the assignment's version"))),
+        (status = 304, description = "unchanged since If-None-Match"),
+        (status = 401, description = "no agent token, or an unknown one", body = ErrorBody),
+        (status = 403, description = "the token belongs to another agent than ?agent=", body = ErrorBody)
+    )
+)]
 async fn assignment(
     State(state): State<AppState>,
     Query(query): Query<AssignmentQuery>,
@@ -84,6 +103,24 @@ async fn assignment(
         .into_response())
 }
 
+/// A batch of results; answered once every accepted result is durable (SPEC §6, §15).
+#[utoipa::path(
+    post,
+    path = "/api/v1/ingest",
+    tag = "agent",
+    security(("agent_token" = [])),
+    params(("Content-Encoding" = Option<String>, Header, description = "gzip or zstd, or none")),
+    request_body(content = IngestRequest, content_type = "application/json"),
+    responses(
+        (status = 200, body = IngestResponse),
+        (status = 400, description = "a malformed body or instance", body = ErrorBody),
+        (status = 401, description = "no agent token, or an unknown one", body = ErrorBody),
+        (status = 403, description = "the token belongs to another agent", body = ErrorBody),
+        (status = 413, description = "the body (or its decompression) is over the limit", body = ErrorBody),
+        (status = 415, description = "an unknown Content-Encoding", body = ErrorBody),
+        (status = 500, description = "our fault", body = ErrorBody)
+    )
+)]
 async fn ingest(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -3,25 +3,28 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use probity_config::time::rfc3339;
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::ApiError;
+use super::auth::Principal;
 use super::read::authorize;
 use crate::agents::{AgentRow, agent_rows};
 use crate::state::AppState;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/agents", get(agents))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(agents))
 }
 
 /// The JSON shape of one agent, names as in SPEC §15; `null` where nothing is known yet.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct AgentView {
     id: String,
     labels: BTreeMap<String, String>,
@@ -54,16 +57,33 @@ impl From<AgentRow> for AgentView {
     }
 }
 
-async fn agents(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
-    let rows = tokio::task::spawn_blocking(move || current_rows(&state)).await.map_err(ApiError::internal)??;
-    let list: Vec<AgentView> = rows.into_iter().map(AgentView::from).collect();
-    Ok(Json(serde_json::json!({ "agents": list })).into_response())
+/// `GET /api/v1/agents`.
+#[derive(Serialize, ToSchema)]
+struct AgentList {
+    agents: Vec<AgentView>,
 }
 
-/// The rows as of now (reads the seq state from the store: call off the async threads).
-pub(super) fn current_rows(state: &AppState) -> Result<Vec<AgentRow>, ApiError> {
+/// Every agent (SPEC §15).
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents",
+    tag = "read",
+    security((), ("api_token" = [])),
+    responses((status = 200, body = AgentList), super::openapi::ReadErrors)
+)]
+async fn agents(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let principal = authorize(&state, &headers)?;
+    let rows =
+        tokio::task::spawn_blocking(move || current_rows(&state, &principal)).await.map_err(ApiError::internal)??;
+    let agents: Vec<AgentView> = rows.into_iter().map(AgentView::from).collect();
+    Ok(Json(AgentList { agents }).into_response())
+}
+
+/// The rows as of now, of the agents that run a probe the caller sees, each listing only
+/// those probes (reads the seq state from the store: call off the async threads).
+pub(super) fn current_rows(state: &AppState, principal: &Principal) -> Result<Vec<AgentRow>, ApiError> {
     let config = state.config();
+    let catalogue = principal.scoped_catalogue(&config.catalogue);
     let instances = state.store().all_agent_instances()?.into_iter().map(|i| (i.agent.clone(), i)).collect();
-    Ok(agent_rows(&config.catalogue, &state.metrics().agents_seen(), &instances, config.server.max_clock_offset))
+    Ok(agent_rows(&catalogue, &state.metrics().agents_seen(), &instances, config.server.max_clock_offset))
 }

@@ -5,6 +5,7 @@
 //! force; handlers ask it (`sees_agreement`, `sees_service`, `covers_services`) and answer
 //! an id it does not see exactly as an unknown one.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use axum::http::{HeaderMap, header};
@@ -106,6 +107,59 @@ impl Principal {
         if self.sees_agreement(id) { Ok(()) } else { Err(super::unknown_agreement(id)) }
     }
 
+    /// The catalogue as this caller may see it: its services (with their probes), its
+    /// agreements, the calendars those use, the agents that run those probes, and the
+    /// maintenance windows of those services (naming only those). Unscoped: the catalogue
+    /// itself. Every read computes from this, so an id outside the scope is unknown to it
+    /// (the same 404), a listing cannot name it, and a service's figures are the same as
+    /// an unscoped caller's (its own probes, calendar and maintenance are all kept).
+    pub fn scoped_catalogue<'c>(&self, catalogue: &'c Catalogue) -> Cow<'c, Catalogue> {
+        let Scope::Only { agreements, services } = &self.scope else { return Cow::Borrowed(catalogue) };
+        let mut c = catalogue.clone();
+        c.services.retain(|s| services.contains(s.id.as_str()));
+        for s in &mut c.services {
+            s.depends_on.retain(|d| services.contains(d.as_str()));
+        }
+        c.agreements.retain(|a| agreements.contains(a.id.as_str()));
+        let calendars: BTreeSet<&str> = c.agreements.iter().map(|a| a.calendar.as_str()).collect();
+        c.calendars.retain(|name, _| calendars.contains(name.as_str()) || name == probity_config::calendar::ALWAYS);
+        let agents: BTreeSet<&str> =
+            c.services.iter().flat_map(|s| &s.probes).flat_map(|p| &p.agents).map(|a| a.as_str()).collect();
+        c.agents.retain(|a| agents.contains(a.id.as_str()));
+        c.maintenance.retain_mut(|m| {
+            m.services.retain(|s| services.contains(s.as_str()));
+            !m.services.is_empty()
+        });
+        Cow::Owned(c)
+    }
+
+    /// A safety net over JSON built from stored records (sealed revisions, compliance
+    /// lines): drops every array element that is an object naming an agreement or service
+    /// outside the scope (`agreement`, `service`, `dependency_agreement`, `dependency`), such
+    /// as an outage's `attributed_to` a dependency the caller does not see.
+    pub fn scrub(&self, value: &mut serde_json::Value) {
+        use serde_json::Value;
+        if !self.is_scoped() {
+            return;
+        }
+        let hidden = |v: &Value| -> bool {
+            let Some(m) = v.as_object() else { return false };
+            let named = |key: &str| m.get(key).and_then(Value::as_str);
+            named("agreement").is_some_and(|a| !self.sees_agreement(a))
+                || named("dependency_agreement").is_some_and(|a| !self.sees_agreement(a))
+                || named("service").is_some_and(|s| !self.sees_service(s))
+                || named("dependency").is_some_and(|s| !self.sees_service(s))
+        };
+        match value {
+            Value::Array(items) => {
+                items.retain(|v| !hidden(v));
+                items.iter_mut().for_each(|v| self.scrub(v));
+            }
+            Value::Object(map) => map.values_mut().for_each(|v| self.scrub(v)),
+            _ => {}
+        }
+    }
+
     /// As [`Principal::agreement_or_404`], for a service.
     pub fn service_or_404(&self, id: &str) -> Result<(), ApiError> {
         if self.sees_service(id) { Ok(()) } else { Err(super::unknown_service(id)) }
@@ -195,7 +249,6 @@ enabled = true
 id = "shop"
 name = "Shop"
 owner = "ops"
-depends_on = ["psp"]
   [[services.probes]]
   id = "web"
   kind = "tcp"
@@ -207,6 +260,7 @@ depends_on = ["psp"]
 id = "psp"
 name = "PSP"
 owner = "acme"
+depends_on = ["shop"]
   [[services.probes]]
   id = "psp-api"
   kind = "tcp"
@@ -270,6 +324,7 @@ availability = 99.0
         assert!(!p.sees_service("psp") && !p.sees_agreement("psp-uc"));
         let q = principal(&[], &["psp"]);
         assert!(q.sees_agreement("psp-uc") && q.sees_agreement("psp-ola") && !q.sees_agreement("shop-sla"));
+        assert!(!q.sees_service("shop"), "psp depends on shop; a psp scope does not see it");
     }
 
     #[test]
@@ -278,6 +333,40 @@ availability = 99.0
         assert!(!p.is_scoped());
         assert!(p.sees_agreement("anything") && p.covers_services(&["shop", "psp", "other"]));
         assert!(Principal::anonymous_reader().covers_services::<&str>(&[]));
+    }
+
+    #[test]
+    fn scrub_drops_what_names_a_hidden_agreement_or_service_from_stored_json() {
+        let p = principal(&["psp-uc"], &[]);
+        let mut stored = serde_json::json!({
+            "agreement": "psp-uc",
+            "service": "psp",
+            "attributed_downtime": [{"service": "shop", "counted_seconds": 60.0}, {"service": "psp", "counted_seconds": 1.0}],
+            "outages": [{"start": "x", "attributed_to": [{"service": "shop", "counted_seconds": 60.0}]}],
+            "agreements": [{"agreement": "shop-sla"}, {"agreement": "psp-uc"}],
+            "gaps": [{"agreement": "psp-uc", "dependency_agreement": "shop-sla", "dependency": "shop"}],
+        });
+        p.scrub(&mut stored);
+        let text = stored.to_string();
+        assert!(!text.contains("shop"), "{text}");
+        assert_eq!(stored["attributed_downtime"].as_array().unwrap().len(), 1);
+        assert_eq!(stored["agreements"][0]["agreement"], "psp-uc");
+        let mut unscoped = serde_json::json!([{"service": "shop"}]);
+        principal(&[], &[]).scrub(&mut unscoped);
+        assert_eq!(unscoped, serde_json::json!([{"service": "shop"}]));
+    }
+
+    #[test]
+    fn the_scoped_catalogue_keeps_what_the_scope_needs_and_nothing_else() {
+        let c = catalogue();
+        let p = principal(&["psp-uc"], &[]);
+        let seen = p.scoped_catalogue(&c);
+        let ids = |v: Vec<&str>| v.join(",");
+        assert_eq!(ids(seen.services.iter().map(|s| s.id.as_str()).collect()), "psp");
+        assert_eq!(ids(seen.agreements.iter().map(|a| a.id.as_str()).collect()), "psp-uc");
+        assert!(seen.services[0].depends_on.is_empty(), "psp depends on nothing the scope sees");
+        assert_eq!(seen.service("psp").unwrap().probes.len(), c.service("psp").unwrap().probes.len());
+        assert!(matches!(principal(&[], &[]).scoped_catalogue(&c), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -1,21 +1,34 @@
 //! Liveness and readiness. The router exists only once storage is open and the catalogue
 //! loaded, so `/readyz` answering means ready; it also checks the store still answers.
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
+use probity_config::wire::ErrorBody;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::ApiError;
 use crate::state::AppState;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz))
 }
 
+/// Liveness: the process answers. Open.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = String, example = "ok\n")))]
 async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// Readiness: storage open, the catalogue loaded, the store answering. Open.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, body = String, example = "ready\n"),
+        (status = 500, description = "the store does not answer", body = ErrorBody)
+    )
+)]
 async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     state.store().seq_summary("").map_err(ApiError::internal)?;
     Ok("ready\n")

@@ -10,6 +10,7 @@ pub use agent::now_ms;
 mod agents;
 mod health;
 mod metrics;
+pub mod openapi;
 mod read;
 mod timeline;
 
@@ -20,12 +21,26 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use probity_config::wire::ErrorBody;
 use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;
 
 /// The whole router, ready for `oneshot` in tests or a listener in `serve`.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let (router, _document) = routes().split_for_parts();
+    router
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .with_state(state)
+}
+
+/// Every route with its OpenAPI operation (SPEC §13): each submodule's `routes()` registers
+/// its handlers with `utoipa_axum::routes!`, so a route cannot be served without being
+/// documented (`openapi::document` splits the same router).
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health::routes())
         .merge(agent::routes())
         .merge(agents::routes())
@@ -33,10 +48,7 @@ pub fn app(state: AppState) -> Router {
         .merge(read::routes())
         .merge(history::routes())
         .merge(timeline::routes())
-        .fallback(unknown_route)
-        .method_not_allowed_fallback(wrong_method)
-        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-        .with_state(state)
+        .merge(openapi::routes())
 }
 
 /// The dashboard's Content-Security-Policy (SPEC §12): nothing from another origin, and no
@@ -49,7 +61,7 @@ pub const DASHBOARD_CSP: &str = "default-src 'none'; script-src 'self'; style-sr
 
 /// The headers the dashboard's page and its files carry beside `nosniff`: the CSP above
 /// and `X-Frame-Options: DENY` (for browsers that predate `frame-ancestors`).
-pub(crate) fn dashboard_headers<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+pub(crate) fn dashboard_headers<S: Clone + Send + Sync + 'static>(router: OpenApiRouter<S>) -> OpenApiRouter<S> {
     router
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,

@@ -5,18 +5,21 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
 use probity_config::Catalogue;
+use probity_config::gaps::Gap;
 use probity_config::time::rfc3339;
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::ApiError;
 use super::auth::Principal;
+use super::openapi::{PeriodParams, ReadErrors};
 use crate::ingest::echo_id;
 use crate::period::{PeriodError, PeriodQuery};
 use crate::report::{self, ReportError};
@@ -24,19 +27,17 @@ use crate::state::AppState;
 use crate::store::Store;
 use crate::views::View;
 
-pub(super) fn routes() -> Router<AppState> {
-    let dashboard = Router::new()
-        .route("/", get(dashboard))
-        .route("/dashboard.js", get(dashboard_js))
-        .route("/dashboard.css", get(dashboard_css));
-    Router::new()
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    let dashboard =
+        OpenApiRouter::new().routes(routes!(dashboard)).routes(routes!(dashboard_js)).routes(routes!(dashboard_css));
+    OpenApiRouter::new()
         .merge(super::dashboard_headers(dashboard))
-        .route("/api/v1/services", get(services))
-        .route("/api/v1/services/{id}/availability", get(service_availability))
-        .route("/api/v1/services/{id}/latency", get(service_latency))
-        .route("/api/v1/agreements/{id}/evidence", get(evidence))
-        .route("/api/v1/gaps", get(gaps))
-        .route("/api/v1/evidence/public-key", get(public_key))
+        .routes(routes!(services))
+        .routes(routes!(service_availability))
+        .routes(routes!(service_latency))
+        .routes(routes!(evidence))
+        .routes(routes!(gaps))
+        .routes(routes!(public_key))
 }
 
 type Params = Query<HashMap<String, String>>;
@@ -97,23 +98,37 @@ pub(super) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)?
 }
 
+/// The dashboard for service owners (open: it holds no data; it asks the API with the
+/// token typed into it).
+#[utoipa::path(get, path = "/", tag = "operations", responses((status = 200, content_type = "text/html", body = String)))]
 async fn dashboard() -> Html<&'static str> {
     Html(include_str!("dashboard.html"))
 }
 
+/// The dashboard's script (same origin, as its Content-Security-Policy requires).
+#[utoipa::path(get, path = "/dashboard.js", tag = "operations", responses((status = 200, content_type = "text/javascript", body = String)))]
 async fn dashboard_js() -> Response {
     ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("dashboard.js")).into_response()
 }
 
+/// The dashboard's styles.
+#[utoipa::path(get, path = "/dashboard.css", tag = "operations", responses((status = 200, content_type = "text/css", body = String)))]
 async fn dashboard_css() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("dashboard.css")).into_response()
 }
 
-#[derive(Serialize)]
+/// `GET /api/v1/services`.
+#[derive(Serialize, ToSchema)]
+struct ServiceList {
+    services: Vec<ServiceView>,
+}
+
+#[derive(Serialize, ToSchema)]
 struct ServiceView {
     id: String,
     name: String,
     owner: String,
+    /// `up`, `down` or `unknown`.
     state: &'static str,
     since: String,
     depends_on: Vec<String>,
@@ -121,7 +136,7 @@ struct ServiceView {
     agreements: Vec<AgreementRef>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ProbeView {
     id: String,
     kind: &'static str,
@@ -131,7 +146,7 @@ struct ProbeView {
     agents: Vec<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct AgreementRef {
     id: String,
     kind: probity_config::AgreementKind,
@@ -143,17 +158,25 @@ struct AgreementRef {
     period: &'static str,
 }
 
+/// Every service the token sees, with its current state, probes and agreements.
+#[utoipa::path(
+    get,
+    path = "/api/v1/services",
+    tag = "read",
+    security((), ("api_token" = [])),
+    responses((status = 200, body = ServiceList), ReadErrors)
+)]
 async fn services(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
+    let principal = authorize(&state, &headers)?;
     only(&params, &[])?;
     let now = super::now_ms();
     let out = blocking(move || {
         let config = state.config();
-        let c = &config.catalogue;
+        let c = principal.scoped_catalogue(&config.catalogue);
         let store = state.store();
         // Nothing was monitored before the first catalogue version (the collector's first
         // start on this database): no state is older than that.
@@ -194,7 +217,7 @@ async fn services(
                     .collect(),
             });
         }
-        Ok(serde_json::json!({ "services": list }))
+        Ok(ServiceList { services: list })
     })
     .await?;
     Ok(Json(out).into_response())
@@ -211,13 +234,14 @@ pub(super) async fn report_json<T: View>(
     + Send
     + 'static,
 ) -> Result<Response, ApiError> {
-    authorize(&state, headers)?;
+    let principal = authorize(&state, headers)?;
     only(&params, accepted)?;
     let now = super::now_ms();
     let out = blocking(move || {
         let config = state.config();
         let query = period_query(&params, config.api.max_period);
-        let r = compute(state.store(), &config.catalogue, query, &params, now)?;
+        let catalogue = principal.scoped_catalogue(&config.catalogue);
+        let r = compute(state.store(), &catalogue, query, &params, now)?;
         serde_json::to_value(r.view()).map_err(ApiError::internal)
     })
     .await?;
@@ -228,6 +252,33 @@ pub(super) fn calendar_param(params: &HashMap<String, String>) -> Option<&str> {
     params.get("calendar").map(String::as_str)
 }
 
+/// `calendar` for the service-hours figures (default `24x7`).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(super) struct CalendarParam {
+    /// A calendar name from the catalogue, or `24x7` (the default).
+    calendar: Option<String>,
+}
+
+/// `percentiles`, e.g. `50,90,95,99`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(super) struct PercentilesParam {
+    /// Comma-separated percentiles in (0, 100]; default `50,90,95,99`.
+    percentiles: Option<String>,
+}
+
+/// The SPEC §7 figures of a service without targets, with its outages.
+#[utoipa::path(
+    get,
+    path = "/api/v1/services/{id}/availability",
+    tag = "read",
+    security((), ("api_token" = [])),
+    params(("id" = String, Path, description = "a service id"), PeriodParams, CalendarParam),
+    responses((status = 200, body = crate::views::ServiceAvailabilityView), ReadErrors)
+)]
 async fn service_availability(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -240,6 +291,15 @@ async fn service_availability(
     .await
 }
 
+/// Latency of a service's successful results over its calendar's hours.
+#[utoipa::path(
+    get,
+    path = "/api/v1/services/{id}/latency",
+    tag = "read",
+    security((), ("api_token" = [])),
+    params(("id" = String, Path, description = "a service id"), PeriodParams, CalendarParam, PercentilesParam),
+    responses((status = 200, body = crate::views::LatencySummaryView), ReadErrors)
+)]
 async fn service_latency(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -259,27 +319,86 @@ async fn service_latency(
     .await
 }
 
-async fn gaps(State(state): State<AppState>, headers: HeaderMap, Query(params): Params) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
-    only(&params, &[])?;
-    let config = state.config();
-    let gaps = probity_config::gaps::structural_gaps(&config.catalogue);
-    Ok(Json(serde_json::json!({ "gaps": gaps })).into_response())
+/// `GET /api/v1/gaps`.
+#[derive(Serialize, ToSchema)]
+struct GapList {
+    gaps: Vec<Gap>,
 }
 
+/// Structural gaps between the agreements the token sees (a gap whose two agreements are
+/// not both in its scope is not shown).
+#[utoipa::path(
+    get,
+    path = "/api/v1/gaps",
+    tag = "read",
+    security((), ("api_token" = [])),
+    responses((status = 200, body = GapList), ReadErrors)
+)]
+async fn gaps(State(state): State<AppState>, headers: HeaderMap, Query(params): Params) -> Result<Response, ApiError> {
+    let principal = authorize(&state, &headers)?;
+    only(&params, &[])?;
+    let config = state.config();
+    let gaps = probity_config::gaps::structural_gaps(&principal.scoped_catalogue(&config.catalogue));
+    Ok(Json(GapList { gaps }).into_response())
+}
+
+/// The evidence signing key (Ed25519, hex). Open: anyone may verify a bundle.
+#[utoipa::path(
+    get,
+    path = "/api/v1/evidence/public-key",
+    tag = "read",
+    responses((status = 200, content_type = "text/plain", body = String))
+)]
 async fn public_key(State(state): State<AppState>) -> Response {
     // The public half is public: no token needed to check a bundle.
     let hex = crate::evidence::signing::public_key_hex(state.signing_key());
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{hex}\n")).into_response()
 }
 
+/// A closed period's history as a scoped caller may see it: the sealed catalogue cut to
+/// the scope, the stored reports scrubbed, and `catalogue.json` holding that cut with its
+/// own `sha256` (so the bundle still verifies offline) beside the whole catalogue's
+/// (`whole_sha256`) and a note saying so.
+fn scope_closed_evidence(principal: &Principal, closed: &mut crate::history::periods::ClosedEvidence) {
+    if !principal.is_scoped() {
+        return;
+    }
+    closed.catalogue = principal.scoped_catalogue(&closed.catalogue).into_owned();
+    principal.scrub(&mut closed.summary);
+    principal.scrub(&mut closed.revisions);
+    let cut = probity_config::canonical::to_value(&closed.catalogue);
+    let sha256 = probity_config::canonical::sha256_hex(&probity_config::canonical::to_bytes(&cut));
+    let whole = closed.version["sha256"].take();
+    closed.version["changes"] = serde_json::Value::Null;
+    closed.version["catalogue"] = cut;
+    closed.version["sha256"] = serde_json::Value::String(sha256.clone());
+    closed.version["whole_sha256"] = whole;
+    closed.version["scope"] = serde_json::Value::String(format!(
+        "the catalogue as token {} sees it; whole_sha256 is the whole catalogue version's",
+        principal.id.as_deref().unwrap_or("(read token)")
+    ));
+    closed.catalogue_sha256 = sha256;
+}
+
+/// The signed evidence bundle of an agreement's period (SPEC §9).
+#[utoipa::path(
+    get,
+    path = "/api/v1/agreements/{id}/evidence",
+    tag = "read",
+    security((), ("api_token" = [])),
+    params(("id" = String, Path, description = "an agreement id"), PeriodParams),
+    responses(
+        (status = 200, description = "a zip: manifest.json, manifest.sig, summary.json, CSVs, report.html", content_type = "application/zip", body = Vec<u8>),
+        ReadErrors
+    )
+)]
 async fn evidence(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(params): Params,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
+    let principal = authorize(&state, &headers)?;
     only(&params, &["period", "from", "to"])?;
     let now = super::now_ms();
     let (file, name) = blocking(move || {
@@ -288,13 +407,18 @@ async fn evidence(
         // never sits in memory.
         let query = period_query(&params, config.api.max_period);
         // A closed period is laid out with the catalogue version of its latest revision,
-        // and carries its revisions (SPEC §10).
+        // and carries its revisions (SPEC §10); a scoped caller gets all of it cut to its
+        // scope.
         let store = state.store().as_ref();
-        let closed = crate::history::periods::closed_evidence(store, store, &config.catalogue, &id, query, now)?;
-        let catalogue = closed.as_ref().map_or(&config.catalogue, |c| &c.catalogue);
+        let scoped = principal.scoped_catalogue(&config.catalogue);
+        let mut closed = crate::history::periods::closed_evidence(store, store, &scoped, &id, query, now)?;
+        if let Some(c) = closed.as_mut() {
+            scope_closed_evidence(&principal, c);
+        }
+        let catalogue = closed.as_ref().map_or(scoped.as_ref(), |c| &c.catalogue);
         let inputs = report::ResolvedAgreement::resolve(catalogue, &id, query, now)?;
         let tmp = tempfile::tempfile().map_err(ApiError::internal)?;
-        let agents = super::agents::current_rows(&state)?;
+        let agents = super::agents::current_rows(&state, &principal)?;
         let file = crate::evidence::export::export(
             std::io::BufWriter::new(tmp),
             state.store().as_ref(),

@@ -4,25 +4,42 @@
 //! percentiles per hour or local day). Read tokens as every read endpoint; figures from
 //! `report`, JSON from `views`.
 
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::ApiError;
-use super::read::{calendar_param, report_json};
+use super::openapi::{PeriodParams, ReadErrors};
+use super::read::{CalendarParam, PercentilesParam, calendar_param, report_json};
 use crate::report;
 use crate::state::AppState;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/services/{id}/timeline", get(timeline))
-        .route("/api/v1/services/{id}/latency/series", get(latency_series))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(timeline)).routes(routes!(latency_series))
+}
+
+/// `step`: `hour` or `day` (local days in the calendar's zone).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct StepParam {
+    /// `hour` or `day`.
+    step: Option<String>,
 }
 
 type Params = Query<std::collections::HashMap<String, String>>;
 
+/// A service's state runs over a period, with service hours, maintenance and reasons.
+#[utoipa::path(
+    get,
+    path = "/api/v1/services/{id}/timeline",
+    tag = "read",
+    security((), ("api_token" = [])),
+    params(("id" = String, Path, description = "a service id"), PeriodParams, CalendarParam),
+    responses((status = 200, body = crate::views::TimelineView), ReadErrors)
+)]
 async fn timeline(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -35,6 +52,15 @@ async fn timeline(
     .await
 }
 
+/// Latency percentiles of a service per hour or local day.
+#[utoipa::path(
+    get,
+    path = "/api/v1/services/{id}/latency/series",
+    tag = "read",
+    security((), ("api_token" = [])),
+    params(("id" = String, Path, description = "a service id"), PeriodParams, CalendarParam, StepParam, PercentilesParam),
+    responses((status = 200, body = crate::views::LatencySeriesView), ReadErrors)
+)]
 async fn latency_series(
     State(state): State<AppState>,
     headers: HeaderMap,
