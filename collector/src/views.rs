@@ -119,7 +119,7 @@ pub struct TimelineView<'a> {
     agents: Vec<AgentCoverageView<'a>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct AgentCoverageView<'a> {
     probe: &'a str,
     agent: &'a str,
