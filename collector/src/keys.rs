@@ -1,15 +1,17 @@
 //! Every sled key and value encoding in one place, each with a round-trip test, so the
 //! on-disk layout (ARCHITECTURE.md, "collector storage layout") is read and written by
-//! exactly one piece of code. Keys are big-endian so that byte order is time order.
+//! exactly one piece of code. Keys are big-endian so that byte order is time order. Every
+//! value below is stored with a checksum after it (`sealed`, schema 3 on).
 
 use probity_config::wire::ErrorKind;
 
 /// Numeric handle of an interned probe or agent id (see the `names` tree).
 pub type Num = u32;
 
-/// 2: minute histograms packed per hour (`hist_minutes`); 1 kept them one key per minute
-/// (`hist_min`) and is migrated on open.
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: every record ends with its checksum (`sealed`); 2 had none, and kept the version
+/// as a plain `u32`; 1 kept minute histograms one key per minute (`hist_min`). Older
+/// schemas are migrated on open (`store/schema.rs`).
+pub const SCHEMA_VERSION: u32 = 3;
 pub const SCHEMA_VERSION_KEY: &[u8] = b"schema_version";
 /// `meta` key present while a collector has the database open: found at open, the last
 /// run did not close it, and the hours still pending are derived again from raw.
@@ -534,6 +536,110 @@ pub fn decode_revision_number(k: &[u8]) -> Option<u32> {
     k.get(k.len().checked_sub(4)?..)?.try_into().ok().map(u32::from_be_bytes)
 }
 
+/// Bytes of the checksum that ends every stored value (schema 3 on).
+pub const CHECKSUM_LEN: usize = 4;
+
+/// CRC-32 (IEEE, `crc32fast`) of a record's key and value, little-endian: covering the key
+/// too means a damaged key is caught as well as a damaged value.
+fn checksum(key: &[u8], value: &[u8]) -> [u8; CHECKSUM_LEN] {
+    let mut h = crc32fast::Hasher::new();
+    h.update(key);
+    h.update(value);
+    h.finalize().to_le_bytes()
+}
+
+/// What sled stores for `value` under `key`: the value, then its checksum. Every tree's
+/// records are sealed (`store/tree.rs` does it on every write and checks it on every
+/// read), so each encoding below is the part before the checksum.
+pub fn sealed(key: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len() + CHECKSUM_LEN);
+    out.extend_from_slice(value);
+    out.extend_from_slice(&checksum(key, value));
+    out
+}
+
+/// The value of a sealed record whose checksum holds; `None` when it does not.
+pub fn unseal<'v>(key: &[u8], stored: &'v [u8]) -> Option<&'v [u8]> {
+    let (value, sum) = stored.split_at_checked(stored.len().checked_sub(CHECKSUM_LEN)?)?;
+    (checksum(key, value) == sum).then_some(value)
+}
+
+/// Says which record a key of `tree` is (probe, agent, hour, …) for an error or a
+/// `db check` line; `name` turns an interned number into its id where it can.
+pub fn describe_record(tree: &str, key: &[u8], name: &dyn Fn(u8, Num) -> Option<String>) -> String {
+    let id = |kind: u8, n: Num| match name(kind, n) {
+        Some(id) => format!("{id} (#{n})"),
+        None => format!("#{n}"),
+    };
+    let at = probity_config::time::rfc3339;
+    let pair = |k: &[u8]| {
+        let (p, a) = decode_pair(k);
+        format!("probe {}, agent {}", id(KIND_PROBE, p), id(KIND_AGENT, a))
+    };
+    let instance = |a: Num, i: Num| match i {
+        LEGACY_INSTANCE => format!("agent {}, legacy instance", id(KIND_AGENT, a)),
+        i => format!(
+            "agent {}, instance {}",
+            id(KIND_AGENT, a),
+            name(KIND_INSTANCE, i).as_deref().and_then(instance_from_name).map_or(format!("#{i}"), str::to_string)
+        ),
+    };
+    match (tree, key.len()) {
+        ("raw", 24) => {
+            let (_, _, first, seq) = decode_raw_key(key);
+            let hour = first.saturating_sub(first.rem_euclid(HOUR_MS));
+            format!("{}, hour {}, block from {} seq {seq}", pair(key), at(hour), at(first))
+        }
+        ("runs", 16) => format!("{}, run from {}", pair(key), at(decode_pair_time_key(key).2)),
+        ("hist_minutes" | "hist_hour", 16) => format!("{}, hour {}", pair(key), at(decode_pair_time_key(key).2)),
+        ("hist_day", 16) => format!("{}, day {}", pair(key), at(decode_pair_time_key(key).2)),
+        ("last", 8) => pair(key),
+        ("agents", 4 | 8) => {
+            let (a, i) = decode_seq_key(key).expect("4 or 8 bytes");
+            instance(a, i)
+        }
+        ("rollup_pending", 17) => {
+            let (level, _, _, t) = decode_pending_key(key);
+            let what = if level == LEVEL_DAY { "day" } else { "hour" };
+            format!("{}, {what} {} pending", pair(&key[1..]), at(t))
+        }
+        ("names", 6) if key[0] == b'#' => format!("the id of {} number {}", kind_name(key[1]), num_from(&key[2..])),
+        ("names", n) if n > 1 => {
+            format!("the number of {} {:?}", kind_name(key[0]), String::from_utf8_lossy(&key[1..]))
+        }
+        ("meta", 12) if key.starts_with(b"interval") => {
+            format!("interval of probe {}", id(KIND_PROBE, num_from(&key[8..])))
+        }
+        ("meta", 12) if key.starts_with(b"loss") => {
+            format!("lost results of {}", instance(num_from(&key[4..8]), num_from(&key[8..])))
+        }
+        ("catalogue_versions", 4) => format!("catalogue version {}", num_from(key)),
+        ("revisions", _) => {
+            let mut parts = key.splitn(3, |&b| b == 0);
+            let (agreement, label) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+            let number = decode_revision_number(key).unwrap_or_default();
+            format!(
+                "agreement {}, period {}, revision {number}",
+                String::from_utf8_lossy(agreement),
+                String::from_utf8_lossy(label)
+            )
+        }
+        _ if !key.is_empty() && key.iter().all(|b| b.is_ascii_graphic()) => {
+            format!("key {:?}", String::from_utf8_lossy(key))
+        }
+        _ => format!("key 0x{}", hex::encode(key)),
+    }
+}
+
+fn kind_name(kind: u8) -> &'static str {
+    match kind {
+        KIND_PROBE => "probe",
+        KIND_AGENT => "agent",
+        KIND_INSTANCE => "instance",
+        _ => "unknown kind",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -698,6 +804,47 @@ mod tests {
         }
         assert_eq!(decode_record(&rec[..rec.len() - 1]), None);
         assert_eq!(decode_record(&[]), None);
+    }
+
+    #[test]
+    fn sealed_records_open_and_any_damage_to_key_or_value_is_refused() {
+        let key = raw_key(3, 5, 1_763_812_800_000, 12);
+        let record = sealed(&key, b"block");
+        assert_eq!(record.len(), 5 + CHECKSUM_LEN);
+        assert_eq!(unseal(&key, &record), Some(&b"block"[..]));
+        for i in 0..record.len() {
+            let mut bad = record.clone();
+            bad[i] ^= 0x01;
+            assert_eq!(unseal(&key, &bad), None, "value byte {i} flipped");
+        }
+        for i in 0..key.len() {
+            let mut bad = key;
+            bad[i] ^= 0x80;
+            assert_eq!(unseal(&bad, &record), None, "key byte {i} flipped");
+        }
+        assert_eq!(unseal(&key, &record[..3]), None);
+        assert_eq!(unseal(b"k", &sealed(b"k", b"")), Some(&b""[..]));
+    }
+
+    #[test]
+    fn a_record_is_described_by_what_its_key_holds() {
+        let name = |kind: u8, n: Num| (kind == KIND_PROBE && n == 3).then(|| "web".to_string());
+        let check = |tree: &str, key: &[u8], expected: &str| assert_eq!(describe_record(tree, key, &name), expected);
+        check(
+            "raw",
+            &raw_key(3, 5, 1_763_812_805_000, 12),
+            "probe web (#3), agent #5, hour 2025-11-22T12:00:00Z, block from 2025-11-22T12:00:05Z seq 12",
+        );
+        check(
+            "hist_day",
+            &pair_time_key(3, 5, 1_763_769_600_000),
+            "probe web (#3), agent #5, day 2025-11-22T00:00:00Z",
+        );
+        check("agents", &seq_key(5, 9), "agent #5, instance #9");
+        check("names", &num_key(KIND_AGENT, 5), "the id of agent number 5");
+        check("meta", &interval_key(3), "interval of probe web (#3)");
+        check("revisions", &revision_key("web-sla", "2026-Q4", 2), "agreement web-sla, period 2026-Q4, revision 2");
+        check("raw", b"\x01", "key 0x01");
     }
 
     #[test]

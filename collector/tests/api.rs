@@ -694,3 +694,24 @@ async fn the_timeline_and_latency_series_agree_with_the_availability_and_latency
     let (status, _) = get_json(&h.app, "/api/v1/services/nope/timeline", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_damaged_record_is_a_500_naming_it_never_a_figure() {
+    let h = harness();
+    ingest(&h.app, &batch("a1", "web", 1, 200)).await;
+    let (status, _) = get_json(&h.app, "/api/v1/services", None).await;
+    assert_eq!(status, StatusCode::OK);
+    // One byte of every stored view run flipped, as a failing disk would.
+    let runs = h.state.store().db().open_tree("runs").unwrap();
+    for kv in runs.iter() {
+        let (k, v) = kv.unwrap();
+        let mut damaged = v.to_vec();
+        damaged[0] ^= 0x04;
+        runs.insert(k, damaged).unwrap();
+    }
+    let (status, body) = get_json(&h.app, "/api/v1/services", None).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("damaged record in tree runs") && error.contains("probe web"), "{error}");
+    assert!(error.contains("agent a1"), "{error}");
+}

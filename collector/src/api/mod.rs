@@ -112,6 +112,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A stored record failed its checksum: 500, the message naming the record.
+    #[error("{0}")]
+    Damaged(String),
 }
 
 impl ApiError {
@@ -128,13 +131,29 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Internal(_) | ApiError::Damaged(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
+        ApiError::failure(&e)
+    }
+}
+
+impl ApiError {
+    /// Our fault: a damaged record anywhere in `e`'s causes is named (SPEC §15: an error
+    /// naming the record, never a figure; it tells the operator what to restore and leaks
+    /// nothing but the record's ids); anything else stays an internal error.
+    pub fn failure(e: &(dyn std::error::Error + 'static)) -> ApiError {
+        let mut cause = Some(e);
+        while let Some(c) = cause {
+            if let Some(damaged @ crate::store::StoreError::Damaged { .. }) = c.downcast_ref() {
+                return ApiError::Damaged(damaged.to_string());
+            }
+            cause = c.source();
+        }
         ApiError::internal(e)
     }
 }
@@ -146,6 +165,10 @@ impl IntoResponse for ApiError {
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "request failed");
                 "internal error; see the collector's log".to_string()
+            }
+            ApiError::Damaged(detail) => {
+                tracing::error!(error = %detail, "request failed");
+                detail.clone()
             }
             other => other.to_string(),
         };

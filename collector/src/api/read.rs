@@ -80,7 +80,7 @@ impl From<ReportError> for ApiError {
                 ApiError::BadRequest(ReportError::UnknownCalendar(echo_id(&name), defined).to_string())
             }
             ReportError::Period(_) | ReportError::BadParameter(_) => ApiError::BadRequest(e.to_string()),
-            ReportError::Source(source) => ApiError::internal(source),
+            ReportError::Source(source) => ApiError::failure(source.as_ref()),
         }
     }
 }
@@ -430,7 +430,7 @@ async fn evidence(
         )
         .map_err(|e| match e {
             crate::evidence::export::EvidenceError::Report(r) => ApiError::from(r),
-            other => ApiError::internal(other),
+            other => ApiError::failure(&other),
         })?;
         let mut file = file.into_inner().map_err(|e| ApiError::internal(e.error()))?;
         use std::io::Seek;

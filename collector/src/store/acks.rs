@@ -65,7 +65,7 @@ impl Store {
             lost += hi - lo + 1;
         }
         self.agents.insert(keys::seq_key(a, i), keys::encode_seq_ranges(seqs.ranges()))?;
-        self.meta.insert(keys::loss_key(a, i), &keys::encode_u64(lost))?;
+        self.meta.insert(keys::loss_key(a, i), keys::encode_u64(lost))?;
         self.db.flush()?;
         self.committed
             .lock()

@@ -21,7 +21,11 @@ impl Store {
             if out.len() >= limit {
                 break;
             }
-            self.check_pair(p, a, &mut out)?;
+            // A damaged record is one finding; the other pairs are still checked.
+            match self.check_pair(p, a, &mut out) {
+                Err(e @ StoreError::Damaged { .. }) => out.push(e.to_string()),
+                other => other?,
+            }
         }
         out.truncate(limit);
         Ok(out)
@@ -122,7 +126,9 @@ impl Store {
     fn raw_pairs(&self) -> Result<Vec<(Num, Num)>, StoreError> {
         let mut out = Vec::new();
         let mut from = keys::pair_prefix(0, 0);
-        while let Some((k, _)) = self.raw.range(&from[..]..).next().transpose()? {
+        loop {
+            let first = self.raw.range_keys(&from[..]..).next().transpose()?;
+            let Some(k) = first else { break };
             let (p, a) = keys::decode_pair(&k);
             out.push((p, a));
             from = match (a.checked_add(1), p.checked_add(1)) {

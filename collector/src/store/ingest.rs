@@ -115,19 +115,21 @@ impl Store {
             marks.extend(hours.into_iter().map(|h| keys::pending_key(keys::LEVEL_HOUR, p, a, h)));
         }
         let seq_key = keys::seq_key(a, i);
-        let seq_value = keys::encode_seq_ranges(seqs.ranges());
+        let seq_value = self.agents.seal(&seq_key, &keys::encode_seq_ranges(seqs.ranges()));
+        let inserts: Vec<([u8; 24], Vec<u8>)> = blocks.insert.iter().map(|(k, v)| (*k, self.raw.seal(k, v))).collect();
+        let marks: Vec<([u8; 17], Vec<u8>)> = marks.iter().map(|m| (*m, self.pending.seal(m, &marker))).collect();
         self.raw.will_write()?;
         (self.raw.sled(), self.agents.sled(), self.pending.sled())
             .transaction(|(raw, agents, pending)| {
                 for k in &blocks.remove {
                     raw.remove(k)?;
                 }
-                for (k, v) in &blocks.insert {
+                for (k, v) in &inserts {
                     raw.insert(&k[..], v.as_slice())?;
                 }
                 agents.insert(&seq_key[..], seq_value.as_slice())?;
-                for m in &marks {
-                    pending.insert(&m[..], marker.as_slice())?;
+                for (m, v) in &marks {
+                    pending.insert(&m[..], v.as_slice())?;
                 }
                 Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
             })

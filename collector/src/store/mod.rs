@@ -6,11 +6,13 @@
 
 mod acks;
 mod check;
+mod checksums;
 mod derive;
 mod history;
 mod ingest;
 mod latency;
 mod raw;
+mod schema;
 mod seqs;
 mod timeline;
 mod tree;
@@ -25,6 +27,7 @@ use sled::Transactional;
 use crate::keys::{self, BlockEntry, LastResult, Num, RawValue};
 use crate::runs::ViewRun;
 
+pub use checksums::{ChecksumReport, DamagedRecord};
 pub use latency::{Latency, new_histogram};
 pub use seqs::{AgentInstances, SeqSet, SeqSummary};
 pub use timeline::NewObservation;
@@ -54,6 +57,12 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("corrupt value in tree {tree}")]
     Corrupt { tree: &'static str },
+    /// A record whose checksum does not hold: its bytes changed since they were written.
+    #[error(
+        "damaged record in tree {tree} ({record}): its checksum does not match what was written; \
+         `probity-collector db check` lists every damaged record"
+    )]
+    Damaged { tree: &'static str, record: String },
     #[error("histogram: {0}")]
     Histogram(String),
     #[error("a record in tree {tree} already exists and is never rewritten")]
@@ -157,41 +166,6 @@ struct PairState {
     hour: Option<(i64, Vec<keys::MinuteHist>)>,
 }
 
-/// Schema 1 → 2: one `hist_min` key per minute becomes one `hist_minutes` key per hour.
-/// Safe to interrupt: the old tree is dropped only once every hour is written, and the
-/// schema key says 2 only after that; a rerun rewrites the same hours.
-fn migrate_v1_minutes(db: &sled::Db) -> Result<(), StoreError> {
-    let old = db.open_tree("hist_min")?;
-    let new = db.open_tree("hist_minutes")?;
-    let mut hour: Option<([u8; 16], Vec<keys::MinuteHist>)> = None;
-    let mut buf = Vec::new();
-    let mut write = |key: [u8; 16], minutes: &[keys::MinuteHist]| -> Result<(), StoreError> {
-        buf.clear();
-        keys::encode_minutes(minutes, &mut buf);
-        new.insert(key, buf.as_slice())?;
-        Ok(())
-    };
-    for kv in old.iter() {
-        let (k, v) = kv?;
-        let (p, a, minute) = keys::decode_pair_time_key(&k);
-        let start = minute.div_euclid(keys::HOUR_MS) * keys::HOUR_MS;
-        let (total, hist) = keys::decode_hist_value(&v).ok_or(StoreError::Corrupt { tree: "hist_min" })?;
-        let key = keys::pair_time_key(p, a, start);
-        if let Some((k, minutes)) = hour.take_if(|(k, _)| *k != key) {
-            write(k, &minutes)?;
-        }
-        let minutes = &mut hour.get_or_insert_with(|| (key, Vec::new())).1;
-        let of_hour = ((minute - start) / keys::MINUTE_MS) as u8;
-        minutes.push(keys::MinuteHist { minute: of_hour, total, hist: hist.to_vec() });
-    }
-    if let Some((k, minutes)) = hour {
-        write(k, &minutes)?;
-    }
-    new.flush()?;
-    db.drop_tree("hist_min")?;
-    Ok(())
-}
-
 impl Store {
     /// Opens (or creates) the database in `path`; refuses a corrupt one or an unknown schema.
     pub fn open(path: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
@@ -223,16 +197,14 @@ impl Store {
         let faults = Arc::new(Faults::default());
         let tree = |name: &'static str| Tree::open(&db, name, &faults);
         let meta = tree("meta")?;
-        match meta.get(keys::SCHEMA_VERSION_KEY)? {
-            Some(v) => {
-                let found = v.as_ref().try_into().map(u32::from_be_bytes).unwrap_or(u32::MAX);
-                if found == 1 {
-                    migrate_v1_minutes(&db)?;
-                    meta.insert(keys::SCHEMA_VERSION_KEY, &keys::SCHEMA_VERSION.to_be_bytes())?;
-                    db.flush()?;
-                } else if found != keys::SCHEMA_VERSION {
-                    return Err(StoreError::UnknownSchema { path: shown, found, known: keys::SCHEMA_VERSION });
-                }
+        match schema::stored_version(meta.sled())? {
+            Some(found) if found == keys::SCHEMA_VERSION => {}
+            Some(found @ (1 | 2)) => {
+                tracing::info!(path = %shown, from = found, to = keys::SCHEMA_VERSION, "migrating the database");
+                schema::migrate(&db, found)?;
+            }
+            Some(found) => {
+                return Err(StoreError::UnknownSchema { path: shown, found, known: keys::SCHEMA_VERSION });
             }
             None if had_data => {
                 return Err(StoreError::Open {
@@ -241,7 +213,7 @@ impl Store {
                 });
             }
             None => {
-                meta.insert(keys::SCHEMA_VERSION_KEY, &keys::SCHEMA_VERSION.to_be_bytes())?;
+                meta.insert(keys::SCHEMA_VERSION_KEY, keys::SCHEMA_VERSION.to_be_bytes())?;
                 db.flush()?;
             }
         }
@@ -275,7 +247,7 @@ impl Store {
             let repaired = store.repair_all_pending()?;
             tracing::warn!(path = %shown, hours = repaired, "the database was not closed cleanly: derived data rebuilt from raw results for the hours written last");
         }
-        store.meta.insert(keys::OPEN_KEY, &[1u8])?;
+        store.meta.insert(keys::OPEN_KEY, [1u8])?;
         store.db.flush()?;
         store.load_committed()?;
         Ok(store)
@@ -342,7 +314,7 @@ impl Store {
     /// Records the interval a probe's runs are painted with, when `meta` has none yet.
     fn ensure_interval(&self, p: Num, interval_ms: i64) -> Result<(), StoreError> {
         if self.interval_of(p)?.is_none() {
-            self.meta.insert(keys::interval_key(p), &keys::encode_u64(interval_ms as u64))?;
+            self.meta.insert(keys::interval_key(p), keys::encode_u64(interval_ms as u64))?;
             self.intervals.write().unwrap_or_else(|e| e.into_inner()).insert(p, interval_ms);
         }
         Ok(())
@@ -508,7 +480,7 @@ impl Store {
                 if doomed.is_empty() {
                     break;
                 }
-                let mut batch = sled::Batch::default();
+                let mut batch = tree::Batch::default();
                 for (k, v) in &doomed {
                     let (_, _, at, seq) = keys::decode_raw_key(k);
                     let mut entries = Vec::new();
@@ -540,7 +512,7 @@ impl Store {
                 }
                 rebuilt.push(probe.clone());
             }
-            self.meta.insert(keys::interval_key(p), &keys::encode_u64(*interval_ms as u64))?;
+            self.meta.insert(keys::interval_key(p), keys::encode_u64(*interval_ms as u64))?;
             self.intervals.write().unwrap_or_else(|e| e.into_inner()).insert(p, *interval_ms);
         }
         self.db.flush()?;
@@ -608,8 +580,8 @@ impl Store {
             None => 1,
         };
         self.names.insert(keys::num_key(kind, next), name.as_bytes())?;
-        self.names.insert(keys::name_key(kind, name), &keys::encode_num(next))?;
-        self.meta.insert(b"next_num", &keys::encode_num(next + 1))?;
+        self.names.insert(keys::name_key(kind, name), keys::encode_num(next))?;
+        self.meta.insert(b"next_num", keys::encode_num(next + 1))?;
         self.interned.write().unwrap_or_else(|e| e.into_inner()).insert((kind, name.to_string()), next);
         Ok(next)
     }

@@ -247,7 +247,7 @@ fn an_unknown_schema_version_is_refused_with_the_path() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = open(&dir);
-        store.meta.insert(keys::SCHEMA_VERSION_KEY, &99u32.to_be_bytes()).unwrap();
+        store.meta.insert(keys::SCHEMA_VERSION_KEY, 99u32.to_be_bytes()).unwrap();
         store.flush().unwrap();
     }
     let err = Store::open(&dir.path().join("db"), &StoreOptions::default()).err().unwrap().to_string();
@@ -311,9 +311,8 @@ fn a_schema_1_database_is_migrated_to_hourly_minute_values_on_open() {
             }
         }
         store.hist_minutes.sled().clear().unwrap();
-        store.meta.insert(keys::SCHEMA_VERSION_KEY, &1u32.to_be_bytes()).unwrap();
-        store.flush().unwrap();
-        assert_eq!(store.latency("p", &window).unwrap().results, 0, "the new tree is empty now");
+        downgrade_to_schema(&store, 1);
+        assert_eq!(store.hist_minutes.len(), 0, "the new tree is empty now");
         before
     };
     let store = open(&dir);
@@ -321,8 +320,8 @@ fn a_schema_1_database_is_migrated_to_hourly_minute_values_on_open() {
     assert_eq!((after.results, after.histogram.len()), (300, 300 - 43));
     assert_eq!(after.histogram, before.histogram);
     assert!(!store.db.tree_names().iter().any(|n| n.as_ref() == b"hist_min"), "the old tree is gone");
-    let version = store.meta.get(keys::SCHEMA_VERSION_KEY).unwrap().unwrap();
-    assert_eq!(u32::from_be_bytes(version.as_ref().try_into().unwrap()), keys::SCHEMA_VERSION);
+    assert_eq!(schema::stored_version(store.meta.sled()).unwrap(), Some(keys::SCHEMA_VERSION));
+    assert_eq!(store.check_checksums(10).unwrap().damaged, vec![], "every record got its checksum");
     // And new results land in the migrated hours.
     store.ingest("a", None, &[result(1000, "p", day0 + 5, None, 9)], accept_all(37_000)).unwrap();
     assert_eq!(store.latency("p", &window).unwrap().results, 301);
@@ -470,4 +469,229 @@ fn a_failed_derived_write_is_repaired_before_the_agents_next_batch() {
     assert_eq!((again.accepted, again.duplicates), (0, 10), "the raw results were stored: the retry is a duplicate");
     assert_eq!(store.check_derived(10).unwrap(), Vec::<String>::new());
     assert_eq!(store.latency("p", &[(day0, day0 + DAY_MS)]).unwrap().results, 10, "counted once");
+}
+
+/// Rewrites every record the way schemas 1 and 2 stored it, without a checksum, and the
+/// version as a plain `u32`: an old database, for the migration tests.
+fn downgrade_to_schema(store: &Store, version: u32) {
+    for name in store.db.tree_names() {
+        if name.as_ref() == b"__sled__default" {
+            continue;
+        }
+        let tree = store.db.open_tree(&name).unwrap();
+        for kv in tree.iter() {
+            let (k, v) = kv.unwrap();
+            let Some(plain) = keys::unseal(&k, &v).map(<[u8]>::to_vec) else { continue }; // hist_min: written plain
+            tree.insert(k, plain).unwrap();
+        }
+    }
+    store.meta.sled().insert(keys::SCHEMA_VERSION_KEY, &version.to_be_bytes()).unwrap();
+    store.flush().unwrap();
+}
+
+/// A store with a bit of every record kind: two agents (one with two instances), two
+/// probes, three hours of one day with failures, rolled up, a catalogue version, a
+/// revision, a recorded loss, and a result of the next day still pending.
+fn populated(dir: &tempfile::TempDir, day0: i64) -> Store {
+    let store = open(dir);
+    for (agent, instance) in [("lon-1", None), ("lon-1", Some("9f2c")), ("fra-1", Some("77ab"))] {
+        let base = if instance == Some("9f2c") { 1000 } else { 0 };
+        let rs: Vec<ProbeResult> = (0..400u64)
+            .map(|i| {
+                let down = (i % 9 == 4).then_some(ErrorKind::Timeout);
+                let probe = if i % 2 == 0 { "web" } else { "api" };
+                result(base + i + 1, probe, day0 + base as i64 * 11 + i as i64 * 20_000, down, 1000 + i * 7)
+            })
+            .collect();
+        store.ingest(agent, instance, &rs, accept_all(20_000)).unwrap();
+    }
+    store.roll_up(day0 + DAY_MS + HOUR_MS).unwrap();
+    store
+        .ingest("lon-1", Some("9f2c"), &[result(5000, "web", day0 + DAY_MS + 5, None, 5)], accept_all(20_000))
+        .unwrap();
+    store.record_loss("fra-1", Some("77ab"), &[(900, 904)]).unwrap();
+    store.append_catalogue_version(1, b"{\"v\":1}").unwrap();
+    store.append_revision("web-sla", "2025-11", 1, b"{\"r\":1}").unwrap();
+    store.flush().unwrap();
+    store
+}
+
+/// Everything a reader of the store sees, as text, to compare two stores by.
+fn readings(store: &Store, day0: i64) -> String {
+    let mut out = String::new();
+    for probe in ["web", "api"] {
+        let raw: Vec<RawRow> = store.raw_results(probe, i64::MIN, i64::MAX).unwrap().map(Result::unwrap).collect();
+        out += &format!("{probe} raw {raw:?}\n");
+        for agent in store.agents_of(probe).unwrap() {
+            out += &format!("{probe} {agent} runs {:?}\n", store.view_runs(probe, &agent, i64::MIN, i64::MAX).unwrap());
+            out += &format!("{probe} {agent} last {:?}\n", store.last_result(probe, &agent).unwrap());
+        }
+        for window in [(day0, day0 + DAY_MS), (day0, day0 + HOUR_MS), (day0 + 600_000, day0 + 2 * DAY_MS)] {
+            let l = store.latency(probe, &[window]).unwrap();
+            out += &format!("{probe} latency {window:?} {} {:?}\n", l.results, l.histogram);
+        }
+    }
+    out += &format!("{:?}\n{:?}\n", store.all_agent_instances().unwrap(), store.last_results().unwrap());
+    out += &format!("{:?}\n", store.acknowledged());
+    out += &format!("{:?} {:?}\n", store.catalogue_versions().unwrap(), store.revisions("web-sla", "2025-11").unwrap());
+    out
+}
+
+#[test]
+fn a_schema_2_database_gets_its_checksums_on_open_and_reads_the_same() {
+    let day0 = 1_763_769_600_000i64;
+    let dir = tempfile::tempdir().unwrap();
+    let before = {
+        let store = populated(&dir, day0);
+        let before = readings(&store, day0);
+        downgrade_to_schema(&store, 2);
+        assert!(store.check_checksums(1).unwrap().damaged_total > 100, "no record has a checksum now");
+        before
+    };
+    let store = open(&dir);
+    assert_eq!(schema::stored_version(store.meta.sled()).unwrap(), Some(keys::SCHEMA_VERSION));
+    let report = store.check_checksums(10).unwrap();
+    assert_eq!((report.damaged_total, report.damaged), (0, vec![]));
+    assert!(report.records > 100);
+    assert_eq!(readings(&store, day0), before);
+    assert_eq!(store.check_derived(10).unwrap(), Vec::<String>::new());
+}
+
+#[test]
+fn an_interrupted_checksum_migration_finishes_on_the_next_open() {
+    let day0 = 1_763_769_600_000i64;
+    let dir = tempfile::tempdir().unwrap();
+    let before = {
+        let store = populated(&dir, day0);
+        let before = readings(&store, day0);
+        downgrade_to_schema(&store, 2);
+        // What a migration stopped half-way through `raw` leaves: the trees before it in
+        // name order sealed, `raw` up to some key, the progress key naming that key.
+        let mut names = store.db.tree_names();
+        names.sort();
+        for name in names.iter().filter(|n| n.as_ref() < b"raw".as_slice() && n.as_ref() != b"meta") {
+            let tree = store.db.open_tree(name).unwrap();
+            for kv in tree.iter() {
+                let (k, v) = kv.unwrap();
+                tree.insert(&k, keys::sealed(&k, &v)).unwrap();
+            }
+        }
+        let raw = store.raw.sled();
+        let keys_in_raw: Vec<sled::IVec> = raw.iter().keys().map(Result::unwrap).collect();
+        assert!(keys_in_raw.len() >= 4, "{} raw blocks", keys_in_raw.len());
+        let half = &keys_in_raw[..keys_in_raw.len() / 2];
+        for k in half {
+            let v = raw.get(k).unwrap().unwrap();
+            raw.insert(k, keys::sealed(k, &v)).unwrap();
+        }
+        let mut progress = b"raw".to_vec();
+        progress.push(0);
+        progress.extend_from_slice(half.last().unwrap());
+        store.meta.sled().insert(b"migrate_checksums", progress).unwrap();
+        store.flush().unwrap();
+        before
+    };
+    let store = open(&dir);
+    assert_eq!(store.check_checksums(10).unwrap().damaged, vec![], "each record sealed once");
+    assert_eq!(readings(&store, day0), before);
+    assert!(!store.meta.contains_key(b"migrate_checksums").unwrap());
+}
+
+#[test]
+fn a_damaged_record_of_any_kind_is_an_error_naming_it_never_a_figure() {
+    let day0 = 1_763_769_600_000i64;
+    let hour = probity_config::time::rfc3339(day0);
+    let day = probity_config::time::rfc3339(day0);
+    type Read = fn(&Store, i64) -> Result<(), StoreError>;
+    // Tree, the record to damage (the first one whose key starts so), what reads it, and
+    // what the error must name.
+    let cases: Vec<(&str, Vec<u8>, Read, Vec<String>)> = vec![
+        (
+            "raw",
+            vec![],
+            |s, _| s.raw_results("web", i64::MIN, i64::MAX)?.try_for_each(|r| r.map(drop)),
+            vec![format!("hour {hour}")],
+        ),
+        ("runs", vec![], |s, _| s.view_runs("web", "lon-1", i64::MIN, i64::MAX).map(drop), vec![format!("run from")]),
+        ("last", vec![], |s, _| s.last_result("web", "lon-1").map(drop), vec![]),
+        ("agents", vec![], |s, _| s.seq_summaries().map(drop), vec!["legacy instance".into()]),
+        (
+            "hist_minutes",
+            vec![],
+            |s, day0| s.latency("web", &[(day0, day0 + 30 * MINUTE_MS)]).map(drop),
+            vec![format!("hour {hour}")],
+        ),
+        (
+            "hist_hour",
+            vec![],
+            |s, day0| s.latency("web", &[(day0, day0 + HOUR_MS)]).map(drop),
+            vec![format!("hour {hour}")],
+        ),
+        (
+            "hist_day",
+            vec![],
+            |s, day0| s.latency("web", &[(day0, day0 + DAY_MS)]).map(drop),
+            vec![format!("day {day}")],
+        ),
+        ("names", b"#a".to_vec(), |s, _| s.agents_of("web").map(drop), vec!["the id of agent number 1".into()]),
+        (
+            "meta",
+            b"interval".to_vec(),
+            |s, _| s.sync_intervals(&[("web".into(), 20_000)]).map(drop),
+            vec!["interval of probe web".into()],
+        ),
+        ("rollup_pending", vec![], |s, day0| s.roll_up(day0 + 3 * DAY_MS).map(drop), vec!["pending".into()]),
+        (
+            "catalogue_versions",
+            vec![],
+            |s, _| s.latest_catalogue_version().map(drop),
+            vec!["catalogue version 1".into()],
+        ),
+        (
+            "revisions",
+            vec![],
+            |s, _| s.revisions("web-sla", "2025-11").map(drop),
+            vec!["agreement web-sla, period 2025-11, revision 1".into()],
+        ),
+    ];
+    for (tree, prefix, read, names) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let store = populated(&dir, day0);
+        let sled_tree = store.db.open_tree(tree).unwrap();
+        // The first record of the kind: in the pair tables, probe web (interned second,
+        // after agent lon-1) with agent lon-1.
+        let (k, v) = sled_tree.scan_prefix(&prefix).next().unwrap().unwrap();
+        let mut flipped = v.to_vec();
+        flipped[v.len() / 2] ^= 0x10;
+        sled_tree.insert(&k, flipped).unwrap();
+        let err = read(&store, day0).err().unwrap_or_else(|| panic!("{tree}: the damaged record was read as data"));
+        let StoreError::Damaged { tree: named, record } = &err else { panic!("{tree}: {err}") };
+        assert_eq!(*named, tree);
+        for name in &names {
+            assert!(record.contains(name.as_str()), "{tree}: {err} does not name {name}");
+        }
+        if ["raw", "runs", "last", "hist_minutes", "hist_hour", "hist_day"].contains(&tree) {
+            assert!(record.contains("probe web (#2), agent lon-1 (#1)"), "{tree}: {err}");
+        }
+        let report = store.check_checksums(10).unwrap();
+        assert_eq!(report.damaged_total, 1, "{tree}: {:?}", report.damaged);
+        assert_eq!((report.damaged[0].tree.as_str(), &report.damaged[0].record), (tree, record));
+    }
+}
+
+#[test]
+fn a_damaged_key_is_caught_like_a_damaged_value_and_check_derived_names_it() {
+    let day0 = 1_763_769_600_000i64;
+    let dir = tempfile::tempdir().unwrap();
+    let store = populated(&dir, day0);
+    let raw = store.raw.sled();
+    let (k, v) = raw.iter().next().unwrap().unwrap();
+    let mut moved = k.to_vec();
+    moved[20] ^= 0x01; // the block's first seq
+    raw.remove(&k).unwrap();
+    raw.insert(moved, v).unwrap();
+    let err = store.raw_results("web", i64::MIN, i64::MAX).unwrap().find_map(Result::err).unwrap();
+    assert!(matches!(&err, StoreError::Damaged { tree: "raw", .. }), "{err}");
+    let found = store.check_derived(10).unwrap();
+    assert!(found.iter().any(|l| l.contains("damaged record in tree raw") && l.contains("agent lon-1")), "{found:?}");
 }

@@ -97,7 +97,7 @@ pub fn paint(runs: &Tree, probe: Num, agent: Num, run: ViewRun) -> Result<(), St
     }
     for m in &merged {
         if !affected.contains(m) {
-            runs.insert(keys::pair_time_key(probe, agent, m.start), &keys::encode_run_value(m.end, m.down))?;
+            runs.insert(keys::pair_time_key(probe, agent, m.start), keys::encode_run_value(m.end, m.down))?;
         }
     }
     Ok(())
@@ -171,7 +171,7 @@ pub fn rebuild(runs: &Tree, raw: &Tree, probe: Num, agent: Num, interval_ms: i64
         let stored_start = if r.start == from { start_of_run_covering(runs, probe, agent, from)? } else { r.start };
         runs.remove(keys::pair_time_key(probe, agent, stored_start))?;
         if stored_start < from {
-            runs.insert(keys::pair_time_key(probe, agent, stored_start), &keys::encode_run_value(from, r.down))?;
+            runs.insert(keys::pair_time_key(probe, agent, stored_start), keys::encode_run_value(from, r.down))?;
         }
     }
     for r in runs_from_observations(&observations, interval_ms) {
