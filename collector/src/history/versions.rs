@@ -12,7 +12,14 @@ use serde_json::Value;
 use super::HistoryError;
 use crate::store::Store;
 
-/// Where a catalogue came from.
+/// Where a catalogue came from (SPEC §10: start, SIGHUP, or a change through the API).
+///
+/// Nothing records `Api` yet, on purpose: no endpoint changes the catalogue (services,
+/// probes, agreements, calendars). Maintenance windows written through the API (SPEC §11)
+/// are their own records, with their own provenance and history, not catalogue changes: a
+/// window touching a closed period marks it for restatement (`history::mark_touched`)
+/// instead of making a new catalogue version. A future catalogue write endpoint records
+/// its result with `Api`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {

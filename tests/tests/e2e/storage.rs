@@ -81,11 +81,18 @@ name = "Web"
   target = "{}"
   interval = "1s"
   timeout = "1s"
+
+[[agreements]]
+id = "web-sla"
+kind = "sla"
+service = "web"
+availability = 99.0
 "#,
         hex(probity_config::token_sha256(token)),
         target.local_addr().unwrap()
     );
     let c = Collector::start(&config);
+    let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
     let addr = c.addr;
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().join("spool");
@@ -118,6 +125,23 @@ name = "Web"
     assert_eq!(metric(&c, "probity_agent_resets_total{agent=\"edge-1\"}"), Some(1.0));
     assert_eq!(metric(&c, "probity_agent_lost_results_total{agent=\"edge-1\"}"), Some(0.0));
     assert!(strip_ansi(&c.log()).contains("agent reset"), "{}", c.log());
+
+    // Evidence completeness: the agent's figures once, on its own row, and a row per instance.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let (from, to) = (probity_config::time::rfc3339(started - 60_000), probity_config::time::rfc3339(now + 1_000));
+    let bundle = c.get(&format!("/api/v1/agreements/web-sla/evidence?from={from}&to={to}"));
+    assert_eq!(bundle.status, 200, "{}", bundle.text());
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(&bundle.body)).unwrap();
+    let mut completeness = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("completeness.csv").unwrap(), &mut completeness).unwrap();
+    let rows: Vec<Vec<&str>> = completeness.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    let kinds: Vec<&str> = rows.iter().map(|r| r[0]).collect();
+    assert_eq!(kinds, ["probe", "agent", "instance", "instance"], "{completeness}");
+    assert_eq!((rows[0][1], rows[0][3], rows[0][5]), ("edge-1", "web-tcp", &*stored(&c).to_string()), "{completeness}");
+    assert_eq!((rows[0][8], rows[0][9]), ("", ""), "no agent figure on the probe row: {completeness}");
+    assert_eq!((rows[1][8], rows[1][9]), ("0", "1"), "lost and resets on the agent row: {completeness}");
+    assert_eq!((rows[2][2], rows[2][8]), (instance.trim(), "0"), "{completeness}");
+    assert_ne!(rows[3][2], rows[2][2], "{completeness}");
     drop(target);
 }
 
