@@ -300,6 +300,43 @@ async fn every_route_is_in_the_openapi_document_and_every_documented_route_is_se
     }
 }
 
+#[tokio::test]
+async fn every_documented_query_parameter_is_accepted_by_its_endpoint() {
+    let h = harness("");
+    let doc = serde_json::to_value(probity_collector::api::openapi::document()).unwrap();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let Some(operation) = item.get("get") else { continue };
+        let who = if operation["tags"][0] == "agent" { token("a1") } else { MANAGER.to_string() };
+        for parameter in operation["parameters"].as_array().into_iter().flatten() {
+            if parameter["in"] != "query" {
+                continue;
+            }
+            let name = parameter["name"].as_str().unwrap();
+            let value = match name {
+                "period" => "2026-11",
+                "from" => "2026-11-01T00:00:00Z",
+                "to" => "2026-11-02T00:00:00Z",
+                "calendar" => "24x7",
+                "percentiles" => "50,99",
+                "step" => "hour",
+                "agent" => "a1",
+                other => panic!("{path}: no sample value for the documented parameter {other}"),
+            };
+            let a = call(&h.app, Method::GET, &format!("{}?{name}={value}", concrete(path)), Some(&who), "").await;
+            if a.status == StatusCode::BAD_REQUEST {
+                assert!(
+                    !a.error().starts_with("unknown parameter"),
+                    "{path} documents {name} but refuses it: {}",
+                    a.error()
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "{checked} parameters checked");
+}
+
 /// The document, written where `.ci/run` validates it with openapi-spec-validator
 /// (`PROBITY_OPENAPI_OUT`); `probity-collector openapi` prints the same bytes.
 #[test]
