@@ -457,6 +457,7 @@ function latencyChart(series, targetMs) {
     chart.append(svg("line", { cls: "target", x1: L, x2: W - R, y1: y(targetMs).toFixed(1), y2: y(targetMs).toFixed(1) },
       svg("title", {}, `target ${targetMs} ms`)));
   }
+  const dots = [];
   for (const k of keys) {
     let d = "", pen = "M";
     for (const p of points) {
@@ -464,9 +465,12 @@ function latencyChart(series, targetMs) {
       if (!isNum(v)) { pen = "M"; continue; }
       d += `${pen}${x(p).toFixed(1)},${y(v).toFixed(1)} `;
       pen = "L";
+      dots.push(svg("circle", { cls: `dot ${k}`, cx: x(p).toFixed(1), cy: y(v).toFixed(1), r: "3" },
+        svg("title", {}, `${k} ${v} ms, ${fmtTime(p.start, series.timezone)} – ${fmtTime(p.end, series.timezone)}, ${p.count} results`)));
     }
     if (d) chart.append(svg("path", { cls: `line ${k}`, d }));
   }
+  chart.append(...dots);
   const tz = series.timezone;
   const legend = el("div", { cls: "legend" }, keys.map((k) => el("span", { cls: k }, k)),
     el("span", { cls: "muted" }, `per ${series.step}, ${points.reduce((n, p) => n + p.count, 0)} successful results`));

@@ -2,6 +2,7 @@
 
 mod cli;
 mod clock;
+mod dashboard;
 mod evidence;
 mod files;
 mod history;
