@@ -25,6 +25,8 @@ const MANAGER: &str = "probity_boss";
 const ACME: &str = "probity_acme";
 /// An operator scoped to the service `shop` (and so to `shop-sla`).
 const SHOP_OPS: &str = "probity_shop-ops";
+/// A manager scoped to `psp-uc`: may restate it, and nothing else.
+const ACME_BOSS: &str = "probity_acme-boss";
 
 struct Harness {
     _dir: tempfile::TempDir,
@@ -48,13 +50,15 @@ fn config(dir: &std::path::Path, api_extra: &str) -> String {
          [[api.tokens]]\nid = \"ops\"\ntoken_sha256 = \"{}\"\nrole = \"operator\"\n\n\
          [[api.tokens]]\nid = \"boss\"\ntoken_sha256 = \"{}\"\nrole = \"manager\"\n\n\
          [[api.tokens]]\nid = \"acme\"\ntoken_sha256 = \"{}\"\nrole = \"reader\"\nagreements = [\"psp-uc\"]\n\n\
-         [[api.tokens]]\nid = \"shop-ops\"\ntoken_sha256 = \"{}\"\nrole = \"operator\"\nservices = [\"shop\"]\n\n",
+         [[api.tokens]]\nid = \"shop-ops\"\ntoken_sha256 = \"{}\"\nrole = \"operator\"\nservices = [\"shop\"]\n\n\
+         [[api.tokens]]\nid = \"acme-boss\"\ntoken_sha256 = \"{}\"\nrole = \"manager\"\nagreements = [\"psp-uc\"]\n\n",
         hash(LEGACY),
         hash(READER),
         hash(OPERATOR),
         hash(MANAGER),
         hash(ACME),
         hash(SHOP_OPS),
+        hash(ACME_BOSS),
     );
     let extra = "[[services]]\nid = \"psp\"\nname = \"Acme PSP\"\nowner = \"acme\"\ndepends_on = [\"shop\"]\n\n\
          \x20 [[services.probes]]\n  id = \"psp-api\"\n  kind = \"tcp\"\n  target = \"127.0.0.1:9\"\n  interval = \"10s\"\n  timeout = \"5s\"\n  agents = [\"a2\"]\n\n\
@@ -361,10 +365,11 @@ enum Who {
     Acme,
     ShopOps,
     Agent,
+    AcmeBoss,
 }
 
 impl Who {
-    const ALL: [Who; 9] = [
+    const ALL: [Who; 10] = [
         Who::Nobody,
         Who::Stranger,
         Who::Reader,
@@ -374,6 +379,7 @@ impl Who {
         Who::Acme,
         Who::ShopOps,
         Who::Agent,
+        Who::AcmeBoss,
     ];
 
     fn token(self) -> Option<String> {
@@ -387,6 +393,7 @@ impl Who {
             Who::Acme => Some(ACME.into()),
             Who::ShopOps => Some(SHOP_OPS.into()),
             Who::Agent => Some(token("a1")),
+            Who::AcmeBoss => Some(ACME_BOSS.into()),
         }
     }
 }
@@ -396,10 +403,10 @@ struct Row {
     method: Method,
     path: &'static str,
     body: &'static str,
-    expected: [u16; 9],
+    expected: [u16; 10],
 }
 
-fn row(method: Method, path: &'static str, expected: [u16; 9]) -> Row {
+fn row(method: Method, path: &'static str, expected: [u16; 10]) -> Row {
     Row { method, path, body: "", expected }
 }
 
@@ -410,12 +417,12 @@ async fn every_role_against_every_endpoint() {
         .await
         .unwrap();
     use Method as M;
-    //                     nobody stranger reader legacy operator manager acme shop-ops agent
-    const OPEN: [u16; 9] = [200, 200, 200, 200, 200, 200, 200, 200, 200];
-    const READ: [u16; 9] = [401, 401, 200, 200, 200, 200, 200, 200, 401];
-    const SHOP: [u16; 9] = [401, 401, 200, 200, 200, 200, 404, 200, 401];
-    const PSP: [u16; 9] = [401, 401, 200, 200, 200, 200, 200, 404, 401];
-    const PSP_OLA: [u16; 9] = [401, 401, 200, 200, 200, 200, 404, 404, 401];
+    //                      nobody stranger reader legacy operator manager acme shop-ops agent acme-boss
+    const OPEN: [u16; 10] = [200, 200, 200, 200, 200, 200, 200, 200, 200, 200];
+    const READ: [u16; 10] = [401, 401, 200, 200, 200, 200, 200, 200, 401, 200];
+    const SHOP: [u16; 10] = [401, 401, 200, 200, 200, 200, 404, 200, 401, 404];
+    const PSP: [u16; 10] = [401, 401, 200, 200, 200, 200, 200, 404, 401, 200];
+    const PSP_OLA: [u16; 10] = [401, 401, 200, 200, 200, 200, 404, 404, 401, 404];
     let table = [
         row(M::GET, "/healthz", OPEN),
         row(M::GET, "/readyz", OPEN),
@@ -424,7 +431,7 @@ async fn every_role_against_every_endpoint() {
         row(M::GET, "/dashboard.css", OPEN),
         row(M::GET, "/api/v1/openapi.json", OPEN),
         row(M::GET, "/api/v1/evidence/public-key", OPEN),
-        row(M::GET, "/metrics", [401, 401, 200, 200, 200, 200, 403, 403, 401]),
+        row(M::GET, "/metrics", [401, 401, 200, 200, 200, 200, 403, 403, 401, 403]),
         row(M::GET, "/api/v1/services", READ),
         row(M::GET, "/api/v1/compliance", READ),
         row(M::GET, "/api/v1/gaps", READ),
@@ -452,16 +459,22 @@ async fn every_role_against_every_endpoint() {
             method: M::POST,
             path: "/api/v1/agreements/psp-uc/periods/2020-01/restate",
             body: r#"{"reason": "supplier review"}"#,
-            expected: [401, 401, 403, 403, 403, 409, 403, 403, 401],
+            expected: [401, 401, 403, 403, 403, 409, 403, 403, 401, 409],
         },
-        row(M::GET, "/api/v1/agent/assignment", [401, 401, 401, 401, 401, 401, 401, 401, 200]),
+        Row {
+            method: M::POST,
+            path: "/api/v1/agreements/shop-sla/periods/2020-01/restate",
+            body: r#"{"reason": "supplier review"}"#,
+            expected: [401, 401, 403, 403, 403, 409, 403, 403, 401, 404],
+        },
+        row(M::GET, "/api/v1/agent/assignment", [401, 401, 401, 401, 401, 401, 401, 401, 200, 401]),
         Row {
             method: M::POST,
             path: "/api/v1/ingest",
             body: r#"{"agent": "a1", "results": []}"#,
-            expected: [401, 401, 401, 401, 401, 401, 401, 401, 200],
+            expected: [401, 401, 401, 401, 401, 401, 401, 401, 200, 401],
         },
-        row(M::GET, "/api/v1/no-such-thing", [404; 9]),
+        row(M::GET, "/api/v1/no-such-thing", [404; 10]),
     ];
     let mut failures = Vec::new();
     for r in &table {
