@@ -131,6 +131,7 @@ struct AgentCoverageView<'a> {
 struct StateRunView<'a> {
     start: String,
     end: String,
+    #[schema(value_type = StateName)]
     state: &'static str,
     seconds: f64,
     /// Down runs only: the outage's reasons (kind: count) and its true edges.
@@ -161,6 +162,7 @@ pub struct LatencySeriesView<'a> {
     calendar: &'a str,
     timezone: &'a str,
     period: PeriodView<'a>,
+    #[schema(value_type = StepName)]
     step: &'static str,
     points: Vec<LatencyPointView<'a>>,
 }
@@ -206,6 +208,36 @@ impl<'a> From<&'a LatencyPoint> for LatencyPointView<'a> {
     }
 }
 
+/// The names a verdict is shown as (SPEC §7); the views hold them as `&'static str`, and
+/// these enums give the OpenAPI document their closed set.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum VerdictName {
+    Met,
+    Breached,
+    InsufficientData,
+}
+
+/// A service's or a state run's state (SPEC §7).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum StateName {
+    Up,
+    Down,
+    Unknown,
+}
+
+/// A latency series' step.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum StepName {
+    Hour,
+    Day,
+}
+
 /// `GET /api/v1/agreements/{id}/report` and `summary.json`.
 #[derive(Serialize, ToSchema)]
 pub struct AgreementReportView<'a> {
@@ -220,6 +252,7 @@ pub struct AgreementReportView<'a> {
     figures: FiguresView<'a>,
     latency: Option<LatencyReportView>,
     min_coverage_percent: f64,
+    #[schema(value_type = VerdictName)]
     verdict: &'static str,
     /// True for met, false for breached, JSON null for insufficient data.
     met: Option<bool>,
@@ -259,7 +292,7 @@ pub struct ComplianceView<'a> {
 }
 
 #[derive(Serialize, ToSchema)]
-struct ComplianceLineView<'a> {
+pub(crate) struct ComplianceLineView<'a> {
     agreement: &'a str,
     kind: AgreementKind,
     service: &'a str,
@@ -274,6 +307,7 @@ struct ComplianceLineView<'a> {
     latency_met: Option<bool>,
     coverage_percent: Option<f64>,
     unknown_seconds: f64,
+    #[schema(value_type = VerdictName)]
     verdict: &'static str,
     /// JSON null when there is not enough data for a verdict.
     met: Option<bool>,
@@ -286,6 +320,21 @@ pub struct PeriodView<'a> {
     from: String,
     to: String,
     complete: bool,
+    /// `open`, `settling` or `closed` (SPEC §10): set by the history layer on every report
+    /// and compliance line it answers; absent from what `views` alone writes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<PeriodStateName>)]
+    state: Option<&'static str>,
+}
+
+/// A period's state (SPEC §10).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum PeriodStateName {
+    Open,
+    Settling,
+    Closed,
 }
 
 /// The SPEC §7 / §8 figures; the target fields only when there is a target.
@@ -430,7 +479,13 @@ impl<'a> From<&'a ComplianceLine> for ComplianceLineView<'a> {
 
 impl<'a> From<&'a Period> for PeriodView<'a> {
     fn from(p: &'a Period) -> Self {
-        PeriodView { label: &p.label, from: rfc3339(p.from_ms), to: rfc3339(p.to_ms), complete: p.complete }
+        PeriodView {
+            label: &p.label,
+            from: rfc3339(p.from_ms),
+            to: rfc3339(p.to_ms),
+            complete: p.complete,
+            state: None,
+        }
     }
 }
 

@@ -201,6 +201,7 @@ fn concrete(path: &str) -> String {
         out += match &rest[open + 1..close] {
             "n" => "1",
             "label" => "2026-11",
+            "id" if path.starts_with("/api/v1/services/") => "shop",
             "id" => "shop-sla",
             _ => "x",
         };
@@ -339,6 +340,143 @@ async fn every_documented_query_parameter_is_accepted_by_its_endpoint() {
         }
     }
     assert!(checked >= 20, "{checked} parameters checked");
+}
+
+/// Checks `value` against a schema of the document: every object key is a documented
+/// property (or the schema is a free-form object or map), and every value has a type the
+/// schema allows. `$ref`, `allOf` (merged) and `oneOf` / `anyOf` (one must fit) are followed.
+fn check_against(
+    value: &serde_json::Value,
+    schema: &serde_json::Value,
+    doc: &serde_json::Value,
+    at: &str,
+    errors: &mut Vec<String>,
+) {
+    use serde_json::Value;
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.trim_start_matches("#/components/schemas/");
+        return check_against(value, &doc["components"]["schemas"][name], doc, at, errors);
+    }
+    for key in ["oneOf", "anyOf"] {
+        if let Some(options) = schema[key].as_array() {
+            let fits = options.iter().any(|o| {
+                let mut e = Vec::new();
+                check_against(value, o, doc, at, &mut e);
+                e.is_empty()
+            });
+            if !fits {
+                errors.push(format!("{at}: {value:.200} fits none of its {key}"));
+            }
+            return;
+        }
+    }
+    let resolve = |s: &Value| -> Value {
+        match s["$ref"].as_str() {
+            Some(r) => doc["components"]["schemas"][r.trim_start_matches("#/components/schemas/")].clone(),
+            None => s.clone(),
+        }
+    };
+    let mut properties = serde_json::Map::new();
+    // A part that is an object with no properties (`Object`, a flattened free-form map)
+    // lets any key in.
+    let mut free_form = false;
+    let mut parts = vec![schema.clone()];
+    while let Some(part) = parts.pop() {
+        let part = resolve(&part);
+        if let Some(all) = part["allOf"].as_array() {
+            parts.extend(all.iter().cloned());
+        } else if part["type"] == "object" && part.get("properties").is_none() {
+            free_form = true;
+        }
+        if let Some(p) = part["properties"].as_object() {
+            properties.extend(p.clone());
+        }
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(list) => list.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let kind = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let allowed = types.is_empty() || types.contains(&kind) || (kind == "integer" && types.contains(&"number"));
+    if !allowed {
+        errors.push(format!("{at}: a {kind} where the document says {types:?}"));
+        return;
+    }
+    match value {
+        Value::Object(map) => {
+            let extra = &schema["additionalProperties"];
+            for (key, v) in map {
+                let at = format!("{at}.{key}");
+                if let Some(p) = properties.get(key) {
+                    check_against(v, p, doc, &at, errors);
+                } else if extra.is_object() {
+                    check_against(v, extra, doc, &at, errors);
+                } else if !free_form && extra != &Value::Bool(true) && !properties.is_empty() {
+                    errors.push(format!("{at}: not in the document"));
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                check_against(v, &schema["items"], doc, &format!("{at}[{i}]"), errors);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn every_json_answer_has_the_shape_the_document_gives_it() {
+    let h = harness("");
+    probity_collector::history::record_catalogue(&h.state, probity_collector::history::versions::Source::File)
+        .await
+        .unwrap();
+    for (agent, probe) in [("a1", "db"), ("a2", "psp-api"), ("a3", "web")] {
+        let req = batch(agent, probe, 1, 300);
+        let a =
+            call(&h.app, Method::POST, "/api/v1/ingest", Some(&token(agent)), &serde_json::to_string(&req).unwrap())
+                .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    }
+    let doc = serde_json::to_value(probity_collector::api::openapi::document()).unwrap();
+    let mut errors = Vec::new();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let Some(schema) = operation["responses"]["200"]["content"]["application/json"].get("schema") else {
+                continue;
+            };
+            let (m, who, body) = match (method.as_str(), operation["tags"][0].as_str()) {
+                ("get", Some("agent")) => (Method::GET, token("a1"), String::new()),
+                ("get", _) => (Method::GET, READER.to_string(), String::new()),
+                ("post", _) if path == "/api/v1/ingest" => {
+                    (Method::POST, token("a1"), serde_json::to_string(&batch("a1", "db", 1000, 5)).unwrap())
+                }
+                _ => continue,
+            };
+            for query in ["", "?period=2020-01"] {
+                let url = format!("{}{query}", concrete(path));
+                let a = call(&h.app, m.clone(), &url, Some(&who), &body).await;
+                if a.status != StatusCode::OK {
+                    continue;
+                }
+                let value: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
+                check_against(&value, schema, &doc, &format!("{method} {url}"), &mut errors);
+                checked += 1;
+            }
+        }
+    }
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    assert!(checked >= 20, "{checked} answers checked");
 }
 
 /// `probity-collector openapi` (what `.ci/run` hands to openapi-spec-validator) prints the

@@ -108,7 +108,7 @@ async fn agreement_report(
     tag = "read",
     security((), ("api_token" = [])),
     params(PeriodParams),
-    responses((status = 200, body = crate::views::ComplianceView), ReadErrors)
+    responses((status = 200, body = ComplianceDoc), ReadErrors)
 )]
 async fn compliance(
     State(state): State<AppState>,
@@ -336,6 +336,26 @@ struct ReportDoc<'a> {
     /// `{since, reasons, figures}` when a recomputation of a closed period differs; else null.
     #[schema(value_type = Option<Object>)]
     restatement_pending: Option<Value>,
+}
+
+/// `views::ComplianceView` with each line's `revision` (SPEC §10).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+struct ComplianceDoc<'a> {
+    agreements: Vec<ComplianceLineDoc<'a>>,
+    met: usize,
+    breached: usize,
+    insufficient_data: usize,
+    compliance_rate_percent: Option<f64>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+struct ComplianceLineDoc<'a> {
+    #[serde(flatten)]
+    line: crate::views::ComplianceLineView<'a>,
+    /// The sealed revision a closed period's line shows, else null.
+    revision: Option<RevisionSummaryDoc>,
 }
 
 #[derive(Serialize, ToSchema)]

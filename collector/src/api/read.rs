@@ -128,7 +128,7 @@ struct ServiceView {
     id: String,
     name: String,
     owner: String,
-    /// `up`, `down` or `unknown`.
+    #[schema(value_type = crate::views::StateName)]
     state: &'static str,
     since: String,
     depends_on: Vec<String>,
