@@ -103,8 +103,9 @@ pub(super) enum WriteErrors {
 }
 
 /// `period=2026-11` (month), `2026-Q4`, `2026-W47`, `2026`, or `from` and `to` (RFC 3339),
-/// read in the calendar's zone (SPEC §8); none: the agreement's (or the month's) running
-/// period. A period longer than `[api] max_period` is a 400.
+/// read in the calendar's zone (SPEC §8). Left out: an agreement endpoint takes the
+/// agreement's running period; a service endpoint answers 400 asking for one. A period
+/// longer than `[api] max_period` is a 400.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
