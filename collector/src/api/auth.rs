@@ -134,9 +134,10 @@ impl Principal {
     }
 
     /// A safety net over JSON built from stored records (sealed revisions, compliance
-    /// lines): drops every array element that is an object naming an agreement or service
-    /// outside the scope (`agreement`, `service`, `dependency_agreement`, `dependency`), such
-    /// as an outage's `attributed_to` a dependency the caller does not see.
+    /// lines, maintenance windows): drops every array element that is an object naming an
+    /// agreement or service outside the scope (`agreement`, `service`,
+    /// `dependency_agreement`, `dependency`), such as an outage's `attributed_to` a
+    /// dependency the caller does not see, and cuts every `services` list to the scope.
     pub fn scrub(&self, value: &mut serde_json::Value) {
         use serde_json::Value;
         if !self.is_scoped() {
@@ -155,7 +156,14 @@ impl Principal {
                 items.retain(|v| !hidden(v));
                 items.iter_mut().for_each(|v| self.scrub(v));
             }
-            Value::Object(map) => map.values_mut().for_each(|v| self.scrub(v)),
+            Value::Object(map) => {
+                // A record naming several services (a maintenance window) keeps the ones
+                // in scope.
+                if let Some(Value::Array(services)) = map.get_mut("services") {
+                    services.retain(|s| s.as_str().is_none_or(|s| self.sees_service(s)));
+                }
+                map.values_mut().for_each(|v| self.scrub(v));
+            }
             _ => {}
         }
     }
@@ -345,12 +353,14 @@ availability = 99.0
             "outages": [{"start": "x", "attributed_to": [{"service": "shop", "counted_seconds": 60.0}]}],
             "agreements": [{"agreement": "shop-sla"}, {"agreement": "psp-uc"}],
             "gaps": [{"agreement": "psp-uc", "dependency_agreement": "shop-sla", "dependency": "shop"}],
+            "maintenance_windows": [{"id": "chg-1", "services": ["psp", "shop"]}],
         });
         p.scrub(&mut stored);
         let text = stored.to_string();
         assert!(!text.contains("shop"), "{text}");
         assert_eq!(stored["attributed_downtime"].as_array().unwrap().len(), 1);
         assert_eq!(stored["agreements"][0]["agreement"], "psp-uc");
+        assert_eq!(stored["maintenance_windows"][0]["services"], serde_json::json!(["psp"]));
         let mut unscoped = serde_json::json!([{"service": "shop"}]);
         principal(&[], &[]).scrub(&mut unscoped);
         assert_eq!(unscoped, serde_json::json!([{"service": "shop"}]));

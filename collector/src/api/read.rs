@@ -242,7 +242,9 @@ pub(super) async fn report_json<T: View>(
         let query = period_query(&params, config.api.max_period);
         let catalogue = principal.scoped_catalogue(&config.catalogue);
         let r = compute(state.store(), &catalogue, query, &params, now)?;
-        serde_json::to_value(r.view()).map_err(ApiError::internal)
+        let mut out = serde_json::to_value(r.view()).map_err(ApiError::internal)?;
+        principal.scrub(&mut out);
+        Ok(out)
     })
     .await?;
     Ok(Json(out).into_response())
