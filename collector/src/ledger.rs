@@ -97,7 +97,8 @@ impl Ledger {
     }
 }
 
-fn render(entries: &[LedgerEntry]) -> String {
+/// The ledger's text for `entries` (sorted), its checksum line included.
+pub fn render(entries: &[LedgerEntry]) -> String {
     let mut body = String::from(HEADER);
     for e in entries {
         let ranges: Vec<String> = e.ranges.iter().map(|(lo, hi)| format!("{lo}-{hi}")).collect();
@@ -116,7 +117,8 @@ fn render(entries: &[LedgerEntry]) -> String {
     body
 }
 
-fn parse(text: &str) -> Result<Vec<LedgerEntry>, String> {
+/// The entries of a ledger's text; `Err` says what is damaged.
+pub fn parse(text: &str) -> Result<Vec<LedgerEntry>, String> {
     let body_end = text.rfind("sha256 ").ok_or("no checksum line")?;
     let (body, sum) = text.split_at(body_end);
     let sum = sum.trim_start_matches("sha256 ").trim();

@@ -7,6 +7,7 @@ pub mod availability;
 pub mod cli;
 pub mod commit;
 pub mod connections;
+pub mod db;
 pub mod embedded;
 pub mod evidence;
 pub mod history;

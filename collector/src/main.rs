@@ -66,6 +66,94 @@ enum Command {
     Evidence(EvidenceCommand),
     /// Print the API's OpenAPI 3.1 document (what GET /api/v1/openapi.json answers).
     Openapi,
+    /// Check, rebuild, back up or restore the database in data_dir (SPEC §15).
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+/// The config file that names data_dir, for the `db` subcommands.
+#[derive(clap::Args)]
+struct DbConfig {
+    /// Collector configuration file; its [server] data_dir is the database's directory
+    /// (a relative data_dir is taken from the current directory, as the collector does).
+    #[arg(long, short, default_value = "probity-collector.toml")]
+    config: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Verify the database: every record, derived data against raw results, the ledger.
+    ///
+    /// Reads every stored record back (checksums where records carry them), derives runs,
+    /// minute histograms, hour rollups and the latest result of every probe and agent
+    /// again from the raw results and compares them with what is stored, and checks that
+    /// the database holds every result the acknowledged ledger (data_dir/ledger) says was
+    /// answered 200. Each difference is printed on its own line naming the tree, probe,
+    /// agent and hour; when all agrees, one summary line (records checked, results, time).
+    ///
+    /// Safe at any time. While the collector runs it does the check itself, asked through
+    /// data_dir/admin.sock (run this as the collector's user); ingest goes on, one agent
+    /// waiting while its own results are compared. With no collector running this opens
+    /// the database as the collector would, including the recovery after an unclean stop.
+    ///
+    /// Exit codes: 0 everything agrees; 1 something is damaged or differs (printed);
+    /// 2 the check could not run (config, permissions, a collector that does not answer).
+    Check(DbConfig),
+    /// Derive every derived record again from the raw results.
+    ///
+    /// Rewrites view runs, minute histograms, hour and day rollups and the latest result
+    /// of every probe and agent from the raw results, as ingest and the rollup job would
+    /// have written them, and removes derived records no raw result accounts for. Raw
+    /// results, seq state and history records are not touched; what lies before the
+    /// oldest raw result kept (past raw_retention) is left as it is. Run it when db check
+    /// reports differences, then run db check again.
+    ///
+    /// Safe only with the collector stopped: it refuses to run while one holds data_dir.
+    ///
+    /// Exit codes: 0 rebuilt; 1 the database cannot be read (restore a backup);
+    /// 2 it could not run (a collector running, config, permissions).
+    Rebuild(DbConfig),
+    /// Write a consistent copy of the database (and its ledger) to DEST.
+    ///
+    /// The copy holds every tree of the database; each agent's raw results and seq state
+    /// are copied together under that agent's ingest lock, so the backup holds exactly the
+    /// results its own ledger claims. It is written to DEST.partial, read back and checked
+    /// (sha256 over the whole file), then renamed to DEST; an existing DEST is never
+    /// overwritten. The evidence signing key is not in it: back that up once, separately.
+    ///
+    /// Safe while the collector runs and ingests: it is then made by the running collector,
+    /// asked through data_dir/admin.sock (run this as the collector's user). With no
+    /// collector running it opens the database itself.
+    ///
+    /// Exit codes: 0 written and checked; 1 the database cannot be read; 2 it could not
+    /// run (DEST exists or cannot be written, config, permissions).
+    Backup {
+        /// The file to write (must not exist), e.g. /var/backups/probity/collector-2026-12-02.backup.
+        dest: PathBuf,
+        #[command(flatten)]
+        config: DbConfig,
+    },
+    /// Replace the database with the backup SRC.
+    ///
+    /// Checks SRC whole (a damaged or truncated backup is refused and nothing changes),
+    /// loads it into data_dir/db.restoring, derives all derived data again from its raw
+    /// results, then moves the current database aside (data_dir/db.replaced-TIME, kept
+    /// until you remove it) and puts the restored one in its place. The data_dir's ledger
+    /// is kept and joined with the backup's: if the collector acknowledged results after
+    /// the backup was made, they are listed, and the next start refuses until you accept
+    /// that loss (--accept-loss) or restore a newer backup. Into an empty data_dir the
+    /// restored database starts as it is.
+    ///
+    /// Safe only with the collector stopped: it refuses to run while one holds data_dir.
+    ///
+    /// Exit codes: 0 restored (warnings printed); 1 SRC is damaged or of another schema;
+    /// 2 it could not run (a collector running, SRC unreadable, config, permissions).
+    Restore {
+        /// The backup file written by db backup.
+        src: PathBuf,
+        #[command(flatten)]
+        config: DbConfig,
+    },
 }
 
 #[derive(Subcommand)]
@@ -139,6 +227,7 @@ fn main() -> ExitCode {
             println!("{}", probity_collector::api::openapi::document_json());
             ExitCode::SUCCESS
         }
+        Some(Command::Db(command)) => db(command),
         None => match serve(&args.config, args.accept_loss) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -147,6 +236,35 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+fn db(command: DbCommand) -> ExitCode {
+    use probity_collector::db;
+    let config = match &command {
+        DbCommand::Check(c) | DbCommand::Rebuild(c) => &c.config,
+        DbCommand::Backup { config, .. } | DbCommand::Restore { config, .. } => &config.config,
+    };
+    let paths = match probity_config::load_collector_config(config) {
+        Ok(c) => db::DbPaths::new(&c.server.data_dir),
+        Err(e) => {
+            eprintln!("{}", error_chain(&e));
+            return ExitCode::from(2);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let done = match &command {
+        DbCommand::Check(_) => db::check(&paths, &mut out).map(|ok| if ok { 0 } else { 1 }),
+        DbCommand::Rebuild(_) => db::rebuild(&paths, &mut out).map(|()| 0),
+        DbCommand::Backup { dest, .. } => db::backup(&paths, dest, &mut out).map(|()| 0),
+        DbCommand::Restore { src, .. } => db::restore(&paths, src, &mut out).map(|()| 0),
+    };
+    match done {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {}", error_chain(&e));
+            ExitCode::from(e.exit_code())
+        }
     }
 }
 

@@ -187,6 +187,8 @@ pub async fn serve(config: CollectorConfig, spec: ServeSpec) -> Result<(), Serve
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut background = vec![tokio::spawn(jobs::run(state.clone(), stop_rx.clone()))];
     background.push(tokio::spawn(reload_on_sighup(state.clone(), stop_rx.clone())));
+    // `db check` and `db backup` while running (sled's lock keeps other processes out).
+    background.extend(crate::db::admin::spawn(store.clone(), &data_dir, stop_rx.clone()));
     let embedded_task = match (embedded, embedded_token) {
         (Some(id), Some(token)) => Some(crate::embedded::spawn(&config, &id, token, local, stop_rx.clone())?),
         _ => None,

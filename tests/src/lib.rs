@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 pub use client::{Reply, blocking_client, client};
 pub use fake_collector::{CollectorState, FakeCollector, TOKEN, probe};
-pub use process::{Agent, Collector};
+pub use process::{Agent, Collector, CommandRun, collector_command};
 pub use targets::{
     Ca, ClosedPort, HttpTarget, ca, closed_port, dns_target, http_target, https_target, leaf, tcp_target, tls_listener,
 };

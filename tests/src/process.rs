@@ -203,6 +203,33 @@ impl Drop for Collector {
     }
 }
 
+/// What a run of a command line printed, and how it ended.
+#[derive(Debug)]
+pub struct CommandRun {
+    /// The exit code (-1: killed by a signal).
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `probity-collector ARGS --config CONFIG` in CONFIG's directory (so a relative
+/// `data_dir` means what it means to a collector started there) and waits for it.
+pub fn collector_command(config_path: &Path, args: &[&str]) -> CommandRun {
+    let cwd = config_path.parent().expect("a config file's directory");
+    let out = Command::new(crate::bin("probity-collector"))
+        .args(args)
+        .arg("--config")
+        .arg(config_path)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    CommandRun {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// An agent process with a config of its own in a temporary directory.
 pub struct Agent {
     pub child: Child,

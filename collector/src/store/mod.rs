@@ -5,6 +5,7 @@
 //! Layout: `keys.rs` and ARCHITECTURE.md ("collector storage layout").
 
 mod acks;
+mod backup;
 mod check;
 mod checksums;
 mod derive;
@@ -27,6 +28,8 @@ use sled::Transactional;
 use crate::keys::{self, BlockEntry, LastResult, Num, RawValue};
 use crate::runs::ViewRun;
 
+pub use backup::{BackupError, BackupSummary, RestoreSummary, verify_backup, write_failure};
+pub use check::{RebuildSummary, RecordCheck};
 pub use checksums::{ChecksumReport, DamagedRecord};
 pub use latency::{Latency, new_histogram};
 pub use seqs::{AgentInstances, SeqSet, SeqSummary};

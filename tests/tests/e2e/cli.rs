@@ -96,6 +96,23 @@ fn every_command_answers_help() {
 }
 
 #[test]
+fn every_db_command_says_what_it_does_when_it_is_safe_and_its_exit_codes() {
+    for (command, safe) in [
+        ("check", "Safe at any time"),
+        ("rebuild", "Safe only with the collector stopped"),
+        ("backup", "Safe while the collector runs"),
+        ("restore", "Safe only with the collector stopped"),
+    ] {
+        let out = run("probity-collector", &["db", command, "--help"]);
+        assert!(out.status.success(), "db {command}: {}", text(&out.stderr));
+        let help = text(&out.stdout);
+        for needed in ["Usage:", safe, "Exit codes: 0", "--config"] {
+            assert!(help.contains(needed), "db {command} --help lacks {needed:?}:\n{help}");
+        }
+    }
+}
+
+#[test]
 fn agent_check_config_warns_about_a_plaintext_token_and_a_token_file_others_can_read() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();

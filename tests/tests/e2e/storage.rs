@@ -1,12 +1,13 @@
 //! Storage you can trust (SPEC §15) with real processes: agent instances across a deleted
-//! spool.
+//! spool, damaged databases refused or reported, kill -9 during ingest, `db check`,
+//! `db rebuild`, `db backup` while ingesting and `db restore`.
 
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use probity_tests::{Collector, Reply, bin, blocking_client, wait_for};
+use probity_tests::{Collector, CommandRun, Reply, bin, blocking_client, collector_command, wait_for};
 
 fn hex(bytes: [u8; 32]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -204,45 +205,68 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-#[test]
-fn a_damaged_emptied_or_removed_database_is_refused_or_served_unchanged_and_accept_loss_records_the_loss() {
-    let token = "probity_e2e-ledger-1";
-    let config = format!(
+/// One agent `edge-1` with `token`, one 10 s probe `web-tcp` of service `web`, data in `data`.
+fn one_probe_config(token: &str) -> String {
+    format!(
         "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\n[[agents]]\nid = \"edge-1\"\ntoken_sha256 = \"{}\"\n\n\
          [[services]]\nid = \"web\"\nname = \"Web\"\n  [[services.probes]]\n  id = \"web-tcp\"\n  kind = \"tcp\"\n  \
          target = \"127.0.0.1:9\"\n  interval = \"10s\"\n  timeout = \"5s\"\n",
         hex(probity_config::token_sha256(token))
-    );
+    )
+}
+
+/// An ingest body of `edge-1` instance `e2e1`: seqs `first..first + n`, result `seq` at
+/// `start + seq · 10 s`, every 13th down.
+fn results_body(first: u64, n: u64, start: i64) -> Vec<u8> {
+    let results: Vec<serde_json::Value> = (first..first + n)
+        .map(|seq| {
+            let ok = seq % 13 != 0;
+            let mut r = serde_json::json!({"seq": seq, "probe": "web-tcp", "at": start + seq as i64 * 10_000,
+                "duration_us": 1000 + seq * 7, "ok": ok});
+            if !ok {
+                r["error"] = serde_json::json!({"kind": "connect", "message": "refused"});
+            }
+            r
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({"agent": "edge-1", "instance": "e2e1", "results": results})).unwrap()
+}
+
+/// Posts an ingest body; the status, or `None` when nobody answers (a killed collector).
+fn post_results(
+    client: &reqwest::blocking::Client,
+    addr: std::net::SocketAddr,
+    token: &str,
+    body: &[u8],
+) -> Option<u16> {
+    let sent = client
+        .post(format!("http://{addr}/api/v1/ingest"))
+        .bearer_auth(token)
+        .header("Content-Type", "application/json")
+        .body(body.to_vec())
+        .timeout(Duration::from_secs(30))
+        .send();
+    sent.ok().map(|r| r.status().as_u16())
+}
+
+/// `probity-collector db ARGS` on the collector config in `dir`.
+fn db(dir: &Path, args: &[&str]) -> CommandRun {
+    let mut full = vec!["db"];
+    full.extend_from_slice(args);
+    collector_command(&dir.join("collector.toml"), &full)
+}
+
+#[test]
+fn a_damaged_emptied_or_removed_database_is_refused_or_served_unchanged_and_accept_loss_records_the_loss() {
+    let token = "probity_e2e-ledger-1";
     let pristine = tempfile::tempdir().unwrap();
-    std::fs::write(pristine.path().join("collector.toml"), &config).unwrap();
+    std::fs::write(pristine.path().join("collector.toml"), one_probe_config(token)).unwrap();
     let now = jiff::Timestamp::now().as_millisecond();
     let start = now - 3 * 3_600_000;
     let (c, addr) = start_or_refused(pristine.path(), &[]).unwrap();
+    let client = blocking_client(None);
     for batch in 0..6u64 {
-        let results: Vec<serde_json::Value> = (1..=100u64)
-            .map(|i| {
-                let seq = batch * 100 + i;
-                let ok = seq % 13 != 0;
-                let mut r = serde_json::json!({"seq": seq, "probe": "web-tcp", "at": start + seq as i64 * 10_000,
-                    "duration_us": 1000 + seq * 7, "ok": ok});
-                if !ok {
-                    r["error"] = serde_json::json!({"kind": "connect", "message": "refused"});
-                }
-                r
-            })
-            .collect();
-        let body = serde_json::to_vec(&serde_json::json!({"agent": "edge-1", "instance": "e2e1", "results": results}))
-            .unwrap();
-        let auth = format!("Bearer {token}");
-        let reply = http(
-            "POST",
-            addr,
-            "/api/v1/ingest",
-            &[("Authorization", &auth), ("Content-Type", "application/json")],
-            &body,
-        )
-        .unwrap();
-        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(post_results(&client, addr, token, &results_body(batch * 100 + 1, 100, start)), Some(200));
     }
     let figures_path = format!(
         "/api/v1/services/web/availability?from={}&to={}",
@@ -278,13 +302,24 @@ fn a_damaged_emptied_or_removed_database_is_refused_or_served_unchanged_and_acce
             std::fs::write(&path, bytes).unwrap();
         }),
     ];
+    let clean = db(pristine.path(), &["check"]);
+    assert_eq!(clean.code, 0, "{clean:?}");
+    assert!(clean.stdout.starts_with("ok: ") && clean.stdout.contains(" 600 results"), "{clean:?}");
     for (name, damage) in variants {
+        // `db check` on one damaged copy, a start on another.
+        let checked = tempfile::tempdir().unwrap();
+        copy_dir(pristine.path(), checked.path());
+        damage(checked.path());
+        let check = db(checked.path(), &["check"]);
+        assert!(check.code == 0 || check.code == 1, "{name}: db check ran: {check:?}");
         let dir = tempfile::tempdir().unwrap();
         copy_dir(pristine.path(), dir.path());
         assert!(name == "db dir removed" || db_file(dir.path()).exists());
         damage(dir.path());
         match start_or_refused(dir.path(), &[]) {
             Err(log) => {
+                assert_eq!(check.code, 1, "{name}: refused at start, so db check reports it too: {check:?}");
+                assert!(check.stdout.contains("FAILED"), "{name}: {check:?}");
                 assert!(log.to_lowercase().contains("error"), "{name}: refused with a message: {log}");
                 if name == "db dir removed" {
                     assert!(
@@ -296,11 +331,16 @@ fn a_damaged_emptied_or_removed_database_is_refused_or_served_unchanged_and_acce
             Ok((child, addr)) => {
                 assert!(name != "db dir removed", "{name}: must be refused");
                 let now = figures(addr);
-                // Reported (an error naming what is wrong) or the very same figures.
+                // Reported (an error naming what is wrong) or the very same figures; and
+                // db check passes only a database serving them.
                 assert!(
                     now.status != 200 || now.json() == original.json(),
                     "{name}: served different figures: {}",
                     now.text()
+                );
+                assert!(
+                    check.code == 1 || now.status == 200,
+                    "{name}: db check passed a database that errs: {check:?}"
                 );
                 stop(child);
             }
@@ -317,4 +357,226 @@ fn a_damaged_emptied_or_removed_database_is_refused_or_served_unchanged_and_acce
     stop(child);
     let (child, _) = start_or_refused(dir.path(), &[]).expect("the loss is recorded: the next start is not refused");
     stop(child);
+}
+
+/// A pseudo-random number below `n` (xorshift; the seed is printed by the test using it).
+fn below(x: &mut u64, n: u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x % n
+}
+
+#[test]
+fn sigkill_at_random_points_of_ingest_leaves_db_check_clean_and_every_acknowledged_result_stored_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const BATCHES: u64 = 120;
+    const SIZE: u64 = 25;
+    let token = "probity_e2e-kill-1";
+    let dir = tempfile::tempdir().unwrap();
+    let config = probity_tests::write_file(dir.path(), "collector.toml", one_probe_config(token).as_bytes());
+    let start = jiff::Timestamp::now().as_millisecond() - 10 * 3_600_000;
+    let mut seed = jiff::Timestamp::now().as_nanosecond() as u64 | 1;
+    println!("seed {seed}");
+    // Batches acknowledged so far, in order: a batch not answered 200 is sent again, as an
+    // agent's spool does.
+    let acknowledged = Arc::new(AtomicU64::new(0));
+    let (mut kills, mut interrupted) = (0, 0);
+    while acknowledged.load(Ordering::SeqCst) < BATCHES {
+        let mut c = Collector::start_at(&config);
+        let (addr, done) = (c.addr, acknowledged.clone());
+        let poster = std::thread::spawn(move || {
+            let client = blocking_client(None);
+            loop {
+                let b = done.load(Ordering::SeqCst);
+                if b == BATCHES {
+                    return;
+                }
+                match post_results(&client, addr, token, &results_body(b * SIZE + 1, SIZE, start)) {
+                    Some(200) => done.fetch_add(1, Ordering::SeqCst),
+                    Some(status) => panic!("batch {b}: status {status}"),
+                    None => return,
+                };
+            }
+        });
+        if kills < 6 {
+            std::thread::sleep(Duration::from_millis(20 + below(&mut seed, 400)));
+            c.kill();
+            kills += 1;
+            poster.join().unwrap();
+            interrupted += u32::from(acknowledged.load(Ordering::SeqCst) < BATCHES);
+        } else {
+            poster.join().unwrap();
+            c.signal("TERM");
+            assert!(c.child.wait().unwrap().success());
+        }
+    }
+    assert!(interrupted > 0, "seed {seed}: some kill landed while batches were still being sent");
+    let check = db(dir.path(), &["check"]);
+    assert_eq!(check.code, 0, "seed {seed}: {check:?}");
+    let total = BATCHES * SIZE;
+    assert!(check.stdout.starts_with("ok: ") && check.stdout.contains(&format!(" {total} results")), "{check:?}");
+    // Nothing lost, nothing counted twice, through the API too.
+    let c = Collector::start_at(&config);
+    let agents = c.get("/api/v1/agents").json();
+    let edge = agents["agents"].as_array().unwrap().iter().find(|a| a["id"] == "edge-1").unwrap().clone();
+    assert_eq!(edge["lost_results"], 0, "{edge}");
+    // Whole minutes around the results (a minute counts when its start lies in the window).
+    let window = format!(
+        "from={}&to={}",
+        jiff::Timestamp::from_millisecond(start - 120_000).unwrap(),
+        jiff::Timestamp::from_millisecond(start + (total as i64 + 1) * 10_000 + 120_000).unwrap()
+    );
+    let latency = c.get(&format!("/api/v1/services/web/latency?{window}")).json();
+    let succeeded = (1..=total).filter(|seq| seq % 13 != 0).count() as u64;
+    assert_eq!(latency["count"].as_u64(), Some(succeeded), "{latency}");
+}
+
+#[test]
+fn a_backup_taken_while_ingesting_restores_to_the_same_figures_and_an_older_one_shows_the_loss() {
+    let token = "probity_e2e-backup-1";
+    let original = tempfile::tempdir().unwrap();
+    std::fs::write(original.path().join("collector.toml"), one_probe_config(token)).unwrap();
+    let now = jiff::Timestamp::now().as_millisecond();
+    let start = now - 12 * 3_600_000;
+    let (c, addr) = start_or_refused(original.path(), &[]).unwrap();
+    let client = blocking_client(None);
+    // Six hours, acknowledged before the backup starts…
+    for b in 0..12u64 {
+        assert_eq!(post_results(&client, addr, token, &results_body(b * 180 + 1, 180, start)), Some(200));
+    }
+    // …then more arriving while it is taken.
+    let poster = std::thread::spawn(move || {
+        let client = blocking_client(None);
+        for b in 12..60u64 {
+            assert_eq!(post_results(&client, addr, token, &results_body(b * 20 + 2000, 20, start)), Some(200));
+        }
+    });
+    let backups = tempfile::tempdir().unwrap();
+    let dest = backups.path().join("collector.backup");
+    let backup = db(original.path(), &["backup", dest.to_str().unwrap()]);
+    assert_eq!(backup.code, 0, "{backup:?}");
+    assert!(backup.stdout.contains("MB/s") && backup.stdout.contains("checked"), "{backup:?}");
+    assert!(!backups.path().join("collector.backup.partial").exists());
+    let again = db(original.path(), &["backup", dest.to_str().unwrap()]);
+    assert_eq!(again.code, 2, "an existing backup is never overwritten: {again:?}");
+    // A check while the collector runs is the collector's.
+    let running = db(original.path(), &["check"]);
+    assert_eq!(running.code, 0, "{running:?}");
+    let refused = db(original.path(), &["restore", dest.to_str().unwrap()]);
+    assert!(refused.code == 2 && refused.stderr.contains("a collector is running"), "{refused:?}");
+    poster.join().unwrap();
+    // Acknowledged after the backup, certainly.
+    assert_eq!(post_results(&client, addr, token, &results_body(5000, 10, start)), Some(200));
+    let period = format!(
+        "from={}&to={}",
+        jiff::Timestamp::from_millisecond(start).unwrap(),
+        jiff::Timestamp::from_millisecond(start + 6 * 3_600_000).unwrap()
+    );
+    let paths =
+        [format!("/api/v1/services/web/availability?{period}"), format!("/api/v1/services/web/latency?{period}")];
+    let figures = |addr| paths.iter().map(|p| http("GET", addr, p, &[], b"").unwrap().json()).collect::<Vec<_>>();
+    let before = figures(addr);
+    assert!(before[1]["count"].as_u64().unwrap() >= 1800, "{:?}", before[1]);
+    stop(c);
+
+    // Into a fresh data_dir: it starts as it is, with the same figures for the period.
+    let fresh = tempfile::tempdir().unwrap();
+    std::fs::write(fresh.path().join("collector.toml"), one_probe_config(token)).unwrap();
+    let restored = db(fresh.path(), &["restore", dest.to_str().unwrap()]);
+    assert_eq!(restored.code, 0, "{restored:?}");
+    assert!(!restored.stdout.contains("warning"), "{restored:?}");
+    let (c, addr) = start_or_refused(fresh.path(), &[]).expect("a restored backup starts");
+    assert_eq!(figures(addr), before);
+    stop(c);
+    let check = db(fresh.path(), &["check"]);
+    assert_eq!(check.code, 0, "{check:?}");
+
+    // Over the newer data_dir it came from: the results acknowledged since show as missing.
+    let over = db(original.path(), &["restore", dest.to_str().unwrap()]);
+    assert_eq!(over.code, 0, "{over:?}");
+    assert!(over.stdout.contains("acknowledged results after this backup"), "{over:?}");
+    assert!(over.stdout.contains("db.replaced-"), "the replaced database is kept: {over:?}");
+    let log = start_or_refused(original.path(), &[]).expect_err("an older backup over newer data is refused");
+    assert!(log.contains("acknowledged results missing") && log.contains("5000-5009"), "{log}");
+    let (c, _) = start_or_refused(original.path(), &["--accept-loss"]).unwrap();
+    stop(c);
+
+    // A damaged backup changes nothing.
+    let mut bytes = std::fs::read(&dest).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 1;
+    let damaged = backups.path().join("damaged.backup");
+    std::fs::write(&damaged, &bytes).unwrap();
+    let refused = db(fresh.path(), &["restore", damaged.to_str().unwrap()]);
+    assert!(refused.code == 1 && refused.stderr.contains("damaged"), "{refused:?}");
+    let (c, addr) = start_or_refused(fresh.path(), &[]).unwrap();
+    assert_eq!(figures(addr), before);
+    stop(c);
+}
+
+/// Waits until sled's lock on `db` is free again (a dropped handle lets go of it from a
+/// background thread), testing it as sled takes it.
+fn wait_unlocked(db: &Path) {
+    use fs2::FileExt;
+    wait_for("sled to release the database", Duration::from_secs(30), || {
+        let file = std::fs::OpenOptions::new().read(true).write(true).open(db.join("db")).unwrap();
+        file.try_lock_exclusive().ok().map(|()| FileExt::unlock(&file).unwrap())
+    });
+}
+
+#[test]
+fn db_check_exits_1_naming_a_tampered_derived_record_and_db_rebuild_puts_it_right() {
+    let token = "probity_e2e-tamper-1";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("collector.toml"), one_probe_config(token)).unwrap();
+    let start = jiff::Timestamp::now().as_millisecond() - 5 * 3_600_000;
+    let (c, addr) = start_or_refused(dir.path(), &[]).unwrap();
+    let client = blocking_client(None);
+    for b in 0..4u64 {
+        assert_eq!(post_results(&client, addr, token, &results_body(b * 300 + 1, 300, start)), Some(200));
+    }
+    stop(c);
+    assert_eq!(db(dir.path(), &["check"]).code, 0);
+    let db_dir = dir.path().join("data/db");
+    // Two tamperings of one hour's minutes: another hour's record copied in whole (its
+    // checksum, of the other key, no longer holds), and another hour's minutes sealed
+    // afresh under this key (well-formed, and wrong). The seal is keys.rs's: the value,
+    // then the CRC-32 of key and value, little-endian.
+    let seal = |key: &[u8], value: &[u8]| {
+        let mut h = crc32fast::Hasher::new();
+        h.update(key);
+        h.update(value);
+        [value, &h.finalize().to_le_bytes()[..]].concat()
+    };
+    for (resealed, expected) in [
+        (false, "damaged: checksum mismatch in tree hist_minutes"),
+        (true, "differs: hist_minutes of probe web-tcp, agent edge-1, hour "),
+    ] {
+        {
+            let sled = sled::Config::new().path(&db_dir).open().unwrap();
+            let minutes = sled.open_tree("hist_minutes").unwrap();
+            let mut hours = minutes.iter().map(Result::unwrap);
+            let (first, _) = hours.next().unwrap();
+            let (_, second) = hours.next().unwrap();
+            let tampered = if resealed { seal(&first, &second[..second.len() - 4]) } else { second.to_vec() };
+            minutes.insert(first, tampered).unwrap();
+            sled.flush().unwrap();
+        }
+        wait_unlocked(&db_dir);
+        let check = db(dir.path(), &["check"]);
+        assert_eq!(check.code, 1, "{check:?}");
+        assert!(check.stdout.contains(expected) && check.stdout.contains("FAILED"), "{expected}: {check:?}");
+        let rebuild = db(dir.path(), &["rebuild"]);
+        assert_eq!(rebuild.code, 0, "{rebuild:?}");
+        assert!(rebuild.stdout.contains("1200 results"), "{rebuild:?}");
+        let check = db(dir.path(), &["check"]);
+        assert_eq!(check.code, 0, "{check:?}");
+    }
+    // Rebuild refuses while a collector runs.
+    let (c, _) = start_or_refused(dir.path(), &[]).unwrap();
+    let refused = db(dir.path(), &["rebuild"]);
+    assert!(refused.code == 2 && refused.stderr.contains("a collector is running"), "{refused:?}");
+    stop(c);
 }
