@@ -505,6 +505,29 @@ pub fn decode_catalogue_version_key(k: &[u8]) -> Option<u32> {
     k.try_into().ok().map(u32::from_be_bytes)
 }
 
+/// `maintenance` keys of one window: its id, then 0 (ids never hold a 0 byte).
+pub fn maintenance_prefix(id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(id.len() + 5);
+    k.extend_from_slice(id.as_bytes());
+    k.push(0);
+    k
+}
+
+/// `maintenance` key of one change of a window: id, 0, change number big-endian (1 is the
+/// declaration), so a window's changes are adjacent and in order.
+pub fn maintenance_change_key(id: &str, change: u32) -> Vec<u8> {
+    let mut k = maintenance_prefix(id);
+    k.extend_from_slice(&change.to_be_bytes());
+    k
+}
+
+pub fn decode_maintenance_change_key(k: &[u8]) -> Option<(String, u32)> {
+    let (head, number) = k.split_at_checked(k.len().checked_sub(4)?)?;
+    let id = head.strip_suffix(&[0])?;
+    let id = std::str::from_utf8(id).ok().filter(|id| !id.is_empty() && !id.contains('\0'))?;
+    Some((id.to_string(), u32::from_be_bytes(number.try_into().ok()?)))
+}
+
 /// `revisions` keys of one agreement period: agreement id, 0, period label, 0 (ids and
 /// labels never hold a 0 byte), then the revision number big-endian.
 pub fn revision_prefix(agreement: &str, label: &str) -> Vec<u8> {
@@ -624,6 +647,10 @@ pub fn describe_record(tree: &str, key: &[u8], name: &dyn Fn(u8, Num) -> Option<
                 String::from_utf8_lossy(label)
             )
         }
+        ("maintenance", _) => match decode_maintenance_change_key(key) {
+            Some((id, change)) => format!("maintenance window {id}, change {change}"),
+            None => format!("key 0x{}", hex::encode(key)),
+        },
         _ if !key.is_empty() && key.iter().all(|b| b.is_ascii_graphic()) => {
             format!("key {:?}", String::from_utf8_lossy(key))
         }
@@ -844,7 +871,20 @@ mod tests {
         check("names", &num_key(KIND_AGENT, 5), "the id of agent number 5");
         check("meta", &interval_key(3), "interval of probe web (#3)");
         check("revisions", &revision_key("web-sla", "2026-Q4", 2), "agreement web-sla, period 2026-Q4, revision 2");
+        check("maintenance", &maintenance_change_key("chg-7", 2), "maintenance window chg-7, change 2");
         check("raw", b"\x01", "key 0x01");
+    }
+
+    #[test]
+    fn maintenance_keys_round_trip_and_keep_a_windows_changes_together_in_order() {
+        let k = maintenance_change_key("chg-1042", 3);
+        assert_eq!(decode_maintenance_change_key(&k), Some(("chg-1042".to_string(), 3)));
+        assert!(k.starts_with(&maintenance_prefix("chg-1042")));
+        // "chg-1" and "chg-10" never interleave: the 0 ends the id.
+        assert!(!maintenance_change_key("chg-10", 1).starts_with(&maintenance_prefix("chg-1")));
+        assert!(maintenance_change_key("a", 2) < maintenance_change_key("a", 10));
+        assert_eq!(decode_maintenance_change_key(b"abc"), None);
+        assert_eq!(decode_maintenance_change_key(&[0, 0, 0, 0, 1]), None);
     }
 
     #[test]

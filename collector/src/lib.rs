@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod keys;
 pub mod ledger;
+pub mod maintenance;
 pub mod metrics;
 pub mod period;
 pub mod reload;

@@ -14,6 +14,8 @@ pub enum ReloadError {
     Invalid(probity_config::LoadError),
     #[error("{0}")]
     History(crate::history::HistoryError),
+    #[error("{0}")]
+    Maintenance(crate::maintenance::MaintenanceError),
 }
 
 /// Reloads the configuration file; on error the running configuration stays.
@@ -60,6 +62,13 @@ pub async fn reload(state: &AppState) -> Result<(), ReloadError> {
             return Err(ReloadError::History(e));
         }
     };
+    // The file's maintenance windows become records (declared, changed, or cancelled when
+    // the file dropped them) before the catalogue is in force.
+    if let Err(e) = crate::maintenance::sync_catalogue(state, new.catalogue.clone()).await {
+        error!(error = %e, "reload refused: the maintenance windows could not be recorded; keeping the running configuration");
+        state.metrics().record_reload(false);
+        return Err(ReloadError::Maintenance(e));
+    }
     state.set_config(new);
     crate::jobs::sync_intervals(state).await;
     state.metrics().record_reload(true);

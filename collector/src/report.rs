@@ -12,6 +12,7 @@ use crate::availability::{
     self, Attribution, FigureMillis, Figures, FiguresSpec, Interval, LatencyOutcome, ProbeViews, ServiceInput,
     ServiceTimeline, State, Verdict, VerdictSpec,
 };
+use crate::maintenance::Window;
 use crate::period::{self, Period, PeriodError, PeriodQuery};
 use crate::runs::ViewRun;
 
@@ -25,6 +26,9 @@ pub trait ReportSource {
     /// Successful results' durations (µs) of a probe, all agents merged, over the minutes
     /// whose start lies in `minute_ranges` (see `availability::latency_minute_ranges`).
     fn latency(&self, probe: &str, minute_ranges: &[Interval]) -> Result<Histogram<u64>, SourceError>;
+    /// The maintenance windows covering a service, cancelled ones included (SPEC §11:
+    /// records, whether declared in the configuration file or through the API).
+    fn maintenance(&self, service: &str) -> Result<Vec<Window>, SourceError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +79,29 @@ pub struct AgreementReport {
     /// Per dependency (direct or further down): the part of `downtime_seconds` during which
     /// that dependency was down too.
     pub attributed_downtime: Vec<Attribution>,
+    /// The service's windows that meet the period's service hours, as they count for this
+    /// agreement (SPEC §11).
+    pub maintenance_windows: Vec<MaintenanceWindowReport>,
+    /// The maintenance that counted for this agreement, as handed to the arithmetic (the
+    /// daily rows of evidence are computed with it too).
+    pub maintenance_counted: Vec<Interval>,
+}
+
+/// One maintenance window as an agreement report lists it (SPEC §11 `maintenance_windows`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MaintenanceWindowReport {
+    pub id: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// The part of the window inside the period's service hours that counts as maintenance.
+    pub counted_seconds: f64,
+    pub reason: String,
+    pub ticket: Option<String>,
+    pub declared_at_ms: i64,
+    pub declared_by: String,
+    pub retroactive: bool,
+    /// `None` when the agreement sets no `maintenance_notice`.
+    pub notice_met: Option<bool>,
 }
 
 /// `GET /api/v1/services/{id}/availability`.
@@ -134,9 +161,49 @@ pub struct Compliance {
     pub compliance_rate_percent: Option<f64>,
 }
 
-/// The maintenance windows of a service, as intervals.
-pub fn maintenance_intervals(catalogue: &Catalogue, service: &str) -> Vec<Interval> {
-    catalogue.maintenance_of(service).map(|m| (m.start.as_millisecond(), m.end.as_millisecond())).collect()
+/// A service's maintenance windows as they count under `notice_ms` (`None`: whole) over
+/// `[from, to)`: the counted intervals for the arithmetic, and the windows a report lists
+/// (those that meet the period's service hours and are not cancelled).
+pub fn counted_maintenance(
+    windows: &[Window],
+    notice_ms: Option<i64>,
+    calendar: &Calendar,
+    from: i64,
+    to: i64,
+) -> (Vec<Interval>, Vec<MaintenanceWindowReport>) {
+    let inputs: Vec<_> = windows.iter().map(Window::input).collect();
+    let figures = availability::window_figures(&inputs, notice_ms, calendar, from, to);
+    let counted = figures.iter().flat_map(|f| f.counted.iter().copied()).collect();
+    let listed = windows
+        .iter()
+        .zip(&figures)
+        .filter(|(w, f)| w.cancelled.is_none() && f.in_service_hours)
+        .map(|(w, f)| MaintenanceWindowReport {
+            id: w.id.clone(),
+            start_ms: w.start_ms,
+            end_ms: w.end_ms,
+            counted_seconds: f.counted_ms as f64 / 1000.0,
+            reason: w.reason.clone(),
+            ticket: w.ticket.clone(),
+            declared_at_ms: w.declared_at_ms,
+            declared_by: w.declared_by.clone(),
+            retroactive: f.retroactive,
+            notice_met: f.notice_met,
+        })
+        .collect();
+    (counted, listed)
+}
+
+/// A service's maintenance as it counts without a notice rule (availability and latency
+/// queries, which have no agreement).
+fn whole_maintenance(
+    source: &dyn ReportSource,
+    service: &str,
+    calendar: &Calendar,
+    period: &Period,
+) -> Result<Vec<Interval>, ReportError> {
+    let windows = source.maintenance(service).map_err(ReportError::Source)?;
+    Ok(counted_maintenance(&windows, None, calendar, period.from_ms, period.to_ms).0)
 }
 
 /// A service's state timeline over `[from, to)` from stored view runs.
@@ -194,13 +261,12 @@ pub fn new_histogram() -> Histogram<u64> {
 /// looks the agreement, its service, calendar or period up again.
 #[derive(Clone, Debug)]
 pub struct ResolvedAgreement<'c> {
-    /// The catalogue version in force for the request (dependencies, maintenance records).
+    /// The catalogue version in force for the request (dependencies). Maintenance is not
+    /// the catalogue's: its records are read through the `ReportSource`.
     pub catalogue: &'c Catalogue,
     pub agreement: &'c Agreement,
     pub service: &'c Service,
     pub calendar: &'c Calendar,
-    /// The service's maintenance windows, as intervals.
-    pub maintenance: Vec<Interval>,
     /// The period the query resolved to, in the agreement calendar's zone.
     pub period: Period,
     /// The window the service timeline is built over (see `availability::context_window`).
@@ -232,15 +298,20 @@ impl<'c> ResolvedAgreement<'c> {
         let period = period::resolve(query, Some(agreement.period), &calendar.timezone, now)?;
         let context =
             availability::context_window(period.from_ms, period.to_ms, service.min_outage.as_millis() as i64, now);
-        let maintenance = maintenance_intervals(catalogue, service.id.as_str());
-        Ok(ResolvedAgreement { catalogue, agreement, service, calendar, maintenance, period, context })
+        Ok(ResolvedAgreement { catalogue, agreement, service, calendar, period, context })
     }
 
-    /// What the agreement's figures are measured against.
-    pub fn figures_spec(&self) -> FiguresSpec<'_> {
+    /// The agreement's notice for maintenance, in ms (`None`: windows count whole).
+    pub fn maintenance_notice_ms(&self) -> Option<i64> {
+        self.agreement.maintenance_notice.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    /// What the agreement's figures are measured against, with the maintenance that counts
+    /// for it (`AgreementReport::maintenance_counted`).
+    pub fn figures_spec<'s>(&'s self, maintenance: &'s [Interval]) -> FiguresSpec<'s> {
         FiguresSpec {
             calendar: self.calendar,
-            maintenance: &self.maintenance,
+            maintenance,
             unknown: self.agreement.unknown,
             target_percent: Some(self.agreement.availability),
         }
@@ -262,7 +333,11 @@ pub fn agreement_report_with_timeline(
 ) -> Result<(AgreementReport, ServiceTimeline), ReportError> {
     let ResolvedAgreement { catalogue, agreement, service, calendar, ref period, context: (cf, ct), .. } = *inputs;
     let timeline = service_timeline(source, service, cf, ct)?;
-    let mut figures = availability::compute(&timeline, &inputs.figures_spec(), period.from_ms, period.to_ms);
+    let windows = source.maintenance(service.id.as_str()).map_err(ReportError::Source)?;
+    let (maintenance_counted, maintenance_windows) =
+        counted_maintenance(&windows, inputs.maintenance_notice_ms(), calendar, period.from_ms, period.to_ms);
+    let spec = inputs.figures_spec(&maintenance_counted);
+    let mut figures = availability::compute(&timeline, &spec, period.from_ms, period.to_ms);
 
     let latency = match &agreement.latency {
         None => None,
@@ -315,6 +390,8 @@ pub fn agreement_report_with_timeline(
         verdict,
         met: verdict.met(),
         attributed_downtime,
+        maintenance_windows,
+        maintenance_counted,
     };
     Ok((report, timeline))
 }
@@ -342,7 +419,7 @@ pub fn service_availability(
     let (cf, ct) =
         availability::context_window(period.from_ms, period.to_ms, service.min_outage.as_millis() as i64, now);
     let timeline = service_timeline(source, service, cf, ct)?;
-    let maintenance = maintenance_intervals(catalogue, service_id);
+    let maintenance = whole_maintenance(source, service_id, calendar, &period)?;
     let spec =
         FiguresSpec { calendar, maintenance: &maintenance, unknown: UnknownPolicy::Exclude, target_percent: None };
     let figures = availability::compute(&timeline, &spec, period.from_ms, period.to_ms);
@@ -378,7 +455,7 @@ pub fn service_latency(
     let service = catalogue.service(service_id).ok_or_else(|| ReportError::UnknownService(service_id.to_string()))?;
     let calendar = calendar(catalogue, calendar_name)?;
     let period = period::resolve(query, Some(probity_config::PeriodKind::Month), &calendar.timezone, now)?;
-    let maintenance = maintenance_intervals(catalogue, service_id);
+    let maintenance = whole_maintenance(source, service_id, calendar, &period)?;
     let base = availability::coverage(calendar, &maintenance, period.from_ms, period.to_ms).base;
     let h = service_latency_histogram(source, service, &base)?;
     let ms = |us: u64| us as f64 / 1000.0;
@@ -415,7 +492,7 @@ pub struct ServiceStateTimeline {
     pub agents: Vec<(String, String, availability::ViewCoverage)>,
 }
 
-/// A maintenance window of the catalogue, as the timeline lists it.
+/// A maintenance window (a record, not cancelled), as the timeline lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MaintenanceWindow {
     pub id: String,
@@ -441,7 +518,8 @@ pub fn service_state_timeline(
     let (cf, ct) =
         availability::context_window(period.from_ms, period.to_ms, service.min_outage.as_millis() as i64, now);
     let timeline = service_timeline(source, service, cf, ct)?;
-    let maintenance = maintenance_intervals(catalogue, service_id);
+    let windows = source.maintenance(service_id).map_err(ReportError::Source)?;
+    let maintenance = counted_maintenance(&windows, None, calendar, period.from_ms, period.to_ms).0;
     let coverage = availability::coverage(calendar, &maintenance, period.from_ms, period.to_ms);
     let runs = availability::state_runs(&timeline, &coverage, period.from_ms, period.to_ms);
     let spec =
@@ -455,13 +533,14 @@ pub fn service_state_timeline(
             agents.push((p.id.to_string(), a.to_string(), availability::view_coverage(&runs, &coverage.base)));
         }
     }
-    let maintenance = catalogue
-        .maintenance_of(service_id)
-        .map(|m| MaintenanceWindow {
-            id: m.id.to_string(),
-            start_ms: m.start.as_millisecond(),
-            end_ms: m.end.as_millisecond(),
-            reason: m.reason.clone(),
+    let maintenance = windows
+        .iter()
+        .filter(|w| w.cancelled.is_none())
+        .map(|w| MaintenanceWindow {
+            id: w.id.clone(),
+            start_ms: w.start_ms,
+            end_ms: w.end_ms,
+            reason: w.reason.clone(),
         })
         .filter(|m| m.start_ms < to && m.end_ms > from)
         .collect();
@@ -545,7 +624,7 @@ pub fn latency_series(
             if step == availability::Step::Hour { "n hour" } else { " day" }
         )));
     }
-    let maintenance = maintenance_intervals(catalogue, service_id);
+    let maintenance = whole_maintenance(source, service_id, calendar, &period)?;
     let base = availability::coverage(calendar, &maintenance, from, to).base;
     let ms = |us: u64| us as f64 / 1000.0;
     let mut points = Vec::with_capacity(count);
@@ -671,13 +750,14 @@ struct MemoSource<'a> {
     inner: &'a (dyn ReportSource + Sync),
     runs: Memo<(String, String, i64, i64), Vec<ViewRun>>,
     latency: Memo<(String, Vec<Interval>), Histogram<u64>>,
+    maintenance: Memo<String, Vec<Window>>,
 }
 
 type Memo<K, V> = std::sync::Mutex<std::collections::HashMap<K, V>>;
 
 impl<'a> MemoSource<'a> {
     fn new(inner: &'a (dyn ReportSource + Sync)) -> Self {
-        MemoSource { inner, runs: Default::default(), latency: Default::default() }
+        MemoSource { inner, runs: Default::default(), latency: Default::default(), maintenance: Default::default() }
     }
 }
 
@@ -701,6 +781,14 @@ impl ReportSource for MemoSource<'_> {
         self.latency.lock().unwrap_or_else(|e| e.into_inner()).insert(key, h.clone());
         Ok(h)
     }
+    fn maintenance(&self, service: &str) -> Result<Vec<Window>, SourceError> {
+        if let Some(hit) = self.maintenance.lock().unwrap_or_else(|e| e.into_inner()).get(service) {
+            return Ok(hit.clone());
+        }
+        let windows = self.inner.maintenance(service)?;
+        self.maintenance.lock().unwrap_or_else(|e| e.into_inner()).insert(service.to_string(), windows.clone());
+        Ok(windows)
+    }
 }
 
 /// An in-memory `ReportSource` built from raw results: the reference implementation the
@@ -721,13 +809,23 @@ pub mod memory {
         /// (probe, agent) → results in insertion order.
         results: HashMap<(String, String), Vec<Row>>,
         intervals: HashMap<String, i64>,
+        windows: Vec<Window>,
     }
 
     impl MemorySource {
+        /// A source holding the catalogue's file windows as records declared long before
+        /// they began (the Unix epoch), so none is retroactive; `declare` adds others.
         pub fn new(catalogue: &Catalogue) -> Self {
             let intervals =
                 catalogue.probes().map(|(_, p)| (p.id.to_string(), p.interval.as_millis() as i64)).collect();
-            MemorySource { results: HashMap::new(), intervals }
+            let windows = catalogue.maintenance.iter().map(|m| crate::maintenance::config_window(m, 0)).collect();
+            MemorySource { results: HashMap::new(), intervals, windows }
+        }
+
+        /// Adds a maintenance record (replacing one with the same id).
+        pub fn declare(&mut self, window: Window) {
+            self.windows.retain(|w| w.id != window.id);
+            self.windows.push(window);
         }
 
         pub fn add(&mut self, probe: &str, agent: &str, at: i64, down: Option<ErrorKind>, duration_us: u64) {
@@ -770,6 +868,10 @@ pub mod memory {
                 }
             }
             Ok(h)
+        }
+
+        fn maintenance(&self, service: &str) -> Result<Vec<Window>, SourceError> {
+            Ok(self.windows.iter().filter(|w| w.covers(service)).cloned().collect())
         }
     }
 }
@@ -1004,6 +1106,43 @@ availability = 99.5
         assert!((l.max_ms.unwrap() - 40.0).abs() < 0.1);
         assert!(parse_percentiles(Some("0")).is_err());
         assert!(parse_percentiles(Some("abc")).unwrap_err().to_string().contains("e.g. percentiles=50,95,99.9"));
+    }
+
+    #[test]
+    fn a_late_window_counts_for_an_sla_without_notice_but_not_for_a_uc_with_one() {
+        let text = CONFIG.replace(
+            "[[agreements]]\nid = \"psp-uc\"",
+            "[[agreements]]\nid = \"psp-sla\"\nkind = \"sla\"\nservice = \"psp\"\navailability = 99.5\n\n[[agreements]]\nid = \"psp-uc\"\nmaintenance_notice = \"72h\"",
+        );
+        let c = parse_collector_config("t.toml", &text).unwrap().catalogue;
+        let mut src = source(&c);
+        // psp is down 00:15-00:25; a window 00:10-00:30 is declared at 00:20, retroactively.
+        let change = crate::maintenance::Change {
+            change: 1,
+            action: crate::maintenance::Action::Declared,
+            at: probity_config::time::rfc3339(T0 + 20 * 60_000),
+            by: "ops".into(),
+            note: None,
+            services: vec!["psp".into()],
+            start: probity_config::time::rfc3339(T0 + 10 * 60_000),
+            end: probity_config::time::rfc3339(T0 + 30 * 60_000),
+            reason: "card network".into(),
+            ticket: Some("CHG-9".into()),
+        };
+        src.declare(Window::from_changes("late", vec![change]).unwrap());
+        let (f, t) = ("2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z");
+        let sla = report_over(&src, &c, "psp-sla", f, t, T0 + 2 * HOUR);
+        assert_eq!((sla.figures.downtime_seconds, sla.figures.maintenance_seconds), (0.0, 1200.0));
+        let w = &sla.maintenance_windows[0];
+        assert_eq!((w.counted_seconds, w.retroactive, w.notice_met), (1200.0, true, None));
+        let uc = report_over(&src, &c, "psp-uc", f, t, T0 + 2 * HOUR);
+        assert_eq!((uc.figures.downtime_seconds, uc.figures.maintenance_seconds), (600.0, 0.0));
+        let w = &uc.maintenance_windows[0];
+        assert_eq!((w.counted_seconds, w.retroactive, w.notice_met), (0.0, true, Some(false)));
+        let json = serde_json::to_value(uc.view()).unwrap();
+        assert_eq!(json["maintenance_windows"][0]["declared_at"], "2026-01-01T00:20:00Z");
+        assert_eq!(json["maintenance_windows"][0]["notice_met"], false);
+        assert_eq!(json["maintenance_windows"][0]["ticket"], "CHG-9");
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub enum ServeError {
     Embedded(#[from] EmbeddedError),
     #[error("catalogue version: {0}")]
     History(#[from] crate::history::HistoryError),
+    #[error("maintenance records: {0}")]
+    Maintenance(#[from] crate::maintenance::MaintenanceError),
     #[error("a blocking storage task panicked")]
     Blocking(#[from] tokio::task::JoinError),
     #[error(transparent)]
@@ -176,6 +178,8 @@ pub async fn serve(config: CollectorConfig, spec: ServeSpec) -> Result<(), Serve
     // The catalogue in force is a stored version before anything is measured against it.
     let version = crate::history::record_catalogue(&state, crate::history::versions::Source::File).await?;
     info!(catalogue_version = version, "catalogue version in force");
+    // The file's maintenance windows are records before any report reads them.
+    crate::maintenance::sync_catalogue(&state, state.config().catalogue.clone()).await?;
     jobs::sync_intervals(&state).await;
 
     let listener = TcpListener::bind(config.server.listen)

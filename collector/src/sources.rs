@@ -19,6 +19,10 @@ impl ReportSource for Store {
     fn latency(&self, probe: &str, minute_ranges: &[Interval]) -> Result<Histogram<u64>, SourceError> {
         Ok(Store::latency(self, probe, minute_ranges)?.histogram)
     }
+
+    fn maintenance(&self, service: &str) -> Result<Vec<crate::maintenance::Window>, SourceError> {
+        Ok(crate::maintenance::windows_of(self, service)?)
+    }
 }
 
 impl EvidenceSource for Store {

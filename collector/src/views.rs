@@ -23,7 +23,7 @@ use crate::availability::{StateRun, Step};
 use crate::period::Period;
 use crate::report::{
     AgreementReport, Compliance, ComplianceLine, LatencyPoint, LatencyReport, LatencySeries, LatencySummary,
-    MaintenanceWindow, ServiceAvailability, ServiceStateTimeline,
+    MaintenanceWindow, MaintenanceWindowReport, ServiceAvailability, ServiceStateTimeline,
 };
 
 /// A report and the JSON it is shown as: `serde_json::to_value(report.view())`.
@@ -257,6 +257,85 @@ pub struct AgreementReportView<'a> {
     /// True for met, false for breached, JSON null for insufficient data.
     met: Option<bool>,
     attributed_downtime: Vec<AttributionView<'a>>,
+    maintenance_windows: Vec<MaintenanceWindowReportView<'a>>,
+}
+
+/// One of a report's `maintenance_windows` (SPEC §11), also a row of `maintenance.csv`.
+#[derive(Serialize, ToSchema)]
+pub struct MaintenanceWindowReportView<'a> {
+    pub id: &'a str,
+    pub start: String,
+    pub end: String,
+    pub counted_seconds: f64,
+    pub reason: &'a str,
+    pub ticket: Option<&'a str>,
+    pub declared_at: String,
+    pub declared_by: &'a str,
+    pub retroactive: bool,
+    /// JSON null when the agreement sets no `maintenance_notice`.
+    pub notice_met: Option<bool>,
+}
+
+/// `GET /api/v1/maintenance`.
+#[derive(Serialize, ToSchema)]
+pub struct MaintenanceListView<'a> {
+    pub windows: Vec<MaintenanceRecordView<'a>>,
+}
+
+/// A maintenance record as `GET /api/v1/maintenance` and the writes answer it (SPEC §11).
+#[derive(Serialize, ToSchema)]
+pub struct MaintenanceRecordView<'a> {
+    id: &'a str,
+    services: &'a [String],
+    start: String,
+    end: String,
+    reason: &'a str,
+    ticket: Option<&'a str>,
+    declared_at: String,
+    declared_by: &'a str,
+    retroactive: bool,
+    cancelled: bool,
+    cancelled_at: Option<String>,
+    cancelled_by: Option<&'a str>,
+    /// Every change, oldest first, as stored.
+    history: &'a [crate::maintenance::Change],
+}
+
+impl<'a> From<&'a crate::maintenance::Window> for MaintenanceRecordView<'a> {
+    fn from(w: &'a crate::maintenance::Window) -> Self {
+        MaintenanceRecordView {
+            id: &w.id,
+            services: &w.services,
+            start: rfc3339(w.start_ms),
+            end: rfc3339(w.end_ms),
+            reason: &w.reason,
+            ticket: w.ticket.as_deref(),
+            declared_at: rfc3339(w.declared_at_ms),
+            declared_by: &w.declared_by,
+            retroactive: w.retroactive(),
+            cancelled: w.cancelled.is_some(),
+            cancelled_at: w.cancelled.as_ref().map(|(at, _)| rfc3339(*at)),
+            cancelled_by: w.cancelled.as_ref().map(|(_, by)| by.as_str()),
+            history: &w.history,
+        }
+    }
+}
+
+impl<'a> From<&'a MaintenanceWindowReport> for MaintenanceWindowReportView<'a> {
+    fn from(w: &'a MaintenanceWindowReport) -> Self {
+        MaintenanceWindowReportView {
+            id: &w.id,
+            start: rfc3339(w.start_ms),
+            end: rfc3339(w.end_ms),
+            counted_seconds: thousandths(w.counted_seconds),
+            reason: &w.reason,
+            ticket: w.ticket.as_deref(),
+            declared_at: rfc3339(w.declared_at_ms),
+            declared_by: &w.declared_by,
+            retroactive: w.retroactive,
+            notice_met: w.notice_met,
+        }
+    }
 }
 
 /// `GET /api/v1/services/{id}/availability`.
@@ -412,6 +491,7 @@ impl<'a> From<&'a AgreementReport> for AgreementReportView<'a> {
             verdict: r.verdict.as_str(),
             met: r.met,
             attributed_downtime: r.attributed_downtime.iter().map(AttributionView::from).collect(),
+            maintenance_windows: r.maintenance_windows.iter().map(MaintenanceWindowReportView::from).collect(),
         }
     }
 }

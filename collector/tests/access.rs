@@ -288,6 +288,8 @@ async fn every_route_is_in_the_openapi_document_and_every_documented_route_is_se
         "/api/v1/catalogue/versions/{n}",
         "/api/v1/agent/assignment",
         "/api/v1/ingest",
+        "/api/v1/maintenance",
+        "/api/v1/maintenance/{id}",
     ] {
         assert!(paths.contains_key(path), "{path} is not in the document");
     }
@@ -326,6 +328,8 @@ async fn every_documented_query_parameter_is_accepted_by_its_endpoint() {
                 "percentiles" => "50,99",
                 "step" => "hour",
                 "agent" => "a1",
+                "service" => "shop",
+                "include_cancelled" => "true",
                 other => panic!("{path}: no sample value for the documented parameter {other}"),
             };
             let a = call(&h.app, Method::GET, &format!("{}?{name}={value}", concrete(path)), Some(&who), "").await;
@@ -606,6 +610,29 @@ async fn every_role_against_every_endpoint() {
             expected: [401, 401, 403, 403, 403, 409, 403, 403, 401, 404],
         },
         row(M::GET, "/api/v1/agent/assignment", [401, 401, 401, 401, 401, 401, 401, 401, 200, 401]),
+        // Maintenance (SPEC §11): writes need an operator or manager scoped to the services
+        // named; the operator declares psp-chg first, so the managers' same id is 409, and
+        // their cancels after the operator's are 409 too.
+        row(M::GET, "/api/v1/maintenance", READ),
+        Row {
+            method: M::POST,
+            path: "/api/v1/maintenance",
+            body: r#"{"id": "psp-chg", "services": ["psp"], "start": "2999-01-01T00:00:00Z", "end": "2999-01-02T00:00:00Z", "reason": "card network upgrade"}"#,
+            expected: [401, 401, 403, 403, 201, 409, 403, 403, 401, 409],
+        },
+        row(M::GET, "/api/v1/maintenance/psp-chg", PSP),
+        Row {
+            method: M::PATCH,
+            path: "/api/v1/maintenance/psp-chg",
+            body: r#"{"end": "2999-01-01T12:00:00Z"}"#,
+            expected: [401, 401, 403, 403, 200, 200, 403, 403, 401, 200],
+        },
+        Row {
+            method: M::DELETE,
+            path: "/api/v1/maintenance/psp-chg",
+            body: "",
+            expected: [401, 401, 403, 403, 200, 409, 403, 403, 401, 409],
+        },
         Row {
             method: M::POST,
             path: "/api/v1/ingest",

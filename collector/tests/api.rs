@@ -715,3 +715,167 @@ async fn a_damaged_record_is_a_500_naming_it_never_a_figure() {
     assert!(error.contains("damaged record in tree runs") && error.contains("probe web"), "{error}");
     assert!(error.contains("agent a1"), "{error}");
 }
+
+/// SPEC §11/§12: maintenance writes need an operator or manager token whose scope covers
+/// the services named; every bad input is a 400 saying what to fix; ids are unique (409);
+/// a cancelled window is kept with who cancelled it; a scoped reader sees only its windows.
+#[tokio::test]
+async fn maintenance_writes_need_an_operator_in_scope_and_bad_input_is_named() {
+    let h = harness();
+    let data = h.config_path.parent().unwrap().join("data");
+    let hash = |t: &str| hex::encode(probity_config::token_sha256(t));
+    let tokens = [
+        ("reader", "reader", ""),
+        ("ops", "operator", ""),
+        ("boss", "manager", ""),
+        ("shop-ops", "operator", "services = [\"shop\"]\n"),
+        ("psp-reader", "reader", "agreements = [\"psp-uc\"]\n"),
+    ];
+    let mut api = String::new();
+    for (id, role, scope) in tokens {
+        api += &format!(
+            "[[api.tokens]]\nid = \"{id}\"\ntoken_sha256 = \"{}\"\nrole = \"{role}\"\n{scope}\n",
+            hash(&format!("probity_{id}"))
+        );
+    }
+    let psp = "[[services]]\nid = \"psp\"\n  [[services.probes]]\n  id = \"psp-tcp\"\n  kind = \"tcp\"\n  target = \"127.0.0.1:9\"\n  interval = \"10s\"\n  timeout = \"5s\"\n\n[[agreements]]\nid = \"psp-uc\"\nkind = \"uc\"\nservice = \"psp\"\navailability = 99.5\n";
+    std::fs::write(&h.config_path, api + &config_text("127.0.0.1:0", &data, psp)).unwrap();
+    probity_collector::reload::reload(&h.state).await.unwrap();
+
+    let call = |method: &'static str, path: String, token: Option<&'static str>, body: String| {
+        let app = h.app.clone();
+        async move {
+            let mut req = Request::builder().method(method).uri(path);
+            if let Some(t) = token {
+                req = req.header(header::AUTHORIZATION, format!("Bearer probity_{t}"));
+            }
+            let (status, headers, body) = send(&app, req.body(Body::from(body)).unwrap()).await;
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+            (status, headers, json)
+        }
+    };
+    let window = |id: &str, service: &str, start: &str, end: &str| {
+        format!(
+            r#"{{"id": "{id}", "services": ["{service}"], "start": "{start}", "end": "{end}", "reason": "database upgrade", "ticket": "CHG-1"}}"#
+        )
+    };
+    let good = window("chg-1", "shop", "2026-11-10T22:00:00Z", "2026-11-11T02:00:00Z");
+    let post = |token, body: &str| call("POST", "/api/v1/maintenance".into(), token, body.to_string());
+
+    // Who may write.
+    let (status, _, body) = post(None, &good).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, _, body) = post(Some("reader"), &good).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body["error"].as_str().unwrap().contains("role reader; this needs operator"), "{body}");
+    let (status, _, body) =
+        post(Some("shop-ops"), &window("chg-9", "psp", "2026-11-10T22:00:00Z", "2026-11-11T02:00:00Z")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body["error"].as_str().unwrap().contains("is not scoped to service \"psp\""), "{body}");
+
+    // Bad input, each with what to fix.
+    for (body, expected) in [
+        (window("chg-2", "shop", "2026-11-11T02:00:00Z", "2026-11-11T02:00:00Z"), "is not after start"),
+        (window("chg-2", "nope", "2026-11-10T22:00:00Z", "2026-11-11T02:00:00Z"), "unknown service \"nope\""),
+        (window("chg-2", "shop", "tonight", "2026-11-11T02:00:00Z"), "start: \"tonight\" is not an RFC 3339 instant"),
+        (window("Chg 2", "shop", "2026-11-10T22:00:00Z", "2026-11-11T02:00:00Z"), "id "),
+        (
+            r#"{"services": ["shop"], "start": "2026-11-10T22:00:00Z", "end": "2026-11-11T02:00:00Z"}"#.into(),
+            "missing field `reason`",
+        ),
+        (
+            r#"{"services": ["shop"], "start": "a", "end": "b", "reason": "x", "when": 1}"#.into(),
+            "unknown field `when`",
+        ),
+        ("not json".into(), "the body must be"),
+    ] {
+        let (status, _, out) = post(Some("ops"), &body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {out}");
+        assert!(out["error"].as_str().unwrap().contains(expected), "{body}: {out}");
+    }
+
+    // Declared by the token's id; retroactive as the clock says; the id is taken once.
+    let (status, headers, w) = post(Some("shop-ops"), &good).await;
+    assert_eq!(status, StatusCode::CREATED, "{w}");
+    assert_eq!(headers[header::LOCATION], "/api/v1/maintenance/chg-1");
+    assert_eq!(
+        (w["id"].as_str(), w["declared_by"].as_str(), w["retroactive"].as_bool()),
+        (Some("chg-1"), Some("shop-ops"), Some(true))
+    );
+    assert_eq!((w["ticket"].as_str(), w["history"].as_array().unwrap().len()), (Some("CHG-1"), 1));
+    let (status, _, out) = post(Some("boss"), &good).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(out["error"].as_str().unwrap().contains("already exists"), "{out}");
+    let future = |h: i64| probity_config::time::rfc3339(now_ms() + h * 3_600_000);
+    let (status, _, made) = post(
+        Some("ops"),
+        &format!(
+            r#"{{"services": ["psp"], "start": "{}", "end": "{}", "reason": "card network"}}"#,
+            future(1),
+            future(3)
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let made_id = made["id"].as_str().unwrap().to_string();
+    assert!(made_id.starts_with("mw-") && made["retroactive"] == false, "{made}");
+
+    // New ends: extending the ended chg-1 is refused; the running one can be extended.
+    let patch =
+        |id: &str, token, body: &str| call("PATCH", format!("/api/v1/maintenance/{id}"), token, body.to_string());
+    let (status, _, out) = patch("chg-1", Some("ops"), r#"{"end": "2026-11-11T05:00:00Z"}"#).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(out["error"].as_str().unwrap().contains("cannot be extended"), "{out}");
+    let (status, _, out) = patch("chg-1", Some("ops"), r#"{"end": "2026-11-10T21:00:00Z"}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{out}");
+    let (status, _, out) = patch(&made_id, Some("shop-ops"), &format!(r#"{{"end": "{}"}}"#, future(4))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "shop-ops cannot touch a psp window: {out}");
+    let (status, _, out) = patch(&made_id, Some("ops"), &format!(r#"{{"end": "{}"}}"#, future(4))).await;
+    assert_eq!((status, out["history"][1]["action"].as_str()), (StatusCode::OK, Some("end_changed")), "{out}");
+    let (status, _, _) = patch("chg-404", Some("ops"), r#"{"end": "2026-11-11T05:00:00Z"}"#).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Cancelling keeps the window, says who; a second cancel is refused.
+    let delete = |id: &str, token| call("DELETE", format!("/api/v1/maintenance/{id}"), token, String::new());
+    assert_eq!(delete("chg-1", Some("reader")).await.0, StatusCode::FORBIDDEN);
+    let (status, _, out) = delete("chg-1", Some("boss")).await;
+    assert_eq!(
+        (status, out["cancelled_by"].as_str(), out["cancelled"].as_bool()),
+        (StatusCode::OK, Some("boss"), Some(true)),
+        "{out}"
+    );
+    assert_eq!(delete("chg-1", Some("boss")).await.0, StatusCode::CONFLICT);
+
+    // Listing: cancelled ones only when asked; filters; a scoped reader sees its service only.
+    let list = |query: &str, token| call("GET", format!("/api/v1/maintenance{query}"), token, String::new());
+    let ids = |v: &serde_json::Value| {
+        v["windows"].as_array().unwrap().iter().map(|w| w["id"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&list("", Some("reader")).await.2), vec![made_id.clone()]);
+    assert_eq!(
+        ids(&list("?include_cancelled=true", Some("reader")).await.2),
+        vec!["chg-1".to_string(), made_id.clone()]
+    );
+    assert_eq!(ids(&list("?include_cancelled=true&service=shop", Some("reader")).await.2), vec!["chg-1".to_string()]);
+    assert_eq!(
+        ids(&list("?include_cancelled=true&to=2026-11-11T00:00:00Z", Some("reader")).await.2),
+        vec!["chg-1".to_string()]
+    );
+    assert_eq!(ids(&list("?include_cancelled=true", Some("psp-reader")).await.2), vec![made_id.clone()]);
+    assert_eq!(
+        call("GET", "/api/v1/maintenance/chg-1".into(), Some("psp-reader"), String::new()).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, _, one) = call("GET", "/api/v1/maintenance/chg-1".into(), Some("reader"), String::new()).await;
+    assert_eq!((status, one["history"].as_array().unwrap().len()), (StatusCode::OK, 2));
+    for (query, expected) in [
+        ("?from=soon", "from: \"soon\""),
+        ("?include_cancelled=yes", "not true or false"),
+        ("?colour=red", "unknown parameter \"colour\""),
+    ] {
+        let (status, _, out) = list(query, Some("reader")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+        assert!(out["error"].as_str().unwrap().contains(expected), "{query}: {out}");
+    }
+    assert_eq!(list("", None).await.0, StatusCode::UNAUTHORIZED);
+}

@@ -91,6 +91,9 @@ pub fn to_value(c: &Catalogue) -> Value {
             m.insert("unknown".into(), json!(a.unknown.as_str()));
             m.insert("min_coverage".into(), json!(a.min_coverage));
             m.insert("settle".into(), json!(format_duration(a.settle)));
+            if let Some(notice) = a.maintenance_notice {
+                m.insert("maintenance_notice".into(), json!(format_duration(notice)));
+            }
             Value::Object(m)
         })
         .collect();
@@ -296,6 +299,7 @@ latency = { percentile = 95, max = "300ms" }
 unknown = "down"
 min_coverage = 75.5
 settle = "2h"
+maintenance_notice = "72h"
 "#;
 
     fn catalogue(text: &str) -> Catalogue {
@@ -310,6 +314,7 @@ settle = "2h"
         assert_eq!(to_bytes(&to_value(&back)), to_bytes(&v));
         let a = back.agreement("web-sla").unwrap();
         assert_eq!((a.min_coverage, a.settle.as_secs(), a.availability), (75.5, 7200, 99.95));
+        assert_eq!(a.maintenance_notice, Some(std::time::Duration::from_secs(72 * 3600)));
         assert!(back.agent("local").unwrap().embedded);
     }
 

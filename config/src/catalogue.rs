@@ -269,10 +269,16 @@ pub struct Agreement {
     pub min_coverage: f64,
     /// How long after its end a period settles before it is closed and sealed (SPEC §10).
     pub settle: Duration,
+    /// SPEC §11: when set, only the part of a maintenance window from max(start,
+    /// declared_at + notice) counts as maintenance for this agreement. `None`: windows
+    /// count whole.
+    pub maintenance_notice: Option<Duration>,
 }
 
 /// `min_coverage` when an agreement does not set it.
 pub const DEFAULT_MIN_COVERAGE: f64 = 90.0;
+/// The longest `maintenance_notice` an agreement takes.
+pub const MAX_MAINTENANCE_NOTICE: Duration = Duration::from_secs(366 * 86_400);
 /// `settle` when an agreement does not set it.
 pub const DEFAULT_SETTLE: Duration = Duration::from_secs(24 * 3600);
 

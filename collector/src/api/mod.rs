@@ -9,6 +9,7 @@ mod history;
 pub use agent::now_ms;
 mod agents;
 mod health;
+mod maintenance;
 mod metrics;
 pub mod openapi;
 mod read;
@@ -49,6 +50,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(history::routes())
         .merge(timeline::routes())
         .merge(openapi::routes())
+        .merge(maintenance::routes())
 }
 
 /// The dashboard's Content-Security-Policy (SPEC §12): nothing from another origin, and no

@@ -33,6 +33,7 @@ use crate::state::AppState;
     tags(
         (name = "read", description = "SPEC §8: services, figures, reports, compliance, gaps, evidence"),
         (name = "history", description = "SPEC §10: closed periods, revisions, catalogue versions"),
+        (name = "maintenance", description = "SPEC §11: maintenance windows as records with provenance"),
         (name = "agent", description = "SPEC §6: what agents call"),
         (name = "operations", description = "health, readiness, metrics, this document, the dashboard")
     )

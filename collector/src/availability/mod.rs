@@ -26,7 +26,8 @@
 //! burn rate, daily rows), `verdict.rs` (coverage and the verdict), `attribution.rs`
 //! (downtime attributed to dependencies), `period_view.rs` (a period as the dashboard draws
 //! it: state runs with service hours and maintenance laid over them, hour or day buckets for
-//! a latency series) and `completeness.rs` (results expected,
+//! a latency series), `maintenance.rs` (which part of each maintenance window counts for an
+//! agreement under its notice rule) and `completeness.rs` (results expected,
 //! received and the largest gap, for evidence). The brute-force model the property tests check them against is
 //! `model.rs`; `fixtures.rs` holds the hand-written cases' shorthand.
 
@@ -34,6 +35,7 @@ mod attribution;
 mod completeness;
 mod figures;
 mod intervals;
+mod maintenance;
 mod period_view;
 mod timeline;
 mod verdict;
@@ -50,6 +52,7 @@ pub use figures::{
     Figures, FiguresSpec, OutageReport, compute, coverage, daily_breakdown, daily_row_count, daily_rows,
 };
 pub use intervals::{Interval, intersect, latency_minute_ranges, share_of, total};
+pub use maintenance::{Declaration, WindowFigures, WindowInput, declared_parts, window_figures};
 pub use period_view::{
     Bucket, RunState, StateRun, Step, ViewCoverage, state_runs, step_buckets, step_count, view_coverage,
 };

@@ -1,6 +1,6 @@
 //! The evidence bundle of an agreement for a resolved period: what goes in, in which
 //! order. Each file is written by its own module straight into the zip (`daily_csv`,
-//! `outages_csv`, `results_csv`, `completeness_csv`, `methodology_md`, `report_html`), so
+//! `outages_csv`, `maintenance_csv`, `results_csv`, `completeness_csv`, `methodology_md`, `report_html`), so
 //! no file is ever held whole in memory; `bundle` hashes, lists and signs them. Every
 //! figure comes from `report` / `availability`; this module only lays them out.
 //!
@@ -21,7 +21,9 @@ use serde_json::json;
 
 use super::bundle::{BundleError, BundleWriter};
 use super::results_csv::ResultsError;
-use super::{agents_csv, completeness_csv, daily_csv, methodology_md, outages_csv, report_html, results_csv};
+use super::{
+    agents_csv, completeness_csv, daily_csv, maintenance_csv, methodology_md, outages_csv, report_html, results_csv,
+};
 use crate::agents::AgentRow;
 use crate::availability::{self, Completeness, ResultTally};
 use crate::report::{self, ReportError, ReportSource, ResolvedAgreement, SourceError};
@@ -110,7 +112,7 @@ pub fn export<W: Write + Seek>(
 ) -> Result<W, EvidenceError> {
     let ResolvedAgreement { agreement, service, ref period, .. } = *inputs;
     let (report, timeline) = report::agreement_report_with_timeline(source, inputs)?;
-    let spec = inputs.figures_spec();
+    let spec = inputs.figures_spec(&report.maintenance_counted);
     // The daily rows are computed as they are written, once for daily.csv and once for
     // report.html's bars, so a long period's days are never all in memory.
     let daily = || availability::daily_rows(&timeline, &spec, period.from_ms, period.to_ms);
@@ -134,6 +136,7 @@ pub fn export<W: Write + Seek>(
     }
     w.add_file("daily.csv", |o| daily_csv::write(o, daily()))?;
     w.add_file("outages.csv", |o| outages_csv::write(o, &report.figures.outages))?;
+    w.add_file("maintenance.csv", |o| maintenance_csv::write(o, &report.maintenance_windows))?;
 
     // One pass over the raw results feeds both results.csv and completeness.csv.
     let window = (period.from_ms, period.to_ms);
@@ -430,5 +433,16 @@ availability = 99.9
         assert_eq!(summary["downtime_seconds"], 5400.0);
         assert!(files["methodology.md"].contains("card network upgrade"));
         assert!(files["methodology.md"].contains("2026-10-30"));
+        assert!(files["methodology.md"].contains("sets no `maintenance_notice`"));
+        let csv: Vec<&str> = files["maintenance.csv"].lines().collect();
+        assert_eq!(csv[0], "id,start,end,counted_seconds,reason,ticket,declared_at,declared_by,retroactive,notice_met");
+        assert_eq!(
+            csv[1],
+            "chg-7,2026-10-14T10:00:00Z,2026-10-14T11:00:00Z,3600,card network upgrade,,1970-01-01T00:00:00Z,config,false,"
+        );
+        assert_eq!(summary["maintenance_windows"][0]["id"], "chg-7");
+        assert!(files["report.html"].contains("<h2>Maintenance</h2>") && !files["report.html"].contains("Retroactive"));
+        let manifest: serde_json::Value = serde_json::from_str(&files["manifest.json"]).unwrap();
+        assert!(manifest.to_string().contains("maintenance.csv"), "listed in the manifest");
     }
 }

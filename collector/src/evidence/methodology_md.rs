@@ -3,6 +3,7 @@
 
 use std::io::{self, Write};
 
+use probity_config::Agreement;
 use probity_config::time::rfc3339;
 
 use crate::report::{AgreementReport, ResolvedAgreement};
@@ -10,7 +11,7 @@ use crate::report::{AgreementReport, ResolvedAgreement};
 /// Writes the rules that produced the figures, from the configuration in force, and the
 /// verdict they led to with the coverage and unknown time beside it.
 pub(super) fn write(out: &mut dyn Write, inputs: &ResolvedAgreement<'_>, report: &AgreementReport) -> io::Result<()> {
-    let ResolvedAgreement { catalogue, agreement, service, calendar, ref period, .. } = *inputs;
+    let ResolvedAgreement { agreement, service, calendar, ref period, .. } = *inputs;
     let mut m = io::BufWriter::new(out);
     writeln!(m, "# Methodology: {} ({})\n", agreement.id, agreement.kind.as_str().to_uppercase())?;
     writeln!(
@@ -48,27 +49,7 @@ pub(super) fn write(out: &mut dyn Write, inputs: &ResolvedAgreement<'_>, report:
             "An instant is in service hours when its local civil time in that zone falls in one of the ranges for its local weekday, on a date that is not a holiday. On a day when clocks go back the repeated local hour counts twice; on a day when they go forward the skipped hour does not exist. Daily rows are local days (23, 24 or 25 hours long).\n"
         )?;
     }
-    writeln!(m, "## Planned maintenance\n")?;
-    let windows: Vec<_> = catalogue
-        .maintenance_of(service.id.as_str())
-        .filter(|w| w.end.as_millisecond() > period.from_ms && w.start.as_millisecond() < period.to_ms)
-        .collect();
-    if windows.is_empty() {
-        writeln!(m, "No maintenance windows overlap the period.\n")?;
-    } else {
-        writeln!(m, "Time inside these windows is excluded from agreed service time:\n")?;
-        for w in windows {
-            writeln!(
-                m,
-                "- `{}`: {} to {}: {}",
-                w.id,
-                w.start,
-                w.end,
-                if w.reason.is_empty() { "(no reason given)" } else { &w.reason }
-            )?;
-        }
-        writeln!(m)?;
-    }
+    write_maintenance(&mut m, agreement, report)?;
     writeln!(m, "## Probes, agents and quorum\n")?;
     for p in &service.probes {
         writeln!(
@@ -95,7 +76,10 @@ pub(super) fn write(out: &mut dyn Write, inputs: &ResolvedAgreement<'_>, report:
         probity_config::UnknownPolicy::Up => "`up`: unknown time counts as available",
         probity_config::UnknownPolicy::Down => "`down`: unknown time counts as downtime (but is not an outage)",
     };
-    writeln!(m, "- base = period ∩ service hours \\ maintenance")?;
+    writeln!(
+        m,
+        "- base = period ∩ service hours \\ maintenance (the maintenance that counts for this agreement, above)"
+    )?;
     writeln!(m, "- downtime = |base ∩ down|, unknown = |base ∩ unknown|; unknown policy {policy}")?;
     writeln!(m, "- availability_percent = 100 × (agreed − downtime) / agreed; target {}%", agreement.availability)?;
     writeln!(m, "- error_budget_seconds = agreed × (1 − target / 100); remaining = budget − downtime")?;
@@ -140,4 +124,65 @@ pub(super) fn write(out: &mut dyn Write, inputs: &ResolvedAgreement<'_>, report:
         "\nAll seconds figures are exact to the millisecond. `results.csv` holds every raw result the figures were computed from; `manifest.json` lists the sha256 of every other file (the public key included; not the signature, which signs the manifest) and is signed (Ed25519) in `manifest.sig` with the key in `public-key.txt`."
     )?;
     m.flush()
+}
+
+/// The maintenance section: where windows come from, the notice rule, each window that
+/// meets the period's service hours, and a warning naming every retroactive one (SPEC §11:
+/// a retroactive window is never silent).
+fn write_maintenance(m: &mut dyn Write, agreement: &Agreement, report: &AgreementReport) -> io::Result<()> {
+    writeln!(m, "## Planned maintenance\n")?;
+    writeln!(
+        m,
+        "Maintenance windows are stored records: declared in the configuration file (`declared_by` = `config`, `declared_at` = when the window first appeared in a loaded catalogue) or through the API (`declared_by` = the token's id, `declared_at` = when it was declared). A window declared after it began is *retroactive*. A cancelled window excludes nothing.\n"
+    )?;
+    match agreement.maintenance_notice {
+        Some(notice) => writeln!(
+            m,
+            "**Notice rule:** this agreement sets `maintenance_notice` = {n}. Only the part of a window from max(start, declared_at + {n}) counts as maintenance; the rest is ordinary service time. A part a later change added (an extension) counts from when it was added + {n}. `notice_met` says whether the whole window was announced in time.\n",
+            n = probity_config::units::format_duration(notice)
+        )?,
+        None => writeln!(
+            m,
+            "**Notice rule:** this agreement sets no `maintenance_notice`: every window counts whole, however late it was declared (`notice_met` is empty).\n"
+        )?,
+    }
+    let windows = &report.maintenance_windows;
+    if windows.is_empty() {
+        return writeln!(m, "No maintenance window meets the period's service hours.\n");
+    }
+    let retroactive: Vec<&str> = windows.iter().filter(|w| w.retroactive).map(|w| w.id.as_str()).collect();
+    if !retroactive.is_empty() {
+        writeln!(
+            m,
+            "**Warning: {} retroactive window{} ({}): declared after {} began, so the time {} excludes was excluded after the fact.** Check each against its change record (`GET /api/v1/maintenance/{{id}}` shows who declared it and when).\n",
+            retroactive.len(),
+            if retroactive.len() == 1 { "" } else { "s" },
+            retroactive.iter().map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", "),
+            if retroactive.len() == 1 { "it" } else { "they" },
+            if retroactive.len() == 1 { "it" } else { "they" },
+        )?;
+    }
+    writeln!(m, "The windows that meet the period's service hours (also in `maintenance.csv`):\n")?;
+    for w in windows {
+        let notice = match w.notice_met {
+            None => "",
+            Some(true) => "; notice met",
+            Some(false) => "; notice NOT met",
+        };
+        writeln!(
+            m,
+            "- `{}`: {} to {}, {:.3} s counted as maintenance; declared at {} by `{}`{}{}; {}{}",
+            w.id,
+            rfc3339(w.start_ms),
+            rfc3339(w.end_ms),
+            w.counted_seconds,
+            rfc3339(w.declared_at_ms),
+            w.declared_by,
+            if w.retroactive { ", **RETROACTIVE**" } else { "" },
+            notice,
+            if w.reason.is_empty() { "(no reason given)" } else { &w.reason },
+            w.ticket.as_deref().map(|t| format!(" (ticket {t})")).unwrap_or_default()
+        )?;
+    }
+    writeln!(m)
 }

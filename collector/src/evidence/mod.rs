@@ -4,7 +4,7 @@
 //!
 //! One file per output (blackbox_exporter's `prober/`): `export.rs` decides what goes in
 //! the bundle and in which order; `daily_csv.rs`, `outages_csv.rs`, `results_csv.rs`,
-//! `completeness_csv.rs`, `agents_csv.rs`, `methodology_md.rs` and `report_html.rs` each write one file,
+//! `completeness_csv.rs`, `agents_csv.rs`, `maintenance_csv.rs`, `methodology_md.rs` and `report_html.rs` each write one file,
 //! straight into the zip; `bundle.rs` hashes, lists and signs them.
 
 mod agents_csv;
@@ -12,6 +12,7 @@ pub mod bundle;
 mod completeness_csv;
 mod daily_csv;
 pub mod export;
+mod maintenance_csv;
 mod methodology_md;
 mod outages_csv;
 mod report_html;

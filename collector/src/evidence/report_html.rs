@@ -30,6 +30,7 @@ pub(super) fn write(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{id} {label}</title><style>
 body{{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:60em;color:#222}}
 h1{{font-size:1.5em;margin-bottom:.2em}} h2{{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ccc}}
+.warning{{border:2px solid #c62828;background:#fdecea;padding:.5em .8em}}
 .verdict{{display:inline-block;padding:.3em .8em;border-radius:4px;color:#fff;font-weight:bold}}
 .met{{background:#2e7d32}} .breached{{background:#c62828}} .insufficient_data{{background:#6d6d6d}}
 table{{border-collapse:collapse;margin:.5em 0}} td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:right}}
@@ -66,6 +67,19 @@ th{{background:#f3f3f3}} td:first-child,th:first-child{{text-align:left}}
             ""
         },
     )?;
+    // A retroactive window is never silent: named at the top, beside the verdict it shaped.
+    let retroactive: Vec<&str> =
+        report.maintenance_windows.iter().filter(|w| w.retroactive).map(|w| w.id.as_str()).collect();
+    if !retroactive.is_empty() {
+        write!(
+            h,
+            r#"<p class="warning"><strong>Retroactive maintenance:</strong> {} declared after {} began ({}); the time {} excludes was excluded after the fact. See Maintenance below.</p>"#,
+            if retroactive.len() == 1 { "one window was" } else { "windows were" },
+            if retroactive.len() == 1 { "it" } else { "they" },
+            esc(&retroactive.join(", ")),
+            if retroactive.len() == 1 { "it" } else { "they" },
+        )?;
+    }
     write!(h, "<h2>Figures</h2><table><tr><th>figure</th><th>seconds</th></tr>")?;
     for (name, v) in [
         ("service hours", f.service_hours_seconds),
@@ -80,6 +94,7 @@ th{{background:#f3f3f3}} td:first-child,th:first-child{{text-align:left}}
         write!(h, "<tr><td>error budget</td><td>{b:.3}</td></tr><tr><td>budget remaining</td><td>{r:.3}</td></tr>")?;
     }
     h.write_all(b"</table>")?;
+    write_maintenance(&mut h, report)?;
 
     // Daily availability against the target: one bar per local day.
     write!(h, "<h2>Daily availability</h2>")?;
@@ -210,6 +225,36 @@ th{{background:#f3f3f3}} td:first-child,th:first-child{{text-align:left}}
     }
     h.write_all(b"</table><p>How these figures were produced: see <code>methodology.md</code> in this bundle. Verify the bundle offline with <code>probity-collector evidence verify</code>.</p></body></html>\n")?;
     h.flush()
+}
+
+/// The maintenance windows that meet the period's service hours, with their provenance.
+fn write_maintenance(h: &mut dyn Write, report: &AgreementReport) -> io::Result<()> {
+    h.write_all(b"<h2>Maintenance</h2>")?;
+    if report.maintenance_windows.is_empty() {
+        return h.write_all(b"<p>No maintenance window met the period's service hours.</p>");
+    }
+    h.write_all(b"<table><tr><th>window</th><th>start</th><th>end</th><th>counted s</th><th>declared</th><th>by</th><th>retroactive</th><th>notice met</th><th>reason</th><th>ticket</th></tr>")?;
+    for w in &report.maintenance_windows {
+        write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&w.id),
+            rfc3339(w.start_ms),
+            rfc3339(w.end_ms),
+            w.counted_seconds,
+            rfc3339(w.declared_at_ms),
+            esc(&w.declared_by),
+            if w.retroactive { "<strong>RETROACTIVE</strong>" } else { "no" },
+            match w.notice_met {
+                None => "no rule",
+                Some(true) => "yes",
+                Some(false) => "<strong>no</strong>",
+            },
+            esc(&w.reason),
+            esc(w.ticket.as_deref().unwrap_or(""))
+        )?;
+    }
+    h.write_all(b"</table>")
 }
 
 fn esc(s: &str) -> String {

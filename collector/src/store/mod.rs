@@ -12,6 +12,7 @@ mod derive;
 mod history;
 mod ingest;
 mod latency;
+mod maintenance;
 mod raw;
 mod schema;
 mod seqs;
@@ -105,6 +106,7 @@ pub struct Store {
     revisions: Tree,
     /// Closed periods touched since their latest revision (history/restatements.rs).
     restatements: Tree,
+    maintenance: Tree,
     interned: RwLock<HashMap<(u8, String), Num>>,
     intern_lock: Mutex<()>,
     agent_states: Mutex<HashMap<Num, Arc<Mutex<AgentState>>>>,
@@ -233,6 +235,7 @@ impl Store {
             catalogue_versions: tree("catalogue_versions")?,
             revisions: tree("revisions")?,
             restatements: tree("restatements")?,
+            maintenance: tree("maintenance")?,
             meta,
             db,
             path: path.to_path_buf(),

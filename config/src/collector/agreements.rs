@@ -26,6 +26,7 @@ pub(super) struct RawAgreement {
     unknown: Option<UnknownPolicy>,
     min_coverage: Option<f64>,
     settle: Option<Duration>,
+    maintenance_notice: Option<Option<Duration>>,
 }
 
 pub(super) fn read_agreements(r: &mut Reader<'_>, top: &Fields<'_, '_>) -> Vec<RawAgreement> {
@@ -79,8 +80,19 @@ pub(super) fn resolve_agreements(
             Some(unknown),
             Some(min_coverage),
             Some(settle),
-        ) = (a.id, a.kind, a.service, a.period, a.availability, a.latency, a.unknown, a.min_coverage, a.settle)
-        {
+            Some(maintenance_notice),
+        ) = (
+            a.id,
+            a.kind,
+            a.service,
+            a.period,
+            a.availability,
+            a.latency,
+            a.unknown,
+            a.min_coverage,
+            a.settle,
+            a.maintenance_notice,
+        ) {
             let calendar = a.calendar.map(|c| c.value).unwrap_or_else(|| ALWAYS.to_string());
             let Ok(service) = Id::new(&service.value) else { continue };
             final_agreements.push(Agreement {
@@ -95,6 +107,7 @@ pub(super) fn resolve_agreements(
                 unknown,
                 min_coverage,
                 settle,
+                maintenance_notice,
             });
         }
     }
@@ -118,6 +131,7 @@ fn read_agreement(r: &mut Reader<'_>, v: &Value<'_>, path: &str) -> Option<RawAg
             "unknown",
             "min_coverage",
             "settle",
+            "maintenance_notice",
         ],
     )?;
     let id = read_id(r, &f, "id");
@@ -207,6 +221,11 @@ fn read_agreement(r: &mut Reader<'_>, v: &Value<'_>, path: &str) -> Option<RawAg
         None => Some(DEFAULT_SETTLE),
         Some(v) => r.duration(v, &f.key_path("settle")).map(|d| d.value),
     };
+    // A notice longer than a year would refuse every window ever declared: a typo, not a rule.
+    let maintenance_notice = match f.get("maintenance_notice") {
+        None => Some(None),
+        Some(_) => r.opt_duration_at_most(&f, "maintenance_notice", MAX_MAINTENANCE_NOTICE).map(|d| Some(d.value)),
+    };
     Some(RawAgreement {
         path: path.to_string(),
         id,
@@ -220,6 +239,7 @@ fn read_agreement(r: &mut Reader<'_>, v: &Value<'_>, path: &str) -> Option<RawAg
         unknown,
         min_coverage,
         settle,
+        maintenance_notice,
     })
 }
 
