@@ -1,4 +1,4 @@
-//! Background work off the request path: `/metrics`' agreement figures (every 15 s, in
+//! Background work off the request path: `/metrics`' agreement figures (every 15-60 s, in
 //! their own task), hourly/daily histogram rollups (every minute),
 //! sealing closed periods (every minute), recomputing the closed periods marked as touched
 //! (every 5 s; a pass over no marks is one empty scan), raw-result retention (every hour),
@@ -39,13 +39,17 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Recomputes `/metrics`' service and agreement figures every `metrics::REFRESH_EVERY`.
+/// Recomputes `/metrics`' service and agreement figures every `metrics::REFRESH_EVERY`, or
+/// less often when a refresh takes long (a big catalogue over a long period): the next one
+/// waits ten times as long as the last took, up to `metrics::REFRESH_AT_MOST_EVERY`, so the
+/// figures cost at most about a tenth of the machine.
 async fn refresh_metrics_every(state: AppState, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(crate::metrics::REFRESH_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        refresh_metrics(&state).await;
+        let took = state.metrics().snapshot().took;
+        let wait = (took * 10).clamp(crate::metrics::REFRESH_EVERY, crate::metrics::REFRESH_AT_MOST_EVERY);
         tokio::select! {
-            _ = tick.tick() => refresh_metrics(&state).await,
+            _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => return,
         }
     }

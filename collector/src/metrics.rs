@@ -37,6 +37,9 @@ use crate::store::{AgentInstances, Store, StoreError};
 /// How often the service and agreement figures are recomputed. A burn-rate alert's
 /// shortest window is 5m, so 15 s keeps them well inside its resolution.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(15);
+/// The longest wait between refreshes, however long one takes (`jobs.rs` waits ten times
+/// the last refresh's duration, within these two bounds).
+pub const REFRESH_AT_MOST_EVERY: Duration = Duration::from_secs(60);
 
 /// Upper bounds (seconds) of the ingest latency histogram.
 const INGEST_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
@@ -250,6 +253,34 @@ impl Metrics {
 
     pub fn results_ingested(&self) -> u64 {
         self.results_ingested.get()
+    }
+
+    /// Roughly what the newest results and the snapshot occupy (entries, ids and label
+    /// strings; allocator overhead and the hash table's spare capacity left out), for
+    /// BENCHMARKS.md.
+    pub fn approximate_state_bytes(&self) -> usize {
+        let latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        let entries: usize = latest
+            .keys()
+            .map(|(p, a)| {
+                std::mem::size_of::<((String, String), LatestResult)>()
+                    + p.capacity()
+                    + a.capacity()
+                    + std::mem::size_of::<Phases>()
+            })
+            .sum();
+        let snapshot = self.snapshot();
+        let figures: usize = snapshot
+            .agreements
+            .iter()
+            .map(|a| std::mem::size_of::<AgreementFigures>() + a.agreement.capacity() + a.service.capacity())
+            .sum::<usize>()
+            + snapshot
+                .services
+                .iter()
+                .map(|(s, _)| std::mem::size_of::<(String, State)>() + s.capacity())
+                .sum::<usize>();
+        entries + figures
     }
 
     /// The snapshot the agreement and service families are served from.
