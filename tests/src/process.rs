@@ -174,6 +174,24 @@ impl Collector {
         Reply::read(resp)
     }
 
+    /// Any method with a bearer token and an optional JSON body (PATCH, DELETE, …).
+    pub fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> Reply {
+        let mut req = self.http().request(method.clone(), self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        Reply::read(req.send().unwrap_or_else(|e| panic!("{method} {path}: {e}")))
+    }
+
     /// Sends `kill -SIG` (TERM, HUP, …).
     pub fn signal(&self, sig: &str) {
         signal(&self.child, sig);

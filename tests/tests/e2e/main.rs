@@ -7,6 +7,7 @@ mod evidence;
 mod files;
 mod history;
 mod install;
+mod maintenance;
 mod metrics;
 mod probing;
 mod reports;
