@@ -703,6 +703,14 @@ async fn a_scoped_reader_never_sees_another_agreements_id_in_any_answer() {
                 .await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.text());
     }
+    // A maintenance window on both services, and one on shop alone.
+    for (id, services) in [("both-chg", r#"["psp", "shop"]"#), ("shop-chg", r#"["shop"]"#)] {
+        let body = format!(
+            r#"{{"id": "{id}", "services": {services}, "start": "2999-01-01T00:00:00Z", "end": "2999-01-02T00:00:00Z", "reason": "upgrade"}}"#
+        );
+        let a = call(&h.app, Method::POST, "/api/v1/maintenance", Some(OPERATOR), &body).await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+    }
     // What an unscoped reader sees, so the scoped answers below are filtered, not empty.
     let full = get(&h.app, "/api/v1/gaps", Some(READER)).await.text();
     assert!(full.contains("shop-ola") && full.contains("psp-uc"), "{full}");
@@ -725,6 +733,9 @@ async fn a_scoped_reader_never_sees_another_agreements_id_in_any_answer() {
         "/api/v1/agreements/psp-uc/report",
         "/api/v1/agreements/psp-uc/report?period=2020-01",
         "/api/v1/agreements/psp-uc/periods/2020-01/revisions",
+        "/api/v1/maintenance",
+        "/api/v1/maintenance?include_cancelled=true",
+        "/api/v1/maintenance/both-chg",
         "/",
         "/dashboard.js",
     ];
@@ -762,6 +773,11 @@ async fn a_scoped_reader_never_sees_another_agreements_id_in_any_answer() {
     let agents = get(&h.app, "/api/v1/agents", Some(ACME)).await;
     let agents: serde_json::Value = serde_json::from_slice(&agents.body).unwrap();
     assert_eq!(agents["agents"].as_array().unwrap().len(), 1, "only a2 runs psp-api: {agents}");
+    let windows: serde_json::Value =
+        serde_json::from_slice(&get(&h.app, "/api/v1/maintenance", Some(ACME)).await.body).unwrap();
+    assert_eq!(windows["windows"].as_array().unwrap().len(), 1, "{windows}");
+    assert_eq!(windows["windows"][0]["services"], serde_json::json!(["psp"]), "{windows}");
+    assert_eq!(get(&h.app, "/api/v1/maintenance/shop-chg", Some(ACME)).await.status, StatusCode::NOT_FOUND);
     let compliance: serde_json::Value =
         serde_json::from_slice(&get(&h.app, "/api/v1/compliance", Some(ACME)).await.body).unwrap();
     assert_eq!(compliance["agreements"].as_array().unwrap().len(), 1, "{compliance}");

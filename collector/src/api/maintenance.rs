@@ -207,7 +207,10 @@ async fn list(State(state): State<AppState>, headers: HeaderMap, Query(params): 
     });
     windows.sort_by(|a, b| (a.start_ms, &a.id).cmp(&(b.start_ms, &b.id)));
     let views = MaintenanceListView { windows: windows.iter().map(MaintenanceRecordView::from).collect() };
-    Ok(Json(views).into_response())
+    // A window on a visible and a hidden service shows only the visible one.
+    let mut out = serde_json::to_value(views).map_err(ApiError::internal)?;
+    caller.scrub(&mut out);
+    Ok(Json(out).into_response())
 }
 
 /// One maintenance window with its whole history.
@@ -231,7 +234,9 @@ async fn one(
     let found = blocking(move || Ok(maintenance::get(state.store(), &lookup)?)).await?;
     // Outside a scoped token's services a window does not exist for it (SPEC §12).
     let window = found.filter(|w| visible(&caller, w)).ok_or_else(|| ApiError::from(MaintenanceError::NotFound(id)))?;
-    Ok(Json(MaintenanceRecordView::from(&window)).into_response())
+    let mut out = serde_json::to_value(MaintenanceRecordView::from(&window)).map_err(ApiError::internal)?;
+    caller.scrub(&mut out);
+    Ok(Json(out).into_response())
 }
 
 /// Reads a window for a write: the writer's role first, then the window (404), then the
@@ -276,7 +281,9 @@ async fn set_end(
     if window.history.len() > before.history.len() {
         tracing::info!(window = %window.id, by = %caller.id.as_deref().unwrap_or("-"), "maintenance window given a new end");
     }
-    Ok(Json(MaintenanceRecordView::from(&window)).into_response())
+    let mut out = serde_json::to_value(MaintenanceRecordView::from(&window)).map_err(ApiError::internal)?;
+    caller.scrub(&mut out);
+    Ok(Json(out).into_response())
 }
 
 /// Cancels a window: kept, with `cancelled_at` and `cancelled_by`; it excludes nothing.
@@ -303,5 +310,7 @@ async fn cancel(
     })
     .await?;
     tracing::info!(window = %window.id, by = %caller.id.as_deref().unwrap_or("-"), "maintenance window cancelled");
-    Ok(Json(MaintenanceRecordView::from(&window)).into_response())
+    let mut out = serde_json::to_value(MaintenanceRecordView::from(&window)).map_err(ApiError::internal)?;
+    caller.scrub(&mut out);
+    Ok(Json(out).into_response())
 }
