@@ -1,6 +1,8 @@
 //! The shipper: reads the spool in seq order, posts batches to the collector, and
 //! acknowledges (deletes) only what a 200 covered. Failures back off exponentially
-//! with jitter; after an outage everything still spooled is delivered, in order.
+//! with jitter; a 503 (the collector cannot store now: a full disk, a write error) is
+//! retried no sooner than its `Retry-After` and logged once a minute, the results kept
+//! spooled; after an outage everything still spooled is delivered, in order.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -37,6 +39,7 @@ impl Shipper {
         let mut rng = Jitter::new();
         let mut rejections = RejectionLog::default();
         let mut clock = ClockWatch::default();
+        let mut unavailable = UnavailableLog::default();
         loop {
             let stopping = *stop.borrow();
             let batch = match self.read(batch_max) {
@@ -81,7 +84,9 @@ impl Shipper {
                         error!(error = %e, "cannot delete delivered results from the spool");
                     }
                     debug!(first, last, accepted = response.accepted, duplicates = response.duplicates, "delivered");
-                    if backoff > self.retry_initial {
+                    if let Some(refused) = unavailable.recovered() {
+                        info!(refused, through = last, "collector stores results again; delivering the backlog");
+                    } else if backoff > self.retry_initial {
                         info!(through = last, "collector reachable again; delivering the backlog");
                     }
                     backoff = self.retry_initial;
@@ -97,9 +102,18 @@ impl Shipper {
                     // Not our fault and not the network's: the collector says when to come
                     // back (a full disk, say); everything stays spooled meanwhile.
                     self.metrics.delivery_failures.fetch_add(1, Relaxed);
-                    let wait =
-                        rng.jitter(retry_after.unwrap_or(backoff).max(self.retry_initial).min(self.retry_max) * 2);
-                    warn!(reason = %body, retry_in = ?wait, first, last, "collector cannot store results now; keeping them spooled");
+                    let wait = match retry_after {
+                        Some(hint) => after_hint(hint, &mut rng),
+                        None => {
+                            let wait = rng.jitter(backoff);
+                            backoff = (backoff * 2).min(self.retry_max);
+                            wait
+                        }
+                    };
+                    if let Some(refused) = unavailable.add(tokio::time::Instant::now()) {
+                        let spooled = self.spool.stats().depth;
+                        warn!(reason = %body, refused, retry_in = ?wait, spooled, "collector cannot store results now; keeping them spooled");
+                    }
                     if self.wait(&mut stop, wait, stopping).await {
                         return;
                     }
@@ -230,6 +244,48 @@ impl ClockWatch {
     }
 }
 
+/// The longest `Retry-After` honoured as given; a longer one is taken as this (a collector
+/// back sooner should not wait for an agent told to sleep for days).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// When to come back after a 503 with `Retry-After: hint`: never sooner than the hint,
+/// and up to half as late again, so that agents told the same thing do not return together.
+fn after_hint(hint: Duration, rng: &mut Jitter) -> Duration {
+    let hint = hint.min(MAX_RETRY_AFTER);
+    hint + rng.jitter(hint / 2)
+}
+
+/// 503s counted between log lines: the first is logged at once, later ones once a minute
+/// with their count, so a collector suspended for an hour costs 60 lines, not thousands.
+#[derive(Default)]
+struct UnavailableLog {
+    since: Option<tokio::time::Instant>,
+    /// Refusals since the last line.
+    pending: u64,
+    /// Refusals since the last delivery.
+    total: u64,
+}
+
+impl UnavailableLog {
+    /// Counts one 503; the refusals to report when a line is due.
+    fn add(&mut self, now: tokio::time::Instant) -> Option<u64> {
+        self.pending += 1;
+        self.total += 1;
+        if self.since.is_some_and(|s| now.duration_since(s) < REJECTION_LOG_EVERY) {
+            return None;
+        }
+        self.since = Some(now);
+        Some(std::mem::take(&mut self.pending))
+    }
+
+    /// A delivery succeeded: the refusals since the last one, if there were any.
+    fn recovered(&mut self) -> Option<u64> {
+        let total = self.total;
+        *self = UnavailableLog::default();
+        (total > 0).then_some(total)
+    }
+}
+
 /// Full jitter over the upper half: waits in `[d/2, d)`, so retries from many agents
 /// after one collector outage do not arrive together.
 struct Jitter(u64);
@@ -293,6 +349,30 @@ mod tests {
         assert_eq!(clock.warned_at, Some(start + CLOCK_WARN_EVERY));
         clock.check(Some(10), start + CLOCK_WARN_EVERY);
         assert!(clock.warned_at.is_none(), "back in line");
+    }
+
+    #[test]
+    fn a_503_is_logged_at_once_then_once_a_minute_and_its_hint_is_never_cut_short() {
+        let start = tokio::time::Instant::now();
+        let mut log = UnavailableLog::default();
+        assert_eq!(log.add(start), Some(1), "the first refusal at once");
+        for s in 1..60 {
+            assert_eq!(log.add(start + Duration::from_secs(s)), None, "second {s}");
+        }
+        assert_eq!(log.add(start + Duration::from_secs(60)), Some(60), "a line a minute, with the count");
+        assert_eq!(log.recovered(), Some(61));
+        assert_eq!(log.recovered(), None, "nothing refused since");
+        assert_eq!(log.add(start + Duration::from_secs(61)), Some(1), "a new outage is logged at once");
+
+        let mut rng = Jitter::new();
+        for hint in [1, 10, 120] {
+            let hint = Duration::from_secs(hint);
+            for _ in 0..100 {
+                let w = after_hint(hint, &mut rng);
+                assert!(w >= hint && w < hint * 3 / 2, "{w:?} for {hint:?}");
+            }
+        }
+        assert!(after_hint(Duration::from_secs(86_400 * 30), &mut rng) < MAX_RETRY_AFTER * 2);
     }
 
     #[test]

@@ -99,6 +99,41 @@ async fn results_survive_a_collector_outage_and_arrive_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_503_with_retry_after_keeps_every_result_spooled_and_is_retried_no_sooner_than_the_hint() {
+    let tcp = support::tcp_target().await;
+    let collector = FakeCollector::start(
+        "lon-1",
+        vec![support::probe("db", 50, 40, json!({"kind": "tcp", "target": tcp.to_string()}))],
+    )
+    .await;
+    // A collector with a full disk: 503, come back in 1 s (longer than the agent's own
+    // retry_max of 400 ms here, so only the hint can explain the waits).
+    collector.with(|s| {
+        s.unavailable = true;
+        s.retry_after = Some(1);
+    });
+    let spool = tempfile::tempdir().unwrap();
+    let (stop, agent) = start(config(&collector, spool.path()), fast());
+    collector.wait_until("three refused deliveries", |s| s.failed_ingests >= 3).await;
+    let refused: Vec<_> = collector.with(|s| s.ingest_times.clone());
+    for pair in refused.windows(2) {
+        assert!(pair[1] - pair[0] >= Duration::from_secs(1), "retried before Retry-After: {:?}", pair[1] - pair[0]);
+    }
+    collector.with(|s| s.unavailable = false);
+    collector.wait_until("20 results delivered", |s| s.results.len() >= 20).await;
+    stop.send(()).unwrap();
+    agent.await.unwrap().unwrap();
+
+    // Nothing was dropped while refused: seqs 1.. all arrived, and the spool is empty.
+    let seqs: Vec<u64> = collector.distinct_seqs().keys().copied().collect();
+    assert_eq!(seqs[0], 1);
+    assert_contiguous(&seqs);
+    let reopened = probity_agent::spool::Spool::open(spool.path(), 1 << 30).unwrap();
+    assert_eq!(reopened.stats().depth, 0);
+    assert_eq!(reopened.next_seq(), seqs.last().unwrap() + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn assignment_changes_apply_without_a_restart() {
     let tcp = support::tcp_target().await;
     let target = json!({"kind": "tcp", "target": tcp.to_string()});

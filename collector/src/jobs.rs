@@ -29,11 +29,13 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut restatements = tokio::time::interval(RESTATEMENTS_EVERY);
     restatements.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // While writes are suspended (a full disk, a write error) the jobs write nothing:
+        // each would fail, and sled must not meet a full disk; they run on the next tick.
         tokio::select! {
-            _ = seal.tick() => seal_closed_periods(&state).await,
-            _ = restatements.tick() => recompute_touched_periods(&state).await,
-            _ = rollup.tick() => roll_up(&state).await,
-            _ = retention.tick() => apply_retention(&state).await,
+            _ = seal.tick() => if state.writes().is_writable() { seal_closed_periods(&state).await },
+            _ = restatements.tick() => if state.writes().is_writable() { recompute_touched_periods(&state).await },
+            _ = rollup.tick() => if state.writes().is_writable() { roll_up(&state).await },
+            _ = retention.tick() => if state.writes().is_writable() { apply_retention(&state).await },
             _ = stop.changed() => return,
         }
     }

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod commit;
 pub mod connections;
 pub mod db;
+pub mod disk;
 pub mod embedded;
 pub mod evidence;
 pub mod history;

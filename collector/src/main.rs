@@ -270,6 +270,13 @@ fn db(command: DbCommand) -> ExitCode {
 
 fn serve(config: &std::path::Path, accept_loss: bool) -> anyhow::Result<()> {
     use anyhow::Context;
+    // Before the runtime starts its threads, so that they all leave the signals to it.
+    let termination =
+        probity_collector::serve::Termination::listen().context("cannot listen for SIGTERM and SIGINT")?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    Ok(runtime.block_on(probity_collector::serve::run(config, accept_loss))?)
+    let served = runtime.block_on(probity_collector::serve::run(config, accept_loss, termination));
+    // A blocking task stuck on a wedged disk must not hold the exit (SPEC §15: SIGTERM ends
+    // the process within 10 s); `serve` has flushed what it could.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    Ok(served?)
 }

@@ -1,6 +1,8 @@
 //! `probity-collector --config FILE`: opens the store, listens (HTTP, or HTTPS with rustls
 //! when `tls_cert`/`tls_key` are set; the accept loop and its limits are `connections.rs`),
-//! runs the background jobs, reloads on SIGHUP, and drains on SIGTERM/SIGINT.
+//! runs the background jobs and the disk watch (`disk.rs`), reloads on SIGHUP, and drains
+//! on SIGTERM/SIGINT: within [`SHUTDOWN_DEADLINE`] whatever is still running (a wedged
+//! disk, a stuck client, a long download), since SPEC §15 bounds it at 10 s.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -81,6 +83,71 @@ pub enum TlsError {
     Identity { cert: PathBuf, key: PathBuf, source: rustls::Error },
 }
 
+/// SIGTERM ends the process within this, whatever still runs: each shutdown step has a
+/// share of it, and a watchdog thread exits the process when it has passed (the next start
+/// then repairs what an unclean close leaves, as after a crash).
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(9);
+/// The embedded agent's share: delivering what it holds to our own listener.
+const EMBEDDED_STOP: Duration = Duration::from_secs(3);
+/// Connections' share: requests in flight finish or are dropped.
+const DRAIN: Duration = Duration::from_secs(3);
+/// The background jobs' share, and the final flush's.
+const JOBS_STOP: Duration = Duration::from_secs(1);
+const CLOSE: Duration = Duration::from_millis(1500);
+
+/// Exits the process once [`SHUTDOWN_DEADLINE`] has passed from now. A plain thread, so
+/// it fires even when every runtime worker is stuck in a blocking call.
+fn start_shutdown_deadline() {
+    let spawned = std::thread::Builder::new().name("shutdown-deadline".into()).spawn(|| {
+        std::thread::sleep(SHUTDOWN_DEADLINE);
+        tracing::error!(
+            deadline_s = SHUTDOWN_DEADLINE.as_secs(),
+            "shutdown did not finish in time; exiting now (the next start repairs what was left open)"
+        );
+        std::process::exit(1);
+    });
+    if let Err(e) = spawned {
+        warn!(error = %e, "cannot start the shutdown deadline thread");
+    }
+}
+
+/// SIGTERM and SIGINT heard on a plain thread of their own, so a runtime whose workers
+/// are all stuck in blocking calls still hears them: the first starts the shutdown (and
+/// its deadline), a second exits at once.
+#[derive(Clone, Debug)]
+pub struct Termination(watch::Receiver<bool>);
+
+impl Termination {
+    /// Blocks SIGTERM and SIGINT in the calling thread and in every thread it starts from
+    /// now on, and waits for them on a new thread. Call it first in `main`, before the
+    /// runtime starts its threads.
+    pub fn listen() -> std::io::Result<Termination> {
+        use nix::sys::signal::{SigSet, Signal};
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGTERM);
+        set.add(Signal::SIGINT);
+        set.thread_block().map_err(std::io::Error::from)?;
+        let (tx, rx) = watch::channel(false);
+        std::thread::Builder::new().name("signals".into()).spawn(move || {
+            let mut heard = 0;
+            while let Ok(signal) = set.wait() {
+                heard += 1;
+                if heard > 1 {
+                    tracing::warn!(%signal, "second termination signal; exiting now");
+                    std::process::exit(1);
+                }
+                start_shutdown_deadline();
+                let _ = tx.send(true);
+            }
+        })?;
+        Ok(Termination(rx))
+    }
+
+    async fn requested(&mut self) {
+        let _ = self.0.wait_for(|asked| *asked).await;
+    }
+}
+
 /// What `serve` needs besides the configuration.
 #[derive(Clone, Debug, Default)]
 pub struct ServeSpec {
@@ -93,12 +160,20 @@ pub struct ServeSpec {
     /// Start even when the database holds less than the acknowledged ledger, recording
     /// the missing results as lost (`--accept-loss`).
     pub accept_loss: bool,
+    /// Where SIGTERM/SIGINT are heard (the binary's [`Termination::listen`]); `None`: the
+    /// runtime's own signal handlers (tests that serve in-process).
+    pub termination: Option<Termination>,
 }
 
 /// Loads the config file and serves until SIGTERM/SIGINT.
-pub async fn run(config_path: &Path, accept_loss: bool) -> Result<(), ServeError> {
+pub async fn run(config_path: &Path, accept_loss: bool, termination: Termination) -> Result<(), ServeError> {
     let config = probity_config::load_collector_config(config_path)?;
-    let spec = ServeSpec { config_path: Some(config_path.to_path_buf()), accept_loss, ..ServeSpec::default() };
+    let spec = ServeSpec {
+        config_path: Some(config_path.to_path_buf()),
+        accept_loss,
+        termination: Some(termination),
+        ..ServeSpec::default()
+    };
     serve(config, spec).await
 }
 
@@ -193,42 +268,69 @@ pub async fn serve(config: CollectorConfig, spec: ServeSpec) -> Result<(), Serve
     background.push(tokio::spawn(reload_on_sighup(state.clone(), stop_rx.clone())));
     // `db check` and `db backup` while running (sled's lock keeps other processes out).
     background.extend(crate::db::admin::spawn(store.clone(), &data_dir, stop_rx.clone()));
+    background.push(tokio::spawn(crate::disk::watch(state.clone(), stop_rx.clone())));
     let embedded_task = match (embedded, embedded_token) {
         (Some(id), Some(token)) => Some(crate::embedded::spawn(&config, &id, token, local, stop_rx.clone())?),
         _ => None,
     };
 
-    let mut terminate = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(ServeError::Signal)?;
+    let mut signals = match spec.termination.clone() {
+        Some(t) => Err(t),
+        None => Ok((
+            signal(SignalKind::terminate()).map_err(ServeError::Signal)?,
+            signal(SignalKind::interrupt()).map_err(ServeError::Signal)?,
+        )),
+    };
     // On a signal: stop the jobs and the embedded agent first, while still serving, so the
     // embedded agent can deliver what it holds; then stop accepting.
     let shutdown = async {
-        tokio::select! {
-            _ = terminate.recv() => {}
-            _ = interrupt.recv() => {}
+        match &mut signals {
+            Err(termination) => termination.requested().await,
+            Ok((terminate, interrupt)) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+                start_shutdown_deadline();
+            }
         }
-        info!("shutting down");
+        info!(deadline_s = SHUTDOWN_DEADLINE.as_secs(), "shutting down");
         let _ = stop_tx.send(true);
         if let Some(task) = embedded_task
-            && tokio::time::timeout(Duration::from_secs(15), task).await.is_err()
+            && tokio::time::timeout(EMBEDDED_STOP, task).await.is_err()
         {
-            warn!("the embedded agent did not stop within 15s");
+            warn!(
+                after_s = EMBEDDED_STOP.as_secs(),
+                "the embedded agent did not stop in time; what it holds stays in its spool"
+            );
         }
     };
     let app = crate::api::app(state.clone());
     let limits = ConnectionLimits { max_connections: config.server.max_connections, ..spec.connections };
     let graceful = serve_connections(listener, app, tls, limits, shutdown).await;
     info!("draining connections");
-    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await.is_err() {
-        warn!("connections still open after 10s; closing them");
+    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+        warn!(after_s = DRAIN.as_secs(), "connections still open; closing them");
     }
-    for task in background {
-        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    let jobs = futures_join(background);
+    if tokio::time::timeout(JOBS_STOP, jobs).await.is_err() {
+        warn!("background work still running; leaving it");
     }
     let flushed = store.clone();
-    tokio::task::spawn_blocking(move || flushed.close()).await??;
+    match tokio::time::timeout(CLOSE, tokio::task::spawn_blocking(move || flushed.close())).await {
+        Ok(closed) => closed??,
+        // A wedged disk: the next start repairs the hours left pending, as after a crash.
+        Err(_) => warn!("the database did not close in time; the next start repairs it"),
+    }
     info!("stopped");
     Ok(())
+}
+
+/// Waits for every task (each one's own outcome is its business).
+async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for task in tasks {
+        let _ = task.await;
+    }
 }
 
 async fn reload_on_sighup(state: AppState, mut stop: watch::Receiver<bool>) {

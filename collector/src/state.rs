@@ -10,6 +10,7 @@ use probity_config::{CollectorConfig, TokenHash};
 use subtle::ConstantTimeEq;
 
 use crate::commit::GroupCommit;
+use crate::disk::Writes;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -39,6 +40,8 @@ struct Shared {
     config_path: Option<PathBuf>,
     store: Arc<Store>,
     commit: GroupCommit,
+    /// Whether ingest takes writes (SPEC §15 "Disk").
+    writes: Arc<Writes>,
     metrics: Metrics,
     limits: Limits,
     /// The embedded agent's token hash, made at start (its catalogue entry has none).
@@ -58,6 +61,7 @@ impl AppState {
                 config_path: spec.config_path,
                 store,
                 commit,
+                writes: Writes::new(),
                 metrics: Metrics::default(),
                 limits: spec.limits,
                 embedded_token: spec.embedded_token,
@@ -86,6 +90,10 @@ impl AppState {
 
     pub fn commit(&self) -> &GroupCommit {
         &self.inner.commit
+    }
+
+    pub fn writes(&self) -> &Arc<Writes> {
+        &self.inner.writes
     }
 
     pub fn metrics(&self) -> &Metrics {

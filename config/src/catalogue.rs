@@ -37,6 +37,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// An agent whose |clock offset| is above this is not `clock_ok` (SPEC §15).
     pub max_clock_offset: Duration,
+    /// Below this much free space on data_dir's filesystem, ingest is suspended (503)
+    /// until space is back (SPEC §15), so the database never meets a full disk.
+    pub min_free_disk: u64,
 }
 
 #[derive(Clone, Debug)]

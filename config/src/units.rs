@@ -101,9 +101,35 @@ pub fn parse_byte_size(text: &str) -> Result<u64, String> {
     number.checked_mul(multiplier).ok_or_else(|| format!("\"{text}\" is too large"))
 }
 
+/// A byte count for people: `"812.4MiB"`, `"1GiB"`, `"512B"` (binary units, one decimal
+/// when it is not whole), the units `parse_byte_size` reads.
+pub fn format_byte_size(bytes: u64) -> String {
+    const UNITS: [(&str, u64); 4] = [("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    for (unit, size) in UNITS {
+        if bytes >= size {
+            let tenths = (bytes as u128 * 10 / size as u128) as u64;
+            return if tenths.is_multiple_of(10) {
+                format!("{}{unit}", tenths / 10)
+            } else {
+                format!("{}.{}{unit}", tenths / 10, tenths % 10)
+            };
+        }
+    }
+    format!("{bytes}B")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_sizes_print_in_the_units_they_are_read_in() {
+        assert_eq!(format_byte_size(512), "512B");
+        assert_eq!(format_byte_size(1 << 30), "1GiB");
+        assert_eq!(format_byte_size((1 << 20) * 3 / 2), "1.5MiB");
+        assert_eq!(format_byte_size(16 << 20), "16MiB");
+        assert_eq!(parse_byte_size(&format_byte_size(1 << 30)), Ok(1 << 30));
+    }
 
     #[test]
     fn durations_parse_in_every_unit() {

@@ -1,6 +1,6 @@
 //! A fake collector for the agent's in-process tests: assignment with ETag/304, ingest
-//! (identity, gzip, zstd) recording every result, switchable 503s and 401s, and a wait
-//! woken by every request it answers.
+//! (identity, gzip, zstd) recording every result, switchable 503s (with or without
+//! `Retry-After`) and 401s, and a wait woken by every request it answers.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -34,6 +34,10 @@ pub struct CollectorState {
     pub results: Vec<ProbeResult>,
     /// Answer every ingest with 503.
     pub unavailable: bool,
+    /// The `Retry-After` (seconds) of those 503s; none when `None`.
+    pub retry_after: Option<u64>,
+    /// When each ingest request arrived.
+    pub ingest_times: Vec<tokio::time::Instant>,
     /// Answer everything with 401.
     pub refuse_token: bool,
     pub ingest_calls: u64,
@@ -149,10 +153,15 @@ async fn handle(
             }
         } else if path == "/api/v1/ingest" {
             s.ingest_calls += 1;
+            s.ingest_times.push(tokio::time::Instant::now());
             *s.encodings.entry(encoding.clone()).or_default() += 1;
             if s.unavailable {
                 s.failed_ingests += 1;
-                respond(503, "{\"error\":\"down for a while\"}")
+                let mut response = respond(503, "{\"error\":\"down for a while\"}");
+                if let Some(seconds) = s.retry_after {
+                    response.headers_mut().insert("retry-after", seconds.into());
+                }
+                response
             } else {
                 let raw = match encoding.as_str() {
                     "zstd" => zstd::decode_all(&body[..]).unwrap(),

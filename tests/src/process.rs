@@ -208,6 +208,13 @@ impl Collector {
         self.log.text()
     }
 
+    /// Waits up to `timeout` for the process to end on its own (after a signal, say); its
+    /// status, or `None` while it still runs. `timeout` is the bound under test or a safety
+    /// net, never a figure to judge by.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        wait_exit(&mut self.child, timeout)
+    }
+
     /// SIGKILL, and reap.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -306,6 +313,27 @@ impl Agent {
 
     pub fn log(&self) -> String {
         self.log.text()
+    }
+
+    /// SIGTERM (the agent delivers what it can), then waits for it to end (a minute at
+    /// most, a safety net); panics with its log if it does not.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        signal(&self.child, "TERM");
+        let status = wait_exit(&mut self.child, LOG_WAIT);
+        status.unwrap_or_else(|| panic!("the agent did not stop after SIGTERM:\n{}", self.log()))
+    }
+}
+
+fn wait_exit(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -1,6 +1,7 @@
 //! The agent endpoints of SPEC §6: `GET /api/v1/agent/assignment` (ETag, 304) and
 //! `POST /api/v1/ingest` (bearer token, compressed bodies under two size limits,
-//! per-result validation, dedup, and a 200 only once the accepted results are durable).
+//! per-result validation, dedup, and a 200 only once the accepted results are durable;
+//! a 503 with `Retry-After` while writes are suspended or when a write fails, `disk.rs`).
 
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -139,6 +140,8 @@ async fn ingest(
         )));
     }
     let agent = authenticate(&state, &headers)?;
+    // Suspended: refused before the body is read, so a full disk costs the agents nothing.
+    state.writes().check()?;
     let encoding_header = headers.get(header::CONTENT_ENCODING).map(|v| v.to_str().unwrap_or("?"));
     let encoding = Encoding::from_header(encoding_header).ok_or_else(|| {
         ApiError::UnsupportedMediaType(format!(
@@ -162,8 +165,17 @@ async fn ingest(
         .await
         .map_err(ApiError::internal)??;
     response.received_at = Some(received_at);
-    // Duplicates and rejections wait too: the write they repeat may still be in flight.
-    state.commit().commit().await.map_err(ApiError::internal)?;
+    // Duplicates and rejections wait too: the write they repeat may still be in flight. A
+    // failed or endless flush is a storage failure: 503, and the agent sends the batch
+    // again later (a duplicate by then if it did reach the disk).
+    match tokio::time::timeout(crate::disk::WRITE_TIMEOUT, state.commit().commit()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(state.writes().suspend_on_error(&e).into()),
+        Err(_) => {
+            let late = format!("a flush did not finish within {}s", crate::disk::WRITE_TIMEOUT.as_secs());
+            return Err(state.writes().suspend_on_error(&late).into());
+        }
+    }
     state.metrics().observe_ingest_latency(started.elapsed());
     Ok(Json(response))
 }
@@ -197,13 +209,17 @@ fn ingest_blocking(
     // A seq out of range is refused before the store sees it: the store marks every seq it
     // is given as answered for, and one such seq would count as billions of lost results.
     let instance = request.instance.as_deref();
-    let highest = state.store().instance_highest(agent, instance)?;
+    let highest = state.store().instance_highest(agent, instance).map_err(|e| storage_failure(state, &e))?;
     let (results, out_of_range): (Vec<_>, Vec<_>) =
         request.results.into_iter().partition(|r| check_seq(r.seq, highest).is_ok());
     // Closed periods these results fall in are marked first (SPEC §10, restatement pending):
     // a crash in between leaves a mark too many, never a late result without one.
-    crate::history::restatements::note_results(state.store(), &config, agent, &results, now_ms)?;
-    let mut summary = state.store().ingest(agent, instance, &results, |r| check_result(&config, agent, r, now_ms))?;
+    crate::history::restatements::note_results(state.store(), &config, agent, &results, now_ms)
+        .map_err(|e| storage_failure(state, &e))?;
+    let mut summary = state
+        .store()
+        .ingest(agent, instance, &results, |r| check_result(&config, agent, r, now_ms))
+        .map_err(|e| storage_failure(state, &e))?;
     for r in &out_of_range {
         if let Err(reason) = check_seq(r.seq, highest) {
             summary.rejected.push((r.seq, reason));
@@ -229,6 +245,22 @@ fn ingest_blocking(
         received_at: None,
     };
     Ok(response)
+}
+
+/// A storage failure anywhere in `e`'s causes suspends writes and answers 503 (the agent
+/// keeps the batch and sends it again); anything else (a damaged record) is what
+/// `ApiError::failure` makes of it.
+fn storage_failure(state: &AppState, e: &(dyn std::error::Error + 'static)) -> ApiError {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(store) = c.downcast_ref::<crate::store::StoreError>()
+            && crate::disk::is_write_failure(store)
+        {
+            return state.writes().suspend_on_error(store).into();
+        }
+        cause = c.source();
+    }
+    ApiError::failure(e)
 }
 
 /// Notes the agent's request and clock offset; warns once when its clock goes past

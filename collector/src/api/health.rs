@@ -1,5 +1,7 @@
 //! Liveness and readiness. The router exists only once storage is open and the catalogue
-//! loaded, so `/readyz` answering means ready; it also checks the store still answers.
+//! loaded, so `/readyz` answering means ready unless writes are suspended (SPEC §15: low
+//! disk space or a write error, answered as 503 with the reason, as ingest does); it also
+//! checks the store still answers.
 
 use axum::extract::State;
 use probity_config::wire::ErrorBody;
@@ -30,6 +32,8 @@ async fn healthz() -> &'static str {
     )
 )]
 async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
-    state.store().seq_summary("").map_err(ApiError::internal)?;
+    state.writes().check()?;
+    let store = state.store().clone();
+    tokio::task::spawn_blocking(move || store.seq_summary("")).await.map_err(ApiError::internal)??;
     Ok("ready\n")
 }

@@ -112,6 +112,9 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// Writes are suspended (SPEC §15): `503` with `Retry-After` and the reason.
+    #[error("{reason}")]
+    Unavailable { reason: String, retry_after: std::time::Duration },
     #[error("internal error: {0}")]
     Internal(String),
     /// A stored record failed its checksum: 500, the message naming the record.
@@ -133,6 +136,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) | ApiError::Damaged(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -174,6 +178,18 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        (status, Json(ErrorBody { error: message })).into_response()
+        let mut response = (status, Json(ErrorBody { error: message })).into_response();
+        if let ApiError::Unavailable { retry_after, .. } = &self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(retry_after.as_secs().max(1)));
+        }
+        response
+    }
+}
+
+impl From<crate::disk::Suspension> for ApiError {
+    fn from(s: crate::disk::Suspension) -> Self {
+        ApiError::Unavailable { reason: s.reason, retry_after: crate::disk::RETRY_AFTER }
     }
 }

@@ -21,6 +21,12 @@ const DEFAULT_MAX_CLOCK_OFFSET: Duration = Duration::from_secs(2);
 /// An agent further off than this has every result refused anyway (5 minutes ahead) or
 /// is plainly broken; a looser threshold would hide it.
 const MAX_MAX_CLOCK_OFFSET: Duration = Duration::from_secs(3600);
+const DEFAULT_MIN_FREE_DISK: u64 = 1 << 30;
+/// Below this the watermark would not leave sled room to finish what it is writing (its
+/// segments are 512 KiB and a flush can write several) before the disk is full.
+const MIN_MIN_FREE_DISK: u64 = 16 << 20;
+/// Above this the watermark is a typo (a unit too large), not a reserve.
+const MAX_MIN_FREE_DISK: u64 = 1 << 50;
 
 pub(super) fn read_server(r: &mut Reader<'_>, v: Option<&Value<'_>>) -> Option<ServerConfig> {
     let mut server = ServerConfig {
@@ -30,12 +36,22 @@ pub(super) fn read_server(r: &mut Reader<'_>, v: Option<&Value<'_>>) -> Option<S
         tls: None,
         max_connections: DEFAULT_MAX_CONNECTIONS,
         max_clock_offset: DEFAULT_MAX_CLOCK_OFFSET,
+        min_free_disk: DEFAULT_MIN_FREE_DISK,
     };
     let Some(v) = v else { return Some(server) };
     let f = r.fields(
         v,
         "server",
-        &["listen", "data_dir", "raw_retention", "tls_cert", "tls_key", "max_connections", "max_clock_offset"],
+        &[
+            "listen",
+            "data_dir",
+            "raw_retention",
+            "tls_cert",
+            "tls_key",
+            "max_connections",
+            "max_clock_offset",
+            "min_free_disk",
+        ],
     )?;
     let mut ok = true;
     if let Some(listen) = r.opt_string(&f, "listen") {
@@ -84,6 +100,23 @@ pub(super) fn read_server(r: &mut Reader<'_>, v: Option<&Value<'_>>) -> Option<S
         match r.opt_duration_at_most(&f, "max_clock_offset", MAX_MAX_CLOCK_OFFSET) {
             Some(d) => server.max_clock_offset = d.value,
             None => ok = false,
+        }
+    }
+    if let Some(s) = r.opt_string(&f, "min_free_disk") {
+        match crate::units::parse_byte_size(&s.value) {
+            Ok(n) if (MIN_MIN_FREE_DISK..=MAX_MIN_FREE_DISK).contains(&n) => server.min_free_disk = n,
+            Ok(_) => {
+                ok = false;
+                r.error(
+                    s.pos,
+                    "server.min_free_disk",
+                    format!("\"{}\" is outside 16MiB-1024TiB; the default is \"1GiB\"", s.value),
+                );
+            }
+            Err(e) => {
+                ok = false;
+                r.error(s.pos, "server.min_free_disk", e);
+            }
         }
     }
     let cert = r.opt_string(&f, "tls_cert");

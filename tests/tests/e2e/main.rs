@@ -3,6 +3,7 @@
 mod cli;
 mod clock;
 mod dashboard;
+mod disk;
 mod evidence;
 mod files;
 mod history;
