@@ -119,7 +119,9 @@ async fn assignment(
         (status = 403, description = "the token belongs to another agent", body = ErrorBody),
         (status = 413, description = "the body (or its decompression) is over the limit", body = ErrorBody),
         (status = 415, description = "an unknown Content-Encoding", body = ErrorBody),
-        (status = 500, description = "our fault", body = ErrorBody)
+        (status = 500, description = "our fault", body = ErrorBody),
+        (status = 503, description = "writes are suspended (free space below [server] min_free_disk, or a write error): nothing was stored; keep the results and send them again after Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds to wait before sending again")))
     )
 )]
 async fn ingest(

@@ -21,14 +21,16 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Readiness: storage open, the catalogue loaded, the store answering. Open.
+/// Readiness: storage open, the catalogue loaded, the store answering, writes taken. Open.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "operations",
     responses(
         (status = 200, body = String, example = "ready\n"),
-        (status = 500, description = "the store does not answer", body = ErrorBody)
+        (status = 500, description = "the store does not answer", body = ErrorBody),
+        (status = 503, description = "writes are suspended (free space below [server] min_free_disk, or a write error); the reason is the error", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds until it is worth asking again")))
     )
 )]
 async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
