@@ -314,7 +314,7 @@ impl Store {
     /// A small write through the normal path (`meta` `write_probe`: the time it was made),
     /// which the disk watch makes before it lets ingest write again (`disk.rs`).
     pub fn write_probe(&self, now_ms: i64) -> Result<(), StoreError> {
-        self.meta.insert(b"write_probe", &keys::encode_u64(now_ms as u64))
+        self.meta.insert(b"write_probe", keys::encode_u64(now_ms as u64))
     }
 
     /// Flushes everything to disk (blocking).
