@@ -703,10 +703,12 @@ async fn a_scoped_reader_never_sees_another_agreements_id_in_any_answer() {
                 .await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.text());
     }
-    // A maintenance window on both services, and one on shop alone.
+    // A maintenance window on both services in the last hour (so it is in psp-uc's report
+    // and bundle), and one on shop alone.
+    let (start, end) = (probity_config::time::rfc3339(now_ms() - 1_800_000), probity_config::time::rfc3339(now_ms()));
     for (id, services) in [("both-chg", r#"["psp", "shop"]"#), ("shop-chg", r#"["shop"]"#)] {
         let body = format!(
-            r#"{{"id": "{id}", "services": {services}, "start": "2999-01-01T00:00:00Z", "end": "2999-01-02T00:00:00Z", "reason": "upgrade"}}"#
+            r#"{{"id": "{id}", "services": {services}, "start": "{start}", "end": "{end}", "reason": "upgrade"}}"#
         );
         let a = call(&h.app, Method::POST, "/api/v1/maintenance", Some(OPERATOR), &body).await;
         assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
@@ -763,6 +765,7 @@ async fn a_scoped_reader_never_sees_another_agreements_id_in_any_answer() {
         }
     }
     assert!(seen.iter().any(|(name, _)| name == "closed evidence catalogue.json"), "a closed period's bundle");
+    assert!(seen.iter().any(|(name, text)| name == "evidence maintenance.csv" && text.contains("both-chg")));
     assert!(seen.iter().any(|(name, text)| name == "evidence results.csv" && text.contains(",psp-api,")));
     // None of shop, shop-sla, psp-ola, shop's probes or the agents that run only them.
     for (name, text) in &seen {
