@@ -218,6 +218,13 @@ async fn probe(state: &AppState) {
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("a flush did not finish within {}s", WRITE_TIMEOUT.as_secs())),
         },
+        // sled keeps a handle's first I/O error for the handle's life: with room on the
+        // disk again, only a restart (a fresh open, which repairs as after a crash) writes.
+        Ok(Ok(Err(StoreError::Sled(e)))) => {
+            writes.probing.store(false, Ordering::SeqCst);
+            writes.suspend(Cause::WriteError, needs_restart(&e));
+            return;
+        }
         Ok(Ok(Err(e))) => Err(e.to_string()),
         Ok(Err(e)) => Err(format!("the probe write panicked: {e}")),
         Err(_) => Err(format!("a probe write did not finish within {}s", WRITE_TIMEOUT.as_secs())),
@@ -230,6 +237,16 @@ async fn probe(state: &AppState) {
             writes.suspend_on_error(&e);
         }
     }
+}
+
+/// The reason while the database handle keeps a storage error that space coming back
+/// does not clear.
+fn needs_restart(e: &dyn std::fmt::Display) -> String {
+    format!(
+        "the database met a storage error ({e}) and keeps refusing writes until the collector restarts: once the \
+         disk has room (and is healthy), restart it (systemctl restart probity-collector); nothing acknowledged is \
+         lost, agents keep the rest spooled"
+    )
 }
 
 #[cfg(test)]
@@ -253,6 +270,12 @@ mod tests {
         w.resume();
         assert!(w.is_writable());
         assert!(low_disk(Path::new("/data"), 1 << 30, 1 << 30).is_none(), "at the watermark is enough");
+    }
+
+    #[test]
+    fn a_storage_error_that_only_a_restart_clears_says_so() {
+        let reason = needs_restart(&"IO error: No space left on device");
+        assert!(reason.contains("(IO error: No space left on device)") && reason.contains("restart"), "{reason}");
     }
 
     #[test]
