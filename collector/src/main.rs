@@ -69,6 +69,87 @@ enum Command {
     /// Check, rebuild, back up or restore the database in data_dir (SPEC §15).
     #[command(subcommand)]
     Db(DbCommand),
+    /// Declare, list, end or cancel maintenance windows on a running collector (SPEC §11),
+    /// e.g. from a deploy pipeline. Prints the collector's JSON answer; exits 1 when the
+    /// collector refuses (its message on stderr), 2 when nothing could be sent.
+    #[command(subcommand)]
+    Maintenance(MaintenanceCommand),
+}
+
+/// Where the collector is, for the `maintenance` subcommands.
+#[derive(clap::Args)]
+struct MaintenanceTarget {
+    /// The collector's base URL, e.g. https://collector.example.com:7878.
+    #[arg(long)]
+    url: String,
+    /// A file holding an API token: an operator's or manager's for writes, scoped to the
+    /// services named (a reader's is enough for list).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// An extra root certificate (PEM) for a collector with a private CA.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum MaintenanceCommand {
+    /// Declare a window: POST /api/v1/maintenance (declared_by is the token's id).
+    Add {
+        /// A service the window covers (repeatable).
+        #[arg(long = "service", required = true)]
+        services: Vec<String>,
+        /// When it starts: RFC 3339, `now`, or `+DURATION` from now (`+10m`).
+        #[arg(long)]
+        start: String,
+        /// When it ends: RFC 3339, `now`, or `+DURATION` from now (`+2h`).
+        #[arg(long)]
+        end: String,
+        /// What the maintenance is for.
+        #[arg(long)]
+        reason: String,
+        /// The change ticket.
+        #[arg(long)]
+        ticket: Option<String>,
+        /// The window's id; left out, the collector makes one.
+        #[arg(long)]
+        id: Option<String>,
+        #[command(flatten)]
+        target: MaintenanceTarget,
+    },
+    /// List windows: GET /api/v1/maintenance.
+    List {
+        /// Only windows covering this service.
+        #[arg(long)]
+        service: Option<String>,
+        /// Only windows ending after this instant (RFC 3339, now, +DURATION).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only windows starting before this instant (RFC 3339, now, +DURATION).
+        #[arg(long)]
+        to: Option<String>,
+        /// Cancelled windows too.
+        #[arg(long)]
+        include_cancelled: bool,
+        #[command(flatten)]
+        target: MaintenanceTarget,
+    },
+    /// Give a window a new end: PATCH /api/v1/maintenance/ID (`--end now` ends it now).
+    End {
+        /// The window's id.
+        id: String,
+        /// The new end: RFC 3339, `now`, or `+DURATION` from now. Default: now.
+        #[arg(long, default_value = "now")]
+        end: String,
+        #[command(flatten)]
+        target: MaintenanceTarget,
+    },
+    /// Cancel a window (kept, excluding nothing): DELETE /api/v1/maintenance/ID.
+    Cancel {
+        /// The window's id.
+        id: String,
+        #[command(flatten)]
+        target: MaintenanceTarget,
+    },
 }
 
 /// The config file that names data_dir, for the `db` subcommands.
@@ -228,6 +309,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Command::Db(command)) => db(command),
+        Some(Command::Maintenance(command)) => maintenance(command),
         None => match serve(&args.config, args.accept_loss) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -263,6 +345,63 @@ fn db(command: DbCommand) -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {}", error_chain(&e));
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn maintenance(command: MaintenanceCommand) -> ExitCode {
+    use probity_collector::maintenance::client::{self, Request};
+    let now = probity_collector::api::now_ms();
+    let resolved = (|| {
+        Ok(match &command {
+            MaintenanceCommand::Add { services, start, end, reason, ticket, id, target } => {
+                let mut body = serde_json::json!({
+                    "services": services,
+                    "start": client::instant(start, now)?,
+                    "end": client::instant(end, now)?,
+                    "reason": reason,
+                });
+                if let Some(t) = ticket {
+                    body["ticket"] = t.as_str().into();
+                }
+                if let Some(i) = id {
+                    body["id"] = i.as_str().into();
+                }
+                (target, Request::Add { body })
+            }
+            MaintenanceCommand::List { service, from, to, include_cancelled, target } => {
+                let mut query = Vec::new();
+                if let Some(s) = service {
+                    query.push(("service".to_string(), s.clone()));
+                }
+                for (key, value) in [("from", from), ("to", to)] {
+                    if let Some(v) = value {
+                        query.push((key.to_string(), client::instant(v, now)?));
+                    }
+                }
+                if *include_cancelled {
+                    query.push(("include_cancelled".to_string(), "true".to_string()));
+                }
+                (target, Request::List { query })
+            }
+            MaintenanceCommand::End { id, end, target } => {
+                (target, Request::End { id: id.clone(), end: client::instant(end, now)? })
+            }
+            MaintenanceCommand::Cancel { id, target } => (target, Request::Cancel { id: id.clone() }),
+        })
+    })();
+    let done = resolved.and_then(|(t, request)| {
+        let target = client::Target { url: &t.url, token_file: t.token_file.as_deref(), ca_file: t.ca_file.as_deref() };
+        client::run(&target, &request)
+    });
+    match done {
+        Ok(answer) => {
+            println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
             ExitCode::from(e.exit_code())
         }
     }

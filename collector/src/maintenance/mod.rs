@@ -6,8 +6,10 @@
 //!
 //! Which part of a window counts for an agreement (the notice rule) is arithmetic and lives
 //! in `availability::window_figures`; this module only says what was declared, when and by
-//! whom. `sync.rs` turns the configuration file's `[[maintenance]]` tables into records.
+//! whom. `sync.rs` turns the configuration file's `[[maintenance]]` tables into records;
+//! `client.rs` is `probity-collector maintenance …`, a thin client of the API.
 
+pub mod client;
 pub mod sync;
 
 use std::collections::BTreeMap;

@@ -224,3 +224,81 @@ fn a_retroactive_window_erases_an_outage_for_the_sla_only_says_so_survives_resta
     let refused = c.send(Method::PATCH, "/api/v1/maintenance/planned", Some(OPS), Some(&json!({"end": planned.0})));
     assert_eq!(refused.status, 409, "{}", refused.text());
 }
+
+/// Runs `probity-collector maintenance ARGS…`: exit code, stdout, stderr.
+fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(probity_tests::bin("probity-collector"))
+        .arg("maintenance")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_pipeline_declares_ends_and_cancels_a_window_with_the_cli() {
+    let c = Collector::start(&config(None));
+    let dir = tempfile::tempdir().unwrap();
+    let ops = probity_tests::write_file(dir.path(), "ops.token", format!("{OPS}\n").as_bytes());
+    let reader = probity_tests::write_file(dir.path(), "reader.token", READER.as_bytes());
+    let url = c.url("");
+    let (ops, reader) = (ops.to_str().unwrap(), reader.to_str().unwrap());
+    let target = |token: &str| vec!["--url".to_string(), url.clone(), "--token-file".to_string(), token.to_string()];
+    let run = |args: &[&str], token: &str| {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend(target(token));
+        cli(&all.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let add = [
+        "add",
+        "--service",
+        "shop",
+        "--start",
+        "+1h",
+        "--end",
+        "+3h",
+        "--reason",
+        "deploy 4.2",
+        "--ticket",
+        "CHG-9",
+        "--id",
+        "deploy-42",
+    ];
+
+    // A reader's token is refused by the collector (exit 1, its message); a bad instant is
+    // refused before anything is sent (exit 2).
+    let (code, _, err) = run(&add, reader);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("answered 403") && err.contains("needs operator"), "{err}");
+    let (code, _, err) = run(&["add", "--service", "shop", "--start", "soon", "--end", "+1h", "--reason", "x"], ops);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("\"soon\" is not an RFC 3339 instant"), "{err}");
+
+    let (code, out, err) = run(&add, ops);
+    assert_eq!(code, 0, "{err}");
+    let declared: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((declared["id"].as_str(), declared["declared_by"].as_str()), (Some("deploy-42"), Some("ops")));
+    assert_eq!((declared["ticket"].as_str(), declared["retroactive"].as_bool()), (Some("CHG-9"), Some(false)));
+    let (code, _, err) = run(&add, ops);
+    assert_eq!(code, 1);
+    assert!(err.contains("answered 409") && err.contains("already exists"), "{err}");
+
+    let (code, out, err) = run(&["list", "--service", "shop", "--from", "now"], reader);
+    assert_eq!(code, 0, "{err}");
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed["windows"][0]["id"], "deploy-42", "{listed}");
+
+    let (code, out, err) = run(&["end", "deploy-42", "--end", "+2h"], ops);
+    assert_eq!(code, 0, "{err}");
+    let ended: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(ended["history"][1]["action"], "end_changed", "{ended}");
+    let (code, out, err) = run(&["cancel", "deploy-42"], ops);
+    assert_eq!(code, 0, "{err}");
+    let cancelled: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((cancelled["cancelled"].as_bool(), cancelled["cancelled_by"].as_str()), (Some(true), Some("ops")));
+    assert_eq!(get(&c, "/api/v1/maintenance/deploy-42").json(), cancelled);
+}
