@@ -302,3 +302,71 @@ fn a_pipeline_declares_ends_and_cancels_a_window_with_the_cli() {
     assert_eq!((cancelled["cancelled"].as_bool(), cancelled["cancelled_by"].as_str()), (Some(true), Some("ops")));
     assert_eq!(get(&c, "/api/v1/maintenance/deploy-42").json(), cancelled);
 }
+
+/// A window declared over a closed (sealed) week marks it: the sealed revision stays, and
+/// the report shows `restatement_pending` with reason `maintenance` and the figures the
+/// window would give; cancelling it again leaves nothing to restate.
+#[test]
+fn a_window_over_a_closed_period_makes_a_restatement_pending_and_never_rewrites_the_sealed_revision() {
+    use jiff::ToSpan;
+    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let day = today.checked_sub(7.days()).unwrap();
+    let week = day.iso_week_date();
+    let monday = day.checked_sub(i64::from(week.weekday().to_monday_zero_offset()).days()).unwrap();
+    let monday = monday.to_zoned(jiff::tz::TimeZone::UTC).unwrap().timestamp().as_millisecond();
+    let label = format!("{:04}-W{:02}", week.year(), week.week());
+    // A long settle first, so the week is sealed only once its results are in.
+    let weekly = |settle: &str| {
+        config(None).replace(
+            "availability = 99.0\n\n[[agreements]]",
+            &format!("availability = 99.0\nperiod = \"week\"\nsettle = \"{settle}\"\n\n[[agreements]]"),
+        )
+    };
+    let mut c = Collector::start(&weekly("400d"));
+    // Monday 10:00-11:00 every 10 s, down 10:10-10:20.
+    let t0 = monday + 10 * 3_600_000;
+    let results: Vec<Value> = (0..360_i64)
+        .map(|i| {
+            let down = (60..120).contains(&i);
+            let mut r = json!({"seq": i as u64 + 1, "probe": "shop-http", "at": t0 + i * 10_000, "duration_us": 20_000, "ok": !down});
+            if down {
+                r["error"] = json!({"kind": "timeout", "message": "no answer"});
+            } else {
+                r["status"] = json!(200);
+            }
+            r
+        })
+        .collect();
+    assert_eq!(c.post_json("/api/v1/ingest", AGENT, &json!({"agent": "a1", "results": results})).status, 200);
+    std::fs::write(c.dir().join("collector.toml"), weekly("1s")).unwrap();
+    c.signal("HUP");
+    c.wait_for_log("configuration reloaded");
+    let read = |c: &Collector| {
+        let r = get(c, &format!("/api/v1/agreements/shop-sla/report?period={label}"));
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()
+    };
+    let sealed = read(&c);
+    assert_eq!(
+        (sealed["revision"]["number"].as_u64(), sealed["downtime_seconds"].as_f64()),
+        (Some(1), Some(600.0)),
+        "{sealed}"
+    );
+
+    let window = json!({"id": "after-the-fact", "services": ["shop"], "start": rfc3339(t0), "end": rfc3339(t0 + 3_600_000), "reason": "forgot to declare it"});
+    let declared = c.send(Method::POST, "/api/v1/maintenance", Some(OPS), Some(&window));
+    assert_eq!(declared.status, 201, "{}", declared.text());
+    let pending = probity_tests::wait_for("restatement_pending", std::time::Duration::from_secs(60), || {
+        Some(read(&c)["restatement_pending"].clone()).filter(|p| !p.is_null())
+    });
+    assert_eq!(pending["reasons"], json!(["maintenance"]), "{pending}");
+    assert_eq!(pending["figures"]["downtime_seconds"], 0.0, "{pending}");
+    assert_eq!(pending["figures"]["maintenance_seconds"], 3600.0, "{pending}");
+    let now = read(&c);
+    assert_eq!(
+        (now["revision"]["number"].as_u64(), now["downtime_seconds"].as_f64()),
+        (Some(1), Some(600.0)),
+        "sealed figures stay"
+    );
+    assert_eq!(now["maintenance_windows"], sealed["maintenance_windows"], "the sealed revision is as it was sealed");
+}
