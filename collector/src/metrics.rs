@@ -383,11 +383,12 @@ fn restatements_pending(store: &Store) -> Result<u64, StoreError> {
     Ok(pending as u64)
 }
 
-/// Replaces the entry when `entry` is at least as new (a late or re-sent older result
-/// never hides a newer one).
+/// Replaces the entry when `entry` is newer (a late or re-sent older result never hides a
+/// newer one, and the store's copy of a result never replaces the one recorded at ingest,
+/// which also holds its phases and certificate).
 fn keep_newest(map: &mut HashMap<(String, String), LatestResult>, key: (String, String), entry: LatestResult) {
     match map.get(&key) {
-        Some(held) if (held.at, held.seq) > (entry.at, entry.seq) => {}
+        Some(held) if (held.at, held.seq) >= (entry.at, entry.seq) => {}
         _ => {
             map.insert(key, entry);
         }
@@ -502,9 +503,7 @@ impl Scrape {
     }
 
     fn encode_probes(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let labels = |p: &'_ ProbeSeries| -> [(&'static str, String); 3] {
-            [("probe", p.probe.clone()), ("agent", p.agent.clone()), ("service", p.service.clone())]
-        };
+        let labels = probe_labels;
         let known = || self.probes.iter().filter_map(|p| p.view.map(|down| (p, down)));
         gauge(
             e,
@@ -529,7 +528,7 @@ impl Scrape {
                 .into_iter()
                 .filter_map(move |(phase, us)| {
                     let [probe, agent, service] = labels(p);
-                    us.map(|us| ([probe, agent, service, ("phase", phase.to_string())], us as f64 / 1e6))
+                    us.map(|us| ([probe, agent, service, ("phase", phase)], us as f64 / 1e6))
                 })
             }),
         )?;
@@ -564,9 +563,7 @@ impl Scrape {
                     .map(|s| ([("service", service.as_str()), ("state", s.as_str())], i64::from(s == *state)))
             }),
         )?;
-        let labels = |a: &'_ AgreementFigures| -> [(&'static str, String); 3] {
-            [("agreement", a.agreement.clone()), ("kind", a.kind.to_string()), ("service", a.service.clone())]
-        };
+        let labels = agreement_labels;
         type Figure = fn(&AgreementFigures) -> Option<f64>;
         let ratios: [(&str, &str, Figure); 4] = [
             (
@@ -596,7 +593,7 @@ impl Scrape {
             snap.agreements.iter().flat_map(|a| {
                 BURN_WINDOWS.iter().zip(a.burn_rates).filter_map(move |((window, _), rate)| {
                     let [agreement, kind, service] = labels(a);
-                    rate.map(|r| ([agreement, kind, service, ("window", window.to_string())], r))
+                    rate.map(|r| ([agreement, kind, service, ("window", *window)], r))
                 })
             }),
         )?;
@@ -607,7 +604,7 @@ impl Scrape {
             snap.agreements.iter().flat_map(|a| {
                 [Verdict::Met, Verdict::Breached, Verdict::InsufficientData].map(|v| {
                     let [agreement, kind, service] = labels(a);
-                    ([agreement, kind, service, ("verdict", v.as_str().to_string())], i64::from(v == a.verdict))
+                    ([agreement, kind, service, ("verdict", v.as_str())], i64::from(v == a.verdict))
                 })
             }),
         )?;
@@ -621,6 +618,15 @@ impl Scrape {
         let took = snap.computed_at_ms.map(|_| (NO_LABELS, snap.took.as_secs_f64()));
         gauge(e, "probity_metrics_refresh_duration_seconds", "How long computing them took", took)
     }
+}
+
+/// A probe series' labels, borrowed (a scrape writes ~10 per probe and agent).
+fn probe_labels(p: &ProbeSeries) -> [(&'static str, &str); 3] {
+    [("probe", p.probe.as_str()), ("agent", p.agent.as_str()), ("service", p.service.as_str())]
+}
+
+fn agreement_labels(a: &AgreementFigures) -> [(&'static str, &str); 3] {
+    [("agreement", a.agreement.as_str()), ("kind", a.kind), ("service", a.service.as_str())]
 }
 
 /// One gauge family: its HELP and TYPE, then a line per series.
@@ -733,6 +739,29 @@ mod tests {
         m.record_latest("a1", &[("web".into(), stored(90_000, 3, Some(ErrorKind::Timeout)))], &[]);
         let text = scrape(&m, &catalogue(), 101_000);
         assert!(text.contains("probity_probe_success{probe=\"web\",agent=\"a1\",service=\"shop\"} 1"), "{text}");
+    }
+
+    #[test]
+    fn regression_seeding_from_the_store_keeps_the_phases_recorded_at_ingest() {
+        // The store's `last` tree holds no phases: merging it in at the first refresh must
+        // not replace the same result as ingest recorded it (the bench showed every phase
+        // series gone after the first refresh).
+        let m = Metrics::default();
+        let mut result = ProbeResult {
+            seq: 7,
+            probe: "web".into(),
+            at: 100_000,
+            duration_us: 48_210,
+            ok: true,
+            status: Some(200),
+            phases: Some(Phases { dns_us: Some(812), ..Phases::default() }),
+            error: None,
+            cert_not_after: None,
+        };
+        m.record_latest("a1", &[("web".into(), stored(100_000, 7, None))], std::slice::from_ref(&result));
+        let mut map = m.latest.lock().unwrap();
+        keep_newest(&mut map, ("web".into(), "a1".into()), LatestResult::from_last(&stored(100_000, 7, None)));
+        assert_eq!(map[&("web".to_string(), "a1".to_string())].phases, result.phases.take());
     }
 
     #[test]
