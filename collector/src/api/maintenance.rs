@@ -37,6 +37,7 @@ impl From<MaintenanceError> for ApiError {
         match e {
             MaintenanceError::Invalid(m) => ApiError::BadRequest(m),
             MaintenanceError::Exists(_) | MaintenanceError::Refused(_) => ApiError::Conflict(e.to_string()),
+            MaintenanceError::Reserved => ApiError::Forbidden(e.to_string()),
             MaintenanceError::NotFound(_) => ApiError::NotFound(e.to_string()),
             MaintenanceError::Store(_) | MaintenanceError::History(_) | MaintenanceError::Decode { .. } => {
                 ApiError::internal(e)

@@ -169,6 +169,11 @@ pub enum MaintenanceError {
     /// The window is in a state that refuses the change (cancelled, ended, from the config file).
     #[error("{0}")]
     Refused(String),
+    /// The writer's token id is `config`, which names the configuration file's windows.
+    #[error(
+        "the token id \"config\" is reserved for windows of the configuration file; give this [[api.tokens]] entry another id"
+    )]
+    Reserved,
     #[error("storage: {0}")]
     Store(#[from] StoreError),
     #[error("marking the closed periods a maintenance change touches: {0}")]
@@ -284,6 +289,7 @@ pub fn declare(
         Some(id) => id.clone(),
         None => made_id(now_ms),
     };
+    refuse_reserved(by)?;
     let change = validate(catalogue, new, &id)?;
     let change = Change { change: 1, action: Action::Declared, at: rfc3339(now_ms), by: by.to_string(), ..change };
     let window = Window::from_changes(&id, vec![change.clone()])?;
@@ -306,6 +312,7 @@ pub fn set_end(
     by: &str,
     now_ms: i64,
 ) -> Result<Window, MaintenanceError> {
+    refuse_reserved(by)?;
     let window = get(store, id)?.ok_or_else(|| MaintenanceError::NotFound(id.to_string()))?;
     refuse_config_and_cancelled(&window, "change its end")?;
     let end_ms = parse_instant(end).map_err(|e| MaintenanceError::Invalid(format!("end: {e}")))?.as_millisecond();
@@ -346,11 +353,21 @@ pub fn cancel(
     by: &str,
     now_ms: i64,
 ) -> Result<Window, MaintenanceError> {
+    refuse_reserved(by)?;
     let window = get(store, id)?.ok_or_else(|| MaintenanceError::NotFound(id.to_string()))?;
     refuse_config_and_cancelled(&window, "cancel it")?;
     let change = window.next(Action::Cancelled, by, now_ms);
     mark_touched(store, catalogue, &window.services, window.span(), now_ms)?;
     append(store, window, change)
+}
+
+/// `config` names the configuration file in every record: a token with that id would make
+/// its windows read as the file's (and the next reload would cancel them).
+fn refuse_reserved(by: &str) -> Result<(), MaintenanceError> {
+    if by == CONFIG {
+        return Err(MaintenanceError::Reserved);
+    }
+    Ok(())
 }
 
 fn refuse_config_and_cancelled(window: &Window, what: &str) -> Result<(), MaintenanceError> {
@@ -516,6 +533,14 @@ id = "psp"
         let w = declare(&store, &c, &window(Some("chg-1"), "2026-11-10T22:00:00Z", "2026-11-11T02:00:00Z"), "ops", now)
             .unwrap();
         assert_eq!((w.declared_by.as_str(), w.declared_at_ms, w.retroactive()), ("ops", now, false));
+        let reserved = declare(
+            &store,
+            &c,
+            &window(Some("chg-9"), "2026-11-12T00:00:00Z", "2026-11-12T01:00:00Z"),
+            super::CONFIG,
+            now,
+        );
+        assert!(matches!(reserved, Err(MaintenanceError::Reserved)), "{reserved:?}");
         let again =
             declare(&store, &c, &window(Some("chg-1"), "2026-11-12T00:00:00Z", "2026-11-12T01:00:00Z"), "x", now);
         assert!(matches!(again, Err(MaintenanceError::Exists(_))), "{again:?}");
