@@ -4,7 +4,8 @@
 //! revision survives late results, a reload and a restart. The late results show as
 //! `restatement_pending` with exactly the fields they change; a manager restates the week
 //! as revision 2, and its evidence verifies offline with both revisions and the catalogue
-//! version they used.
+//! version they used; a retroactive maintenance window then makes it pending again, for
+//! maintenance.
 
 use jiff::ToSpan;
 use probity_tests::Collector;
@@ -210,6 +211,24 @@ fn a_closed_week_keeps_its_sealed_terms_through_a_target_change_late_results_and
     let listed: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(listed["revisions"].as_array().map(Vec::len), Some(2), "{listed}");
     assert_eq!(listed["revisions"][1]["reason"], "late results from a1");
+
+    // A retroactive maintenance window over the restated week's first outage (10:10-10:20)
+    // makes it pending again, for maintenance this time.
+    let window = json!({
+        "services": ["shop"],
+        "start": probity_config::time::rfc3339(monday + 10 * 3_600_000),
+        "end": probity_config::time::rfc3339(monday + 10 * 3_600_000 + 30 * 60_000),
+        "reason": "retroactive: the switch was being replaced",
+    });
+    let reply = c2.post_json("/api/v1/maintenance", MANAGER, &window);
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let pending = probity_tests::wait_for("maintenance restatement", std::time::Duration::from_secs(60), || {
+        Some(report(&c2, &label)["restatement_pending"].clone()).filter(|p| !p.is_null())
+    });
+    assert_eq!(pending["reasons"], json!(["maintenance"]), "{pending}");
+    assert_eq!(pending["figures"]["maintenance_seconds"], 1_800.0, "{pending}");
+    assert_eq!(pending["figures"]["downtime_seconds"], 3_610.0, "the 10:10-10:20 outage is maintenance now: {pending}");
+    assert_eq!(report(&c2, &label)["revision"]["number"], 2, "still revision 2 until a manager restates it");
 }
 
 /// `agreements` weekly agreements on one service, all with the same terms.
