@@ -3,7 +3,9 @@
 //! next batch. Reports durable results/s, p50/p99 request latency, disk bytes per result
 //! and the collector's peak RSS.
 //!
-//! `cargo bench -p probity-collector --bench ingest -- [--agents 8] [--results 1000000] [--probes 10]`
+//! `cargo bench -p probity-collector --bench ingest -- [--agents 8] [--results 1000000] [--probes 10]
+//! [--collector PATH]`: `--collector` runs another build of the collector (a baseline copied
+//! aside before a change) with the same load, so both are measured back to back.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -18,12 +20,18 @@ struct Args {
     agents: usize,
     results: usize,
     probes: usize,
+    collector: String,
 }
 
 fn parse_args() -> Args {
-    let mut a = Args { agents: 8, results: 1_000_000, probes: 10 };
+    let mut a =
+        Args { agents: 8, results: 1_000_000, probes: 10, collector: env!("CARGO_BIN_EXE_probity-collector").into() };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--collector" {
+            a.collector = it.next().expect("a path after --collector");
+            continue;
+        }
         let mut value = || it.next().and_then(|v| v.replace('_', "").parse().ok()).expect("a number after the flag");
         match flag.as_str() {
             "--agents" => a.agents = value(),
@@ -132,7 +140,7 @@ fn main() {
     let total: usize = batches.iter().map(|b| b.len()).sum::<usize>() * BATCH;
     let wire: usize = batches.iter().flatten().map(|b| b.len()).sum();
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_probity-collector"))
+    let mut child = Command::new(&args.collector)
         .arg("--config")
         .arg(&config_path)
         .env("RUST_LOG", "warn,probity_collector::serve=info")
@@ -211,12 +219,13 @@ fn main() {
     latencies.sort_by(f64::total_cmp);
     let q = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
     println!(
-        "| agents | results | wire bytes/result | durable results/s | p50 ms | p99 ms | disk bytes/result (live / after shutdown) | collector RSS peak |"
+        "| agents | probes | results | wire bytes/result | durable results/s | p50 ms | p99 ms | disk bytes/result (live / after shutdown) | collector RSS peak |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     println!(
-        "| {} | {} | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} / {:.1} | {} MB |",
+        "| {} | {} | {} | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} / {:.1} | {} MB |",
         args.agents,
+        args.probes,
         total,
         wire as f64 / total as f64,
         total as f64 / elapsed.as_secs_f64(),

@@ -289,6 +289,56 @@ fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
+/// `journal` key of one acknowledged batch of an agent not yet merged into `raw` blocks:
+/// the agent, then the batch's generation (sled's `generate_id`, increasing), 12 bytes.
+pub fn journal_key(agent: Num, generation: u64) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..4].copy_from_slice(&agent.to_be_bytes());
+    k[4..].copy_from_slice(&generation.to_be_bytes());
+    k
+}
+
+pub fn decode_journal_key(k: &[u8]) -> Option<(Num, u64)> {
+    let k: &[u8; 12] = k.try_into().ok()?;
+    Some((num_from(&k[..4]), u64::from_be_bytes(k[4..].try_into().ok()?)))
+}
+
+/// `journal` value: count, then per result (in the batch's order) the varint probe number,
+/// the zigzag deltas of `at` and `seq` from the previous result (the first from 0), and
+/// its `RawValue`: about as small as a block, written once and removed once merged.
+pub fn encode_journal(entries: &[(Num, BlockEntry)], out: &mut Vec<u8>) {
+    put_varint(out, entries.len() as u64);
+    let (mut at, mut seq) = (0i64, 0u64);
+    for (p, e) in entries {
+        put_varint(out, u64::from(*p));
+        put_varint(out, zigzag(e.at.wrapping_sub(at)));
+        put_varint(out, zigzag(e.seq.wrapping_sub(seq) as i64));
+        encode_raw_value(&e.value, out);
+        (at, seq) = (e.at, e.seq);
+    }
+}
+
+pub fn decode_journal(b: &[u8]) -> Option<Vec<(Num, BlockEntry)>> {
+    let (count, mut pos) = get_varint(b)?;
+    let mut out = Vec::with_capacity(count.min(1 << 16) as usize);
+    let (mut at, mut seq) = (0i64, 0u64);
+    for _ in 0..count {
+        let mut next = || {
+            let (v, n) = get_varint(b.get(pos..)?)?;
+            pos += n;
+            Some(v)
+        };
+        let p = Num::try_from(next()?).ok()?;
+        at = at.wrapping_add(unzigzag(next()?));
+        seq = seq.wrapping_add(unzigzag(next()?) as u64);
+        let rest = b.get(pos..)?;
+        let value = decode_raw_value(rest)?;
+        pos += raw_value_len(rest)?;
+        out.push((p, BlockEntry { at, seq, value }));
+    }
+    (pos == b.len()).then_some(out)
+}
+
 /// One stored view run of the `runs` tree; the key holds `start`.
 pub fn encode_run_value(end: i64, down: Option<ErrorKind>) -> [u8; 9] {
     let mut v = [0u8; 9];
@@ -617,6 +667,10 @@ pub fn describe_record(tree: &str, key: &[u8], name: &dyn Fn(u8, Num) -> Option<
         ("hist_minutes" | "hist_hour", 16) => format!("{}, hour {}", pair(key), at(decode_pair_time_key(key).2)),
         ("hist_day", 16) => format!("{}, day {}", pair(key), at(decode_pair_time_key(key).2)),
         ("last", 8) => pair(key),
+        ("journal", 12) => {
+            let (a, generation) = decode_journal_key(key).expect("12 bytes");
+            format!("agent {}, batch {generation}", id(KIND_AGENT, a))
+        }
         ("agents", 4 | 8) => {
             let (a, i) = decode_seq_key(key).expect("4 or 8 bytes");
             instance(a, i)
@@ -769,6 +823,38 @@ mod tests {
         for v in [0i64, 1, -1, i64::MAX, i64::MIN] {
             assert_eq!(unzigzag(zigzag(v)), v);
         }
+    }
+
+    #[test]
+    fn journal_entries_round_trip() {
+        let entries = vec![
+            (
+                3,
+                BlockEntry {
+                    at: 1_763_812_800_000,
+                    seq: 10,
+                    value: RawValue { down: None, duration_us: 48_210, status: Some(200) },
+                },
+            ),
+            (
+                1,
+                BlockEntry {
+                    at: 1_763_812_799_000,
+                    seq: 11,
+                    value: RawValue { down: Some(ErrorKind::Tls), duration_us: 0, status: None },
+                },
+            ),
+            (
+                70_000,
+                BlockEntry { at: -5, seq: 9, value: RawValue { down: None, duration_us: u64::MAX, status: None } },
+            ),
+        ];
+        let mut b = Vec::new();
+        encode_journal(&entries, &mut b);
+        assert_eq!(decode_journal(&b), Some(entries));
+        assert_eq!(decode_journal(&b[..b.len() - 1]), None);
+        assert_eq!(decode_journal_key(&journal_key(7, 1 << 40)), Some((7, 1 << 40)));
+        assert!(journal_key(7, 2) < journal_key(7, 10) && journal_key(7, u64::MAX) < journal_key(8, 0));
     }
 
     #[test]

@@ -20,6 +20,7 @@ impl Store {
     /// What differs between derived data and a fresh derivation from raw results, one
     /// line each naming the record (at most `limit` lines; empty: everything agrees).
     pub fn check_derived(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        self.settle_all()?;
         let mut out = Vec::new();
         for (p, a) in self.raw_pairs()? {
             if out.len() >= limit {

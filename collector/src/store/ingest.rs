@@ -1,6 +1,7 @@
-//! The ingest path: one agent instance's batch checked against its seq state, then raw
-//! results, seq state and pending marks in one transaction (the acknowledgement), and the
-//! derived data written after it.
+//! The ingest path: one agent instance's batch checked against its seq state, then the
+//! batch's journal record, seq state and pending marks in one transaction (the
+//! acknowledgement); raw blocks and the derived data follow when the journal is merged
+//! (`journal.rs`).
 
 use super::*;
 
@@ -25,6 +26,8 @@ impl Store {
         let state = self.agent_state(a)?;
         let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
         if state.repair {
+            state.pairs.clear();
+            self.settle_locked(a, &mut state)?;
             self.repair_agent(a)?;
             state.pairs.clear();
             state.repair = false;
@@ -55,12 +58,16 @@ impl Store {
         })
     }
 
-    /// Two steps. First the acknowledgement: the raw results, the instance's seq state and a
-    /// pending mark on every hour touched, in one transaction. Then what is derived from
-    /// them (runs, minute histograms, `last`), which a crash or a storage error can leave
-    /// behind: the pending marks make the next open (or the agent's next batch, or the
-    /// hour's rollup) derive those hours again from raw. A replayed batch is a duplicate by
-    /// then, so nothing is ever counted twice.
+    /// Two steps. First the acknowledgement: the batch's accepted results as one `journal`
+    /// record, the instance's seq state and a pending mark on every hour touched (unless
+    /// this agent's earlier batch marked it and no rollup cleared it since), in one
+    /// transaction. The batch then joins the agent's journal in memory; once that holds
+    /// `journal_limit` results (or before anything reads the store) it is merged into raw
+    /// blocks and what is derived from them (runs, minute histograms, `last`) in one step
+    /// per pair, which a crash or a storage error can leave behind: the journal left on
+    /// disk is merged at the next open and the pending marks make it derive those hours
+    /// again from raw. A replayed batch is a duplicate by then, so nothing is ever counted
+    /// twice.
     pub(super) fn ingest_locked<R>(
         &self,
         a: Num,
@@ -80,7 +87,8 @@ impl Store {
         // Worked on a copy until the transaction commits: otherwise a storage error would
         // leave this call's seqs marked as seen and the agent's retry taken for a duplicate.
         let mut seqs = state.instances.get(&i).cloned().unwrap_or_default();
-        let mut by_probe: BTreeMap<Num, ProbeBatch> = BTreeMap::new();
+        let mut accepted: Vec<(Num, BlockEntry)> = Vec::with_capacity(results.len());
+        let mut probes: BTreeMap<Num, (i64, &str)> = BTreeMap::new();
         for r in results {
             if !seqs.insert(r.seq) {
                 summary.duplicates += 1;
@@ -97,63 +105,80 @@ impl Store {
             let value =
                 RawValue { down: r.error.as_ref().map(|e| e.kind), duration_us: r.duration_us, status: r.status };
             summary.accepted += 1;
-            by_probe.entry(p).or_insert_with(|| (interval_ms, Vec::new())).1.push(BlockEntry {
-                at: r.at,
-                seq: r.seq,
-                value,
-            });
+            probes.insert(p, (interval_ms, &r.probe));
+            accepted.push((p, BlockEntry { at: r.at, seq: r.seq, value }));
         }
-        let marker = if by_probe.is_empty() { Vec::new() } else { keys::encode_u64(self.db.generate_id()?).to_vec() };
-        let mut blocks = raw::BlockWrites::default();
-        let mut marks: Vec<[u8; 17]> = Vec::new();
-        for (&p, (interval_ms, items)) in &by_probe {
-            self.ensure_interval(p, *interval_ms)?;
-            raw::blocks(&self.raw, p, a, items.clone(), &mut blocks)?;
-            let mut hours: Vec<i64> = items.iter().map(|e| raw::hour_of(e.at)).collect();
-            hours.sort_unstable();
-            hours.dedup();
-            marks.extend(hours.into_iter().map(|h| keys::pending_key(keys::LEVEL_HOUR, p, a, h)));
+        let mut marks: Vec<(Num, i64)> =
+            accepted.iter().map(|(p, e)| (*p, raw::hour_of(e.at))).filter(|m| !state.marked.contains(m)).collect();
+        marks.sort_unstable();
+        marks.dedup();
+        for (&p, &(interval_ms, _)) in &probes {
+            self.ensure_interval(p, interval_ms)?;
         }
         let seq_key = keys::seq_key(a, i);
         let seq_value = self.agents.seal(&seq_key, &keys::encode_seq_ranges(seqs.ranges()));
-        let inserts: Vec<([u8; 24], Vec<u8>)> = blocks.insert.iter().map(|(k, v)| (*k, self.raw.seal(k, v))).collect();
-        let marks: Vec<([u8; 17], Vec<u8>)> = marks.iter().map(|m| (*m, self.pending.seal(m, &marker))).collect();
-        self.raw.will_write()?;
-        (self.raw.sled(), self.agents.sled(), self.pending.sled())
-            .transaction(|(raw, agents, pending)| {
-                for k in &blocks.remove {
-                    raw.remove(k)?;
-                }
-                for (k, v) in &inserts {
-                    raw.insert(&k[..], v.as_slice())?;
+        let journal = if accepted.is_empty() {
+            None
+        } else {
+            let generation = self.db.generate_id()?;
+            let key = keys::journal_key(a, generation);
+            let mut value = Vec::with_capacity(4 + accepted.len() * 10);
+            keys::encode_journal(&accepted, &mut value);
+            let marker = keys::encode_u64(generation);
+            let marks: Vec<([u8; 17], Vec<u8>)> = marks
+                .iter()
+                .map(|&(p, h)| {
+                    let k = keys::pending_key(keys::LEVEL_HOUR, p, a, h);
+                    (k, self.pending.seal(&k, &marker))
+                })
+                .collect();
+            Some((key, self.journal.seal(&key, &value), marks))
+        };
+        self.journal.will_write()?;
+        (self.journal.sled(), self.agents.sled(), self.pending.sled())
+            .transaction(|(journal_tree, agents, pending)| {
+                if let Some((key, value, marks)) = &journal {
+                    journal_tree.insert(&key[..], value.as_slice())?;
+                    for (m, v) in marks {
+                        pending.insert(&m[..], v.as_slice())?;
+                    }
                 }
                 agents.insert(&seq_key[..], seq_value.as_slice())?;
-                for (m, v) in &marks {
-                    pending.insert(&m[..], v.as_slice())?;
-                }
                 Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
             })
             .map_err(|e| match e {
                 sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
-                sled::transaction::TransactionError::Abort(()) => StoreError::Corrupt { tree: "raw" },
+                sled::transaction::TransactionError::Abort(()) => StoreError::Corrupt { tree: "journal" },
             })?;
         summary.seq = seqs.summary();
         state.instances.insert(i, seqs);
-        if let Err(e) = self.derive_batch(a, &mut state.pairs, by_probe, &mut summary.latest) {
-            state.repair = true;
-            return Err(e);
+        state.marked.extend(marks);
+        if let Some((key, _, _)) = journal {
+            let AgentState { journal, pairs, .. } = state;
+            self.journaled.fetch_add(accepted.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            journal.add(key, &probes, accepted);
+            // The newest result of each probe touched: what is stored, or newer in the journal.
+            for (p, (_, name)) in probes {
+                let stored = self.pair_state(pairs, p, a)?.last;
+                let newest = journal.newest(p).into_iter().chain(stored).max_by_key(|l| (l.at, l.seq));
+                if let Some(l) = newest {
+                    summary.latest.push((name.to_string(), l));
+                }
+            }
+        }
+        if state.journal.results() >= self.journal_limit.load(std::sync::atomic::Ordering::Relaxed) {
+            self.settle_locked(a, state)?;
         }
         Ok(summary)
     }
 
-    /// The derived half of an ingest: runs, minute histograms and `last` of the batch's
-    /// pairs, from the cached pair state (raw already holds the batch).
+    /// The derived half of a journal merge: runs, minute histograms and `last` of the
+    /// merged pairs, from the cached pair state (raw already holds the results).
     pub(super) fn derive_batch(
         &self,
         a: Num,
         pairs: &mut HashMap<Num, PairState>,
         by_probe: BTreeMap<Num, ProbeBatch>,
-        latest: &mut Vec<(String, LastResult)>,
     ) -> Result<(), StoreError> {
         for (p, (interval_ms, items)) in by_probe {
             let pair = self.pair_state(pairs, p, a)?;
@@ -168,9 +193,6 @@ impl Store {
             if pair.last.is_none_or(|l| (l.at, l.seq) < (candidate.at, candidate.seq)) {
                 self.last.insert(keys::pair_prefix(p, a), keys::encode_last(&candidate))?;
                 pair.last = Some(candidate);
-            }
-            if let (Some(name), Some(l)) = (self.name_of(keys::KIND_PROBE, p)?, pair.last) {
-                latest.push((name, l));
             }
         }
         Ok(())

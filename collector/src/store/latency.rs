@@ -107,8 +107,12 @@ impl Store {
             // Under the agent's lock, so no batch of the pair is half applied meanwhile.
             let state = self.agent_state(a)?;
             let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+            // The agent's journal may hold results of this hour: into raw first.
+            self.settle_locked(a, &mut state)?;
             self.derive_hour(p, a, hour)?;
             state.pairs.remove(&p);
+            // Cleared below (or kept by a newer marker): the next batch marks it again.
+            state.marked.remove(&(p, hour));
             let (total, hist) = self.merge_hour(p, a, hour)?;
             buf.clear();
             serialize(&hist, &mut buf)?;
@@ -138,6 +142,7 @@ impl Store {
     /// The latency of `probe` (all agents merged) over the minutes whose start lies in one
     /// of `intervals` (`[from, to)`, ms), using rollups for whole hours and days.
     pub fn latency(&self, probe: &str, intervals: &[(i64, i64)]) -> Result<Latency, StoreError> {
+        self.settle_all()?;
         let mut out = Latency { histogram: new_histogram(), results: 0 };
         let Some(p) = self.lookup(keys::KIND_PROBE, probe)? else { return Ok(out) };
         for (a, _) in self.agent_nums_of(p)? {
@@ -150,6 +155,7 @@ impl Store {
 
     /// Results of `(probe, agent)` received in the minutes whose start lies in `[from, to)`.
     pub fn received(&self, probe: &str, agent: &str, from_ms: i64, to_ms: i64) -> Result<u64, StoreError> {
+        self.settle_all()?;
         let (Some(p), Some(a)) = (self.lookup(keys::KIND_PROBE, probe)?, self.lookup(keys::KIND_AGENT, agent)?) else {
             return Ok(0);
         };

@@ -11,6 +11,7 @@ mod checksums;
 mod derive;
 mod history;
 mod ingest;
+mod journal;
 mod latency;
 mod maintenance;
 mod raw;
@@ -21,6 +22,7 @@ mod tree;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, RwLock};
 
 use probity_config::wire::{ErrorKind, ProbeResult};
@@ -102,6 +104,11 @@ pub struct Store {
     hist_hour: Tree,
     hist_day: Tree,
     pending: Tree,
+    journal: Tree,
+    /// Results in the agents' journals, not yet merged into raw blocks and derived data.
+    journaled: AtomicU64,
+    /// An agent's journal is merged once it holds this many results.
+    journal_limit: AtomicUsize,
     catalogue_versions: Tree,
     revisions: Tree,
     /// Closed periods touched since their latest revision (history/restatements.rs).
@@ -161,6 +168,11 @@ struct AgentState {
     /// A derived write failed after raw results were stored: the agent's pending hours
     /// are rederived from raw before its next batch.
     repair: bool,
+    /// Acknowledged batches not yet merged into raw blocks (`journal.rs`).
+    journal: journal::Journal,
+    /// The (probe, hour) pending marks this agent's batches wrote and no rollup cleared
+    /// since: a batch need not write them again.
+    marked: std::collections::HashSet<(Num, i64)>,
 }
 
 #[derive(Default)]
@@ -232,6 +244,9 @@ impl Store {
             hist_hour: tree("hist_hour")?,
             hist_day: tree("hist_day")?,
             pending: tree("rollup_pending")?,
+            journal: tree("journal")?,
+            journaled: AtomicU64::new(0),
+            journal_limit: AtomicUsize::new(journal::DEFAULT_LIMIT),
             catalogue_versions: tree("catalogue_versions")?,
             revisions: tree("revisions")?,
             restatements: tree("restatements")?,
@@ -249,7 +264,9 @@ impl Store {
         // Raw results and seq state are written (one transaction) before what is derived
         // from them, and the hours they touch are marked pending in that transaction; after
         // a crash, those hours are derived again from raw.
-        if store.meta.contains_key(keys::OPEN_KEY)? {
+        // Batches acknowledged but not merged into raw blocks when the last run stopped.
+        let merged = store.merge_stored_journal()?;
+        if store.meta.contains_key(keys::OPEN_KEY)? || merged > 0 {
             let repaired = store.repair_all_pending()?;
             tracing::warn!(path = %shown, hours = repaired, "the database was not closed cleanly: derived data rebuilt from raw results for the hours written last");
         }
@@ -261,6 +278,7 @@ impl Store {
 
     /// Flushes and marks the database closed cleanly, so the next open skips the repair.
     pub fn close(&self) -> Result<(), StoreError> {
+        self.settle_all()?;
         self.db.flush()?;
         self.meta.remove(keys::OPEN_KEY)?;
         self.db.flush()?;
@@ -288,6 +306,7 @@ impl Store {
     /// Per tree: name, keys, and bytes of keys plus values (before sled's own overhead).
     /// A full scan: for benchmarks and diagnostics.
     pub fn logical_sizes(&self) -> Result<Vec<(&'static str, u64, u64)>, StoreError> {
+        self.settle_all()?;
         let trees = [
             ("raw", &self.raw),
             ("runs", &self.runs),
@@ -297,6 +316,7 @@ impl Store {
             ("hist_hour", &self.hist_hour),
             ("hist_day", &self.hist_day),
             ("rollup_pending", &self.pending),
+            ("journal", &self.journal),
         ];
         let mut out = Vec::new();
         for (name, tree) in trees {
@@ -347,6 +367,7 @@ impl Store {
     /// The view runs of `(probe, agent)` overlapping `[from, to)`, clipped to it: exactly
     /// `runs::runs_from_observations` over every result stored for the pair.
     pub fn view_runs(&self, probe: &str, agent: &str, from_ms: i64, to_ms: i64) -> Result<Vec<ViewRun>, StoreError> {
+        self.settle_all()?;
         let (Some(p), Some(a)) = (self.lookup(keys::KIND_PROBE, probe)?, self.lookup(keys::KIND_AGENT, agent)?) else {
             return Ok(Vec::new());
         };
@@ -355,12 +376,14 @@ impl Store {
 
     /// Agents that have stored results of `probe`.
     pub fn agents_of(&self, probe: &str) -> Result<Vec<String>, StoreError> {
+        self.settle_all()?;
         let Some(p) = self.lookup(keys::KIND_PROBE, probe)? else { return Ok(Vec::new()) };
         self.agent_nums_of(p)?.into_iter().map(|(_, name)| Ok(name)).collect()
     }
 
     /// The latest result of `(probe, agent)`.
     pub fn last_result(&self, probe: &str, agent: &str) -> Result<Option<LastResult>, StoreError> {
+        self.settle_all()?;
         let (Some(p), Some(a)) = (self.lookup(keys::KIND_PROBE, probe)?, self.lookup(keys::KIND_AGENT, agent)?) else {
             return Ok(None);
         };
@@ -372,6 +395,7 @@ impl Store {
 
     /// Every (probe, agent, latest result), for current state and `/metrics`.
     pub fn last_results(&self) -> Result<Vec<(String, String, LastResult)>, StoreError> {
+        self.settle_all()?;
         let mut out = Vec::new();
         for kv in self.last.iter() {
             let (k, v) = kv?;
@@ -463,6 +487,7 @@ impl Store {
     /// The raw results of `probe` with `from_ms <= at < to_ms`, all agents merged in
     /// (at, agent) order, read lazily from sled.
     pub fn raw_results(&self, probe: &str, from_ms: i64, to_ms: i64) -> Result<RawResults, StoreError> {
+        self.settle_all()?;
         let Some(p) = self.lookup(keys::KIND_PROBE, probe)? else {
             return Ok(RawResults { streams: Vec::new(), probe: Arc::from(probe) });
         };
@@ -478,6 +503,7 @@ impl Store {
     /// more than asked is kept); runs, histograms and seq state stay. Returns how many
     /// results were removed.
     pub fn remove_raw_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        self.settle_all()?;
         let cutoff = raw::hour_of(cutoff_ms);
         let mut removed = 0;
         for kv in self.last.iter() {
@@ -509,6 +535,7 @@ impl Store {
     /// Records the interval each probe's runs use; for a probe whose interval changed,
     /// rebuilds its runs from the raw results still held. Returns the rebuilt probes.
     pub fn sync_intervals(&self, probes: &[(String, i64)]) -> Result<Vec<String>, StoreError> {
+        self.settle_all()?;
         let mut rebuilt = Vec::new();
         for (probe, interval_ms) in probes {
             let p = self.intern(keys::KIND_PROBE, probe)?;
@@ -519,7 +546,8 @@ impl Store {
             if stored.is_some() {
                 for (a, _) in self.agent_nums_of(p)? {
                     let state = self.agent_state(a)?;
-                    let _guard = state.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+                    self.settle_locked(a, &mut state)?;
                     timeline::rebuild(&self.runs, &self.raw, p, a, *interval_ms)?;
                 }
                 rebuilt.push(probe.clone());
@@ -543,7 +571,7 @@ impl Store {
             let ranges = keys::decode_seq_ranges(&v).ok_or(StoreError::Corrupt { tree: "agents" })?;
             instances.insert(i, SeqSet::from_ranges(ranges));
         }
-        let s = Arc::new(Mutex::new(AgentState { instances, pairs: HashMap::new(), repair: false }));
+        let s = Arc::new(Mutex::new(AgentState { instances, ..AgentState::default() }));
         states.insert(a, s.clone());
         Ok(s)
     }
@@ -619,6 +647,11 @@ impl Store {
 
 #[cfg(test)]
 impl Store {
+    /// Merges an agent's journal once it holds `n` results (1: after every batch).
+    pub(crate) fn set_journal_limit(&self, n: usize) {
+        self.journal_limit.store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Opens in a test that reopens in the same process: sled lets go of its file lock from
     /// a background thread after the last handle is dropped, so a reopen can race it on a
     /// loaded machine.

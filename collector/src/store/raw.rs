@@ -32,13 +32,7 @@ pub struct BlockWrites {
 /// Encodes a pair's accepted results as blocks, one per UTC hour, each merged with the
 /// hour's newest stored block that has room. The caller holds the agent's lock, so
 /// nothing else writes this pair's blocks meanwhile.
-pub fn blocks(
-    raw: &Tree,
-    p: Num,
-    a: Num,
-    mut entries: Vec<BlockEntry>,
-    out: &mut BlockWrites,
-) -> Result<(), StoreError> {
+pub fn blocks(raw: &Tree, p: Num, a: Num, entries: &mut [BlockEntry], out: &mut BlockWrites) -> Result<(), StoreError> {
     entries.sort_by_key(|e| (e.at, e.seq));
     for chunk in entries.chunk_by(|x, y| hour_of(x.at) == hour_of(y.at)) {
         let hour = hour_of(chunk[0].at);

@@ -331,6 +331,8 @@ fn a_schema_1_database_is_migrated_to_hourly_minute_values_on_open() {
 fn results_sent_one_per_batch_share_their_hours_block_until_it_is_full() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
+    // Merged after every batch, the shape that once made a block per result.
+    store.set_journal_limit(1);
     let hour0 = 1_763_769_600_000i64;
     // One result per batch, as an agent sends them in real time, one every 3 s for an hour
     // and a half; every 10th batch also carries a late result from half an hour earlier.
@@ -403,6 +405,13 @@ fn derived_data_equals_a_fresh_derivation_from_raw_after_a_crash_or_a_write_erro
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for case in 0..24 {
         let (batches, n) = random_batches(&mut rng, day0);
+        // Journals merged after every batch, every few results, or only when read.
+        let limit = [1, 5, journal::DEFAULT_LIMIT][case % 3];
+        let open = |dir: &tempfile::TempDir| {
+            let store = open(dir);
+            store.set_journal_limit(limit);
+            store
+        };
         // How many writes a clean run makes, to pick the failing one among them.
         let writes = {
             let dir = tempfile::tempdir().unwrap();
@@ -439,7 +448,10 @@ fn derived_data_equals_a_fresh_derivation_from_raw_after_a_crash_or_a_write_erro
         for b in &batches {
             store.ingest("a", None, b, accept_all(interval)).unwrap();
         }
-        let what = format!("case {case}: {} write {fail_at} of {writes}", if crash { "crash at" } else { "error at" });
+        let what = format!(
+            "case {case} (journal limit {limit}): {} write {fail_at} of {writes}",
+            if crash { "crash at" } else { "error at" }
+        );
         assert_eq!(store.check_derived(10).unwrap(), Vec::<String>::new(), "{what}");
         let stored =
             ["p", "q"].iter().map(|p| store.raw_results(p, i64::MIN, i64::MAX).unwrap().count()).sum::<usize>();
@@ -456,13 +468,15 @@ fn derived_data_equals_a_fresh_derivation_from_raw_after_a_crash_or_a_write_erro
 fn a_failed_derived_write_is_repaired_before_the_agents_next_batch() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
+    store.set_journal_limit(1);
     let day0 = 1_763_769_600_000i64;
     let all: Vec<ProbeResult> = (1..=10)
         .map(|s| result(s, "p", day0 + s as i64 * 10_000, Some(ErrorKind::Dns).filter(|_| s > 5), 100))
         .collect();
     store.ingest("a", None, &all[..5], accept_all(10_000)).unwrap();
-    // The ids are known now: write 1 of the next batch is its raw transaction, then derived ones.
-    store.faults().fail_nth_write(2);
+    // The ids are known now: write 1 of the next batch is its journal transaction, 2 its
+    // merge into raw blocks, then derived ones.
+    store.faults().fail_nth_write(3);
     assert!(matches!(store.ingest("a", None, &all[5..], accept_all(10_000)), Err(StoreError::Injected { .. })));
     assert!(!store.check_derived(10).unwrap().is_empty(), "the derived data is behind raw");
     let again = store.ingest("a", None, &all, accept_all(10_000)).unwrap();
@@ -512,6 +526,7 @@ fn populated(dir: &tempfile::TempDir, day0: i64) -> Store {
     store.record_loss("fra-1", Some("77ab"), &[(900, 904)]).unwrap();
     store.append_catalogue_version(1, b"{\"v\":1}").unwrap();
     store.append_revision("web-sla", "2025-11", 1, b"{\"r\":1}").unwrap();
+    store.last_results().unwrap(); // a read: the journal merged into raw
     store.flush().unwrap();
     store
 }
@@ -694,4 +709,48 @@ fn a_damaged_key_is_caught_like_a_damaged_value_and_check_derived_names_it() {
     assert!(matches!(&err, StoreError::Damaged { tree: "raw", .. }), "{err}");
     let found = store.check_derived(10).unwrap();
     assert!(found.iter().any(|l| l.contains("damaged record in tree raw") && l.contains("agent lon-1")), "{found:?}");
+}
+
+#[test]
+fn a_damaged_journal_record_left_by_a_crash_refuses_the_open_naming_it() {
+    let day0 = 1_763_769_600_000i64;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(&dir);
+        store.ingest("lon-1", None, &[result(1, "web", day0, None, 5)], accept_all(20_000)).unwrap();
+        store.flush().unwrap();
+        // Killed before the journal was merged; then a byte of its record flipped.
+        let journal = store.db.open_tree("journal").unwrap();
+        let (k, v) = journal.iter().next().unwrap().unwrap();
+        let mut flipped = v.to_vec();
+        flipped[1] ^= 0x20;
+        journal.insert(&k, flipped).unwrap();
+        store.flush().unwrap();
+    }
+    let err = Store::open(&dir.path().join("db"), &StoreOptions::default()).err().expect("refused");
+    assert!(
+        matches!(&err, StoreError::Damaged { tree: "journal", record } if record.contains("agent lon-1 (#1), batch")),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_acknowledged_batch_left_in_the_journal_by_a_crash_is_merged_at_open() {
+    let day0 = 1_763_769_600_000i64;
+    let dir = tempfile::tempdir().unwrap();
+    let rs: Vec<ProbeResult> = (0..50u64).map(|i| result(i + 1, "web", day0 + i as i64 * 20_000, None, 5)).collect();
+    {
+        let store = open(&dir);
+        store.ingest("lon-1", None, &rs, accept_all(20_000)).unwrap();
+        store.flush().unwrap();
+        assert_eq!(store.journal.len(), 1, "acknowledged in the journal, not merged yet");
+    } // dropped without close: what a kill leaves
+    let store = open(&dir);
+    assert_eq!(store.journal.len(), 0);
+    assert_eq!(store.raw.len(), 1, "one block");
+    assert_eq!(store.raw_results("web", i64::MIN, i64::MAX).unwrap().count(), 50);
+    assert_eq!(store.latency("web", &[(day0, day0 + DAY_MS)]).unwrap().results, 50);
+    assert_eq!(store.check_derived(10).unwrap(), Vec::<String>::new());
+    let again = store.ingest("lon-1", None, &rs, accept_all(20_000)).unwrap();
+    assert_eq!((again.accepted, again.duplicates), (0, 50));
 }
