@@ -4,8 +4,9 @@
 //! derives everything derivable again from the raw results, so a restored database passes
 //! `db check` by construction.
 //!
-//! Consistency: an agent's raw blocks and seq state are written by one transaction under
-//! the agent's lock (`ingest.rs`); the backup copies both under that same lock, so each
+//! Consistency: an agent's journal records and seq state are written by one transaction
+//! under the agent's lock (`ingest.rs`); the backup merges the agent's journal into raw
+//! blocks and copies them and the seq state under that same lock, so each
 //! agent instance's seqs in the backup are exactly the results the backup holds: no
 //! acknowledged result missing (the restored collector would take its re-send for a
 //! duplicate), none without its seq (its re-send would be stored twice). Agents first
@@ -297,7 +298,10 @@ impl Store {
         let mut ledger = Vec::new();
         for a in agents {
             let state = self.agent_state(a)?;
-            let _ingest_waits = state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut ingest_waits = state.lock().unwrap_or_else(|e| e.into_inner());
+            // The agent's acknowledged batches still in its journal go into raw blocks
+            // first, so raw holds every result its seq state claims.
+            self.settle_locked(a, &mut ingest_waits)?;
             let agent = self.name_of(keys::KIND_AGENT, a)?.ok_or(StoreError::Corrupt { tree: "names" })?;
             for kv in self.agents.sled().scan_prefix(keys::encode_num(a)) {
                 let (k, stored) = kv?;
@@ -320,7 +324,9 @@ impl Store {
             }
         }
         for name in &names {
-            if name == b"raw" || name == b"agents" {
+            // `journal` records are batches merged into raw above, or acknowledged after
+            // their agent's copy: neither belongs in this backup.
+            if name == b"raw" || name == b"agents" || name == b"journal" {
                 continue;
             }
             let tree = self.db.open_tree(name)?;

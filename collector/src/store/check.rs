@@ -155,6 +155,7 @@ impl Store {
     /// job would have written them. What lies before a pair's first raw result (past raw
     /// retention) is left as it is: nothing remains to derive it from.
     pub fn rebuild_derived(&self, now_ms: i64) -> Result<RebuildSummary, StoreError> {
+        self.settle_all()?;
         let mut summary = RebuildSummary::default();
         for (p, a) in self.raw_pairs()? {
             let state = self.agent_state(a)?;

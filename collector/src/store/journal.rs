@@ -68,7 +68,17 @@ impl Journal {
 type StoredJournal = (Vec<[u8; 12]>, BTreeMap<Num, ProbeBatch>);
 
 impl Store {
-    /// Merges every agent's journal (before a read: what was acknowledged is what is read).
+    /// Merges every agent's journal before a read, so what was acknowledged is what is
+    /// read. When the merge cannot write (a full or failing disk), the read is still
+    /// served (SPEC §15: reads keep working) from what is merged; the journal stays
+    /// durable and is merged once writes succeed again.
+    pub(super) fn settle_for_read(&self) {
+        if let Err(e) = self.settle_all() {
+            tracing::warn!(error = %e, "journal not merged before a read: serving what is merged");
+        }
+    }
+
+    /// Merges every agent's journal (before a check, a rebuild, a shutdown).
     pub(super) fn settle_all(&self) -> Result<(), StoreError> {
         if self.journaled.load(Ordering::Relaxed) == 0 {
             return Ok(());

@@ -142,7 +142,7 @@ impl Store {
     /// The latency of `probe` (all agents merged) over the minutes whose start lies in one
     /// of `intervals` (`[from, to)`, ms), using rollups for whole hours and days.
     pub fn latency(&self, probe: &str, intervals: &[(i64, i64)]) -> Result<Latency, StoreError> {
-        self.settle_all()?;
+        self.settle_for_read();
         let mut out = Latency { histogram: new_histogram(), results: 0 };
         let Some(p) = self.lookup(keys::KIND_PROBE, probe)? else { return Ok(out) };
         for (a, _) in self.agent_nums_of(p)? {
@@ -155,7 +155,7 @@ impl Store {
 
     /// Results of `(probe, agent)` received in the minutes whose start lies in `[from, to)`.
     pub fn received(&self, probe: &str, agent: &str, from_ms: i64, to_ms: i64) -> Result<u64, StoreError> {
-        self.settle_all()?;
+        self.settle_for_read();
         let (Some(p), Some(a)) = (self.lookup(keys::KIND_PROBE, probe)?, self.lookup(keys::KIND_AGENT, agent)?) else {
             return Ok(0);
         };

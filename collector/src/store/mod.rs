@@ -367,7 +367,7 @@ impl Store {
     /// The view runs of `(probe, agent)` overlapping `[from, to)`, clipped to it: exactly
     /// `runs::runs_from_observations` over every result stored for the pair.
     pub fn view_runs(&self, probe: &str, agent: &str, from_ms: i64, to_ms: i64) -> Result<Vec<ViewRun>, StoreError> {
-        self.settle_all()?;
+        self.settle_for_read();
         let (Some(p), Some(a)) = (self.lookup(keys::KIND_PROBE, probe)?, self.lookup(keys::KIND_AGENT, agent)?) else {
             return Ok(Vec::new());
         };
@@ -376,14 +376,14 @@ impl Store {
 
     /// Agents that have stored results of `probe`.
     pub fn agents_of(&self, probe: &str) -> Result<Vec<String>, StoreError> {
-        self.settle_all()?;
+        self.settle_for_read();
         let Some(p) = self.lookup(keys::KIND_PROBE, probe)? else { return Ok(Vec::new()) };
         self.agent_nums_of(p)?.into_iter().map(|(_, name)| Ok(name)).collect()
     }
 
     /// The latest result of `(probe, agent)`.
     pub fn last_result(&self, probe: &str, agent: &str) -> Result<Option<LastResult>, StoreError> {
-        self.settle_all()?;
+        self.settle_for_read();
         let (Some(p), Some(a)) = (self.lookup(keys::KIND_PROBE, probe)?, self.lookup(keys::KIND_AGENT, agent)?) else {
             return Ok(None);
         };
@@ -395,7 +395,7 @@ impl Store {
 
     /// Every (probe, agent, latest result), for current state and `/metrics`.
     pub fn last_results(&self) -> Result<Vec<(String, String, LastResult)>, StoreError> {
-        self.settle_all()?;
+        self.settle_for_read();
         let mut out = Vec::new();
         for kv in self.last.iter() {
             let (k, v) = kv?;
@@ -487,7 +487,7 @@ impl Store {
     /// The raw results of `probe` with `from_ms <= at < to_ms`, all agents merged in
     /// (at, agent) order, read lazily from sled.
     pub fn raw_results(&self, probe: &str, from_ms: i64, to_ms: i64) -> Result<RawResults, StoreError> {
-        self.settle_all()?;
+        self.settle_for_read();
         let Some(p) = self.lookup(keys::KIND_PROBE, probe)? else {
             return Ok(RawResults { streams: Vec::new(), probe: Arc::from(probe) });
         };
