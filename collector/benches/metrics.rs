@@ -132,6 +132,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db"), &StoreOptions::default()).unwrap();
     let metrics = Metrics::default();
+    let writes = probity_collector::disk::Writes::new();
     let t = Instant::now();
     let n = fill(&store, &metrics, catalogue, NOW - minutes * 60_000, NOW);
     println!(
@@ -158,11 +159,11 @@ fn main() {
 
     // 1. The scrape, just after the last result (every view known).
     let now = NOW + 1_000;
-    let text = metrics.render(&store, &config, now).unwrap();
+    let text = metrics.render(&store, &writes, &config, now).unwrap();
     let mut scrapes = Vec::new();
     for _ in 0..20 {
         let t = Instant::now();
-        let again = metrics.render(&store, &config, now).unwrap();
+        let again = metrics.render(&store, &writes, &config, now).unwrap();
         scrapes.push(t.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(again.len(), text.len());
     }
@@ -181,7 +182,7 @@ fn main() {
         scrapes.iter().cloned().fold(0.0, f64::max),
         text.len()
     );
-    let stale = metrics.render(&store, &config, NOW + 3_600_000).unwrap();
+    let stale = metrics.render(&store, &writes, &config, NOW + 3_600_000).unwrap();
     println!(
         "scrape an hour later (every view stale): {} bytes, {} probe views",
         stale.len(),

@@ -306,8 +306,16 @@ impl Metrics {
 
     /// The exposition text at `now_ms`. Reads the store's agent seq state (a few keys per
     /// agent) and its size; everything else is in memory. Call from `spawn_blocking`.
-    pub fn render(&self, store: &Store, config: &CollectorConfig, now_ms: i64) -> Result<String, StoreError> {
+    pub fn render(
+        &self,
+        store: &Store,
+        writes: &crate::disk::Writes,
+        config: &CollectorConfig,
+        now_ms: i64,
+    ) -> Result<String, StoreError> {
         let scrape = Scrape {
+            storage_writable: writes.is_writable(),
+            storage_free_bytes: writes.free_bytes(),
             agents_seen: self.agents_seen(),
             instances: store.all_agent_instances()?,
             probes: self.probe_series(&config.catalogue, now_ms),
@@ -439,6 +447,9 @@ struct Scrape {
     snapshot: Arc<Snapshot>,
     restatements_pending: u64,
     storage_bytes: u64,
+    storage_writable: bool,
+    /// `None` before the first look at the filesystem.
+    storage_free_bytes: Option<u64>,
 }
 
 impl Collector for Scrape {
@@ -453,7 +464,22 @@ impl Collector for Scrape {
             "Closed periods whose recomputation differs from their latest revision",
             [(NO_LABELS, self.restatements_pending as i64)],
         )?;
-        gauge(e, "probity_storage_bytes", "Size of the database on disk", [(NO_LABELS, self.storage_bytes as i64)])
+        gauge(e, "probity_storage_bytes", "Size of the database on disk", [(NO_LABELS, self.storage_bytes as i64)])?;
+        gauge(
+            e,
+            "probity_storage_writable",
+            "1 while ingest takes writes, 0 while they are suspended (low disk space or a write error; /readyz says why)",
+            [(NO_LABELS, i64::from(self.storage_writable))],
+        )?;
+        if let Some(free) = self.storage_free_bytes {
+            gauge(
+                e,
+                "probity_storage_free_bytes",
+                "Free space on data_dir's filesystem (for the collector's user)",
+                [(NO_LABELS, free as i64)],
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -676,6 +702,8 @@ mod tests {
             snapshot: m.snapshot(),
             restatements_pending: 0,
             storage_bytes: 0,
+            storage_writable: true,
+            storage_free_bytes: None,
         })
     }
 

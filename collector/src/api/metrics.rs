@@ -34,10 +34,10 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
     super::auth::require_metrics(&state, &headers)?;
     let now = super::now_ms();
-    let writes = state.writes().clone();
-    let mut text = tokio::task::spawn_blocking(move || state.metrics().render(state.store(), &state.config(), now))
-        .await
-        .map_err(ApiError::internal)??;
-    text.push_str(&writes.render_metrics());
+    let text = tokio::task::spawn_blocking(move || {
+        state.metrics().render(state.store(), state.writes(), &state.config(), now)
+    })
+    .await
+    .map_err(ApiError::internal)??;
     Ok(([(header::CONTENT_TYPE, prometheus_text::CONTENT_TYPE)], text))
 }
