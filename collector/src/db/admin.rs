@@ -11,7 +11,7 @@
 //! or a failure frame.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -48,6 +48,11 @@ pub fn spawn(
             return None;
         }
     };
+    // A socket is made 0777 less the umask (0700 under ours); only the owner connects,
+    // and connecting needs write permission only, so it is 0600 like every other file.
+    if let Err(e) = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)) {
+        warn!(path = %path.display(), error = %e, "cannot make the admin socket 0600");
+    }
     let owner = std::fs::metadata(&path).map(|m| m.uid()).ok();
     let ledger = data_dir.join("ledger");
     Some(tokio::spawn(async move {
