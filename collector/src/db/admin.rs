@@ -153,8 +153,9 @@ pub fn ask_check(mut stream: StdUnixStream, out: &mut dyn Write) -> Result<bool,
     Err(DbError::CutOff)
 }
 
-/// `backup` through the socket: copies the backup's bytes to `to` (the caller checks them).
-pub fn ask_backup(mut stream: StdUnixStream, to: &mut impl Write) -> Result<(), DbError> {
+/// `backup` through the socket: copies the backup's bytes to `to`, the file `path` (the
+/// caller checks them).
+pub fn ask_backup(mut stream: StdUnixStream, to: &mut impl Write, path: &Path) -> Result<(), DbError> {
     stream.write_all(b"backup\n").map_err(|_| DbError::CutOff)?;
     let mut buf = vec![0u8; 1 << 20];
     loop {

@@ -246,7 +246,7 @@ pub fn backup(paths: &DbPaths, dest: &Path, out: &mut dyn Write) -> Result<(), D
 
 fn write_backup(paths: &DbPaths, mut to: BufWriter<File>, partial: &Path) -> Result<File, DbError> {
     if let Some(stream) = admin::connect(&paths.socket)? {
-        admin::ask_backup(stream, &mut to)?;
+        admin::ask_backup(stream, &mut to, partial)?;
     } else {
         let store = open_offline(paths, "db backup")?;
         let backup_error = |source| DbError::Backup { path: partial.display().to_string(), source };

@@ -574,6 +574,15 @@ fn db_check_exits_1_naming_a_tampered_derived_record_and_db_rebuild_puts_it_righ
         let check = db(dir.path(), &["check"]);
         assert_eq!(check.code, 0, "{check:?}");
     }
+    // With no collector running, db backup opens the database itself.
+    let backups = tempfile::tempdir().unwrap();
+    let dest = backups.path().join("offline.backup");
+    let backup = db(dir.path(), &["backup", dest.to_str().unwrap()]);
+    assert!(backup.code == 0 && backup.stdout.contains("1200 results"), "{backup:?}");
+    let fresh = tempfile::tempdir().unwrap();
+    std::fs::write(fresh.path().join("collector.toml"), one_probe_config(token)).unwrap();
+    assert_eq!(db(fresh.path(), &["restore", dest.to_str().unwrap()]).code, 0);
+    assert_eq!(db(fresh.path(), &["check"]).code, 0);
     // Rebuild refuses while a collector runs.
     let (c, _) = start_or_refused(dir.path(), &[]).unwrap();
     let refused = db(dir.path(), &["rebuild"]);
