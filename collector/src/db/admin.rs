@@ -164,8 +164,8 @@ pub fn ask_backup(mut stream: StdUnixStream, to: &mut impl Write, path: &Path) -
             return Ok(());
         }
         to.write_all(&buf[..n]).map_err(|source| DbError::Io {
-            what: "cannot write the backup",
-            path: "DEST".into(),
+            what: "cannot write",
+            path: path.display().to_string(),
             source,
         })?;
     }
