@@ -114,9 +114,16 @@ impl Store {
             // Cleared below (or kept by a newer marker): the next batch marks it again.
             state.marked.remove(&(p, hour));
             let (total, hist) = self.merge_hour(p, a, hour)?;
-            buf.clear();
-            serialize(&hist, &mut buf)?;
-            self.hist_hour.insert(keys::pair_time_key(p, a, hour), keys::encode_hist_value(total, &buf))?;
+            if total == 0 {
+                // No raw result in the hour (a mark copied by a backup beside raw blocks
+                // taken before the results it marks arrived, or results since deleted):
+                // a rollup would come from nowhere.
+                self.hist_hour.remove(keys::pair_time_key(p, a, hour))?;
+            } else {
+                buf.clear();
+                serialize(&hist, &mut buf)?;
+                self.hist_hour.insert(keys::pair_time_key(p, a, hour), keys::encode_hist_value(total, &buf))?;
+            }
             let day = hour.div_euclid(DAY_MS) * DAY_MS;
             self.pending.insert(keys::pending_key(LEVEL_DAY, p, a, day), &marker)?;
             // A minute written meanwhile changed the marker: the hour stays pending.

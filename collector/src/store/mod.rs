@@ -487,7 +487,9 @@ impl Store {
     /// The raw results of `probe` with `from_ms <= at < to_ms`, all agents merged in
     /// (at, agent) order, read lazily from sled.
     pub fn raw_results(&self, probe: &str, from_ms: i64, to_ms: i64) -> Result<RawResults, StoreError> {
-        self.settle_for_read();
+        // Evidence is signed: results still in a journal that cannot be merged (a storage
+        // error) make it an error, never a bundle that leaves acknowledged results out.
+        self.settle_all()?;
         let Some(p) = self.lookup(keys::KIND_PROBE, probe)? else {
             return Ok(RawResults { streams: Vec::new(), probe: Arc::from(probe) });
         };

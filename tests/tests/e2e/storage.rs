@@ -401,7 +401,15 @@ fn sigkill_at_random_points_of_ingest_leaves_db_check_clean_and_every_acknowledg
             }
         });
         if kills < 6 {
-            std::thread::sleep(Duration::from_millis(20 + below(&mut seed, 400)));
+            // A random batch count, not a random time: ingest is fast enough on a quiet
+            // machine to finish every batch before any fixed delay. Then up to 3 ms more,
+            // so the kill lands somewhere in the next batch's handling.
+            let acked = acknowledged.load(Ordering::SeqCst);
+            let target = acked + 1 + below(&mut seed, ((BATCHES - acked) / 3).max(1));
+            while acknowledged.load(Ordering::SeqCst) < target && !poster.is_finished() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            std::thread::sleep(Duration::from_micros(below(&mut seed, 3_000)));
             c.kill();
             kills += 1;
             poster.join().unwrap();
