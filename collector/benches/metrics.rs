@@ -19,58 +19,12 @@ use probity_collector::store::{Store, StoreOptions};
 use probity_config::wire::{ErrorKind, ProbeResult, ResultError};
 use probity_config::{Catalogue, CollectorConfig, parse_collector_config};
 
-const TOKEN_HASH: &str = "d55c1d98850de54a173aab14ae3856a62d5be7ba310987affead2b3eba90366a";
-const SERVICES: usize = 100;
-const PROBES_PER_SERVICE: usize = 10;
-const AGENTS: usize = 3;
 /// 2026-12-10T12:00:00Z: "now", inside the running month 2026-12.
 const NOW: i64 = 1_796_904_000_000;
 
-fn config() -> String {
-    let mut s = String::from("[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"d\"\n\n");
-    for i in 0..AGENTS {
-        s += &format!("[[agents]]\nid = \"a{i}\"\ntoken_sha256 = \"{}\"\n\n", TOKEN_HASH.replace('d', &i.to_string()));
-    }
-    s += "[calendars.uk]\ntimezone = \"Europe/London\"\nhours = [\"mon-fri 08:00-18:00\"]\n\n";
-    s += "[calendars.ny]\ntimezone = \"America/New_York\"\nhours = [\"mon-fri 09:00-17:00\", \"sat 10:00-14:00\"]\n\n";
-    for i in 0..SERVICES {
-        s += &format!("[[services]]\nid = \"service-{i}\"\nmin_outage = \"60s\"\n");
-        for j in 0..PROBES_PER_SERVICE {
-            s += &format!(
-                "  [[services.probes]]\n  id = \"service-{i}-probe-{j}\"\n  kind = \"http\"\n  url = \"https://service-{i}.example.com/health/{j}\"\n  interval = \"30s\"\n  timeout = \"10s\"\n"
-            );
-        }
-        for (j, (kind, cal, unknown)) in [
-            ("sla", "uk", "exclude"),
-            ("ola", "24x7", "up"),
-            ("uc", "ny", "down"),
-            ("sla", "24x7", "exclude"),
-            ("ola", "uk", "exclude"),
-        ]
-        .iter()
-        .enumerate()
-        {
-            let latency = if j % 2 == 0 { "latency = { percentile = 95, max = \"300ms\" }\n" } else { "" };
-            s += &format!(
-                "\n[[agreements]]\nid = \"service-{i}-{kind}-{j}\"\nkind = \"{kind}\"\nservice = \"service-{i}\"\ncalendar = \"{cal}\"\nperiod = \"month\"\navailability = 99.5\nunknown = \"{unknown}\"\n{latency}"
-            );
-        }
-        s += "\n";
-    }
-    s
-}
-
-/// Deterministic xorshift, so every run stores the same data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+#[path = "shared/big_catalogue.rs"]
+mod big_catalogue;
+use big_catalogue::{AGENTS, Rng, config};
 
 /// Every result of every (probe, agent) over `[from, to)` at 30 s, through `Store::ingest`
 /// and `Metrics::record_latest` as the ingest handler does; a few down, with phases, status

@@ -404,6 +404,21 @@ fn calendar<'c>(catalogue: &'c Catalogue, name: Option<&str>) -> Result<&'c Cale
     })
 }
 
+/// The service, its calendar (default `24x7`) and the period (default: this month in the
+/// calendar's zone) a service endpoint reads: what every one of them resolves first.
+fn service_period<'c>(
+    catalogue: &'c Catalogue,
+    service_id: &str,
+    calendar_name: Option<&str>,
+    query: PeriodQuery<'_>,
+    now: i64,
+) -> Result<(&'c Service, &'c Calendar, Period), ReportError> {
+    let service = catalogue.service(service_id).ok_or_else(|| ReportError::UnknownService(service_id.to_string()))?;
+    let calendar = calendar(catalogue, calendar_name)?;
+    let period = period::resolve(query, Some(probity_config::PeriodKind::Month), &calendar.timezone, now)?;
+    Ok((service, calendar, period))
+}
+
 /// Service availability without targets (default calendar `24x7`, unknown time excluded).
 pub fn service_availability(
     source: &dyn ReportSource,
@@ -413,9 +428,7 @@ pub fn service_availability(
     query: PeriodQuery<'_>,
     now: i64,
 ) -> Result<ServiceAvailability, ReportError> {
-    let service = catalogue.service(service_id).ok_or_else(|| ReportError::UnknownService(service_id.to_string()))?;
-    let calendar = calendar(catalogue, calendar_name)?;
-    let period = period::resolve(query, Some(probity_config::PeriodKind::Month), &calendar.timezone, now)?;
+    let (service, calendar, period) = service_period(catalogue, service_id, calendar_name, query, now)?;
     let (cf, ct) =
         availability::context_window(period.from_ms, period.to_ms, service.min_outage.as_millis() as i64, now);
     let timeline = service_timeline(source, service, cf, ct)?;
@@ -452,9 +465,7 @@ pub fn service_latency(
     percentiles: &[f64],
     now: i64,
 ) -> Result<LatencySummary, ReportError> {
-    let service = catalogue.service(service_id).ok_or_else(|| ReportError::UnknownService(service_id.to_string()))?;
-    let calendar = calendar(catalogue, calendar_name)?;
-    let period = period::resolve(query, Some(probity_config::PeriodKind::Month), &calendar.timezone, now)?;
+    let (service, calendar, period) = service_period(catalogue, service_id, calendar_name, query, now)?;
     let maintenance = whole_maintenance(source, service_id, calendar, &period)?;
     let base = availability::coverage(calendar, &maintenance, period.from_ms, period.to_ms).base;
     let h = service_latency_histogram(source, service, &base)?;
@@ -512,9 +523,7 @@ pub fn service_state_timeline(
     query: PeriodQuery<'_>,
     now: i64,
 ) -> Result<ServiceStateTimeline, ReportError> {
-    let service = catalogue.service(service_id).ok_or_else(|| ReportError::UnknownService(service_id.to_string()))?;
-    let calendar = calendar(catalogue, calendar_name)?;
-    let period = period::resolve(query, Some(probity_config::PeriodKind::Month), &calendar.timezone, now)?;
+    let (service, calendar, period) = service_period(catalogue, service_id, calendar_name, query, now)?;
     let (cf, ct) =
         availability::context_window(period.from_ms, period.to_ms, service.min_outage.as_millis() as i64, now);
     let timeline = service_timeline(source, service, cf, ct)?;
@@ -606,9 +615,7 @@ pub fn latency_series(
     percentiles: &[f64],
     now: i64,
 ) -> Result<LatencySeries, ReportError> {
-    let service = catalogue.service(service_id).ok_or_else(|| ReportError::UnknownService(service_id.to_string()))?;
-    let calendar = calendar(catalogue, calendar_name)?;
-    let period = period::resolve(query, Some(probity_config::PeriodKind::Month), &calendar.timezone, now)?;
+    let (service, calendar, period) = service_period(catalogue, service_id, calendar_name, query, now)?;
     let (from, to) = (period.from_ms, period.to_ms);
     let step =
         step.unwrap_or(if availability::step_count(&calendar.timezone, availability::Step::Day, from, to) <= 7 {
